@@ -1,0 +1,46 @@
+# Weft: `make run` starts the studio, `make test` runs the whole suite.
+# Both create .venv on first use and keep it in step with the requirements files.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8188
+ARGS   ?=
+
+.PHONY: run test test-fast browser-deps bench starter-model eval-starter clean-venv
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime-installed $@
+
+run: $(VENV)/.runtime-installed
+	$(PY) server.py --listen $(HOST) --port $(PORT) $(ARGS)
+
+# Browser tests drive Debian's Chromium; as root (CI) it is installed when missing.
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: install Debian's chromium package (browser tests need /usr/bin/chromium)"; \
+	  fi; \
+	fi
+
+test: $(VENV)/.dev-installed browser-deps
+	$(PY) -m pytest -q
+
+# The suite without the browser tests, for a quick loop while coding.
+test-fast: $(VENV)/.dev-installed
+	$(PY) -m pytest -q -m "not browser"
+
+clean-venv:
+	rm -rf $(VENV)

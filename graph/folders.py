@@ -1,0 +1,156 @@
+"""User-data folders and the one safe way to turn a user-supplied name into a path.
+
+Models live in ``models/<kind>/`` (several roots per kind are allowed, e.g. from
+``--extra-model-paths-config``); images in ``input/``, ``output/`` and ``temp/``; per-user data in
+``user/``. Every name that arrives from a request or a workflow (``ckpt_name``, ``image``,
+``filename_prefix``, ``subfolder`` …) goes through :func:`safe_join`, which refuses absolute paths,
+``..``, backslashes, NUL bytes and symlinks that lead outside the folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Model folder kinds and the file extensions listed in each.
+MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
+MODEL_KINDS = {
+    "checkpoints": MODEL_EXTENSIONS,
+    "loras": MODEL_EXTENSIONS,
+    "vae": MODEL_EXTENSIONS,
+    "text_encoders": MODEL_EXTENSIONS,
+    "diffusion_models": MODEL_EXTENSIONS,
+    "embeddings": MODEL_EXTENSIONS,
+    "controlnet": MODEL_EXTENSIONS,
+    "upscale_models": MODEL_EXTENSIONS,
+    "vae_approx": MODEL_EXTENSIONS,
+    "clip_vision": MODEL_EXTENSIONS,
+    "configs": (".yaml", ".json"),
+}
+#: ComfyUI's older names for some kinds; a lookup under either name finds the same folders.
+KIND_ALIASES = {"clip": "text_encoders", "unet": "diffusion_models"}
+
+
+class UnsafePathError(ValueError):
+    """A user-supplied name would leave its folder, or is not a valid relative name."""
+
+
+def check_relative_name(name: str) -> list[str]:
+    """Split a user-supplied relative name into parts, refusing anything that could escape."""
+    if not isinstance(name, str):
+        raise UnsafePathError(f"a file name must be a string, got {type(name).__name__}")
+    if "\x00" in name:
+        raise UnsafePathError("file name contains a NUL byte")
+    if "\\" in name:
+        raise UnsafePathError(f"file name {name!r} contains a backslash")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise UnsafePathError(f"file name {name!r} is absolute")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise UnsafePathError(f"file name {name!r} leaves its folder")
+    return parts
+
+
+def safe_join(root: str | os.PathLike, *names: str) -> Path:
+    """``root / names…``, resolved, guaranteed to stay inside ``root`` (symlinks included)."""
+    parts: list[str] = []
+    for name in names:
+        if name:
+            parts.extend(check_relative_name(name))
+    base = Path(os.path.realpath(root))
+    target = Path(os.path.realpath(base.joinpath(*parts)))
+    if target != base and base not in target.parents:
+        raise UnsafePathError(f"{'/'.join(parts)!r} resolves outside its folder")
+    return target
+
+
+@dataclass
+class FolderPaths:
+    """Where user data lives. Built once by the server from its flags and handed down."""
+
+    base: Path
+    input: Path
+    output: Path
+    temp: Path
+    user: Path
+    models: dict[str, list[Path]] = field(default_factory=dict)
+
+    @classmethod
+    def under(cls, base: str | os.PathLike, *, input_dir=None, output_dir=None, temp_dir=None,
+              user_dir=None, models_dir=None) -> "FolderPaths":
+        base = Path(base).resolve()
+        models_root = Path(models_dir) if models_dir else base / "models"
+        return cls(
+            base=base,
+            input=Path(input_dir or base / "input").resolve(),
+            output=Path(output_dir or base / "output").resolve(),
+            temp=Path(temp_dir or base / "temp").resolve(),
+            user=Path(user_dir or base / "user").resolve(),
+            models={kind: [(models_root / kind).resolve()] for kind in MODEL_KINDS},
+        )
+
+    def ensure(self) -> None:
+        for folder in (self.input, self.output, self.temp, self.user):
+            folder.mkdir(parents=True, exist_ok=True)
+        for roots in self.models.values():
+            for root in roots:
+                root.mkdir(parents=True, exist_ok=True)
+
+    def add_model_root(self, kind: str, root: str | os.PathLike, *, first: bool = False) -> None:
+        kind = KIND_ALIASES.get(kind, kind)
+        roots = self.models.setdefault(kind, [])
+        path = Path(root).resolve()
+        if path not in roots:
+            roots.insert(0, path) if first else roots.append(path)
+
+    def model_roots(self, kind: str) -> list[Path]:
+        kind = KIND_ALIASES.get(kind, kind)
+        if kind not in self.models:
+            raise KeyError(f"unknown model folder {kind!r}")
+        return self.models[kind]
+
+    def list_models(self, kind: str) -> list[str]:
+        """Relative names (with ``/``) of the model files of one kind, recursively, sorted."""
+        kind = KIND_ALIASES.get(kind, kind)
+        extensions = MODEL_KINDS.get(kind, MODEL_EXTENSIONS)
+        names: set[str] = set()
+        for root in self.model_roots(kind):
+            names.update(list_files(root, extensions))
+        return sorted(names, key=str.lower)
+
+    def model_path(self, kind: str, name: str) -> Path:
+        """The file for a model name; raises UnsafePathError or FileNotFoundError."""
+        for root in self.model_roots(kind):
+            path = safe_join(root, name)
+            if path.is_file():
+                return path
+        raise FileNotFoundError(f"{kind} model {name!r} not found")
+
+    def folder_for(self, folder_type: str) -> Path:
+        """The ``input`` / ``output`` / ``temp`` folder by the name used in requests."""
+        folders = {"input": self.input, "output": self.output, "temp": self.temp}
+        if folder_type not in folders:
+            raise UnsafePathError(f"unknown folder type {folder_type!r}")
+        return folders[folder_type]
+
+
+def list_files(root: Path, extensions: tuple[str, ...] | None = None) -> list[str]:
+    """Files under ``root`` (recursively, following no symlink out of it) as ``/``-joined names."""
+    out: list[str] = []
+    if not root.is_dir():
+        return out
+    real_root = os.path.realpath(root)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in filenames:
+            if filename.startswith("."):
+                continue
+            if extensions and not filename.lower().endswith(extensions):
+                continue
+            full = os.path.join(dirpath, filename)
+            real = os.path.realpath(full)
+            if not real.startswith(real_root + os.sep):
+                continue
+            out.append(os.path.relpath(full, root).replace(os.sep, "/"))
+    return out
