@@ -46,6 +46,11 @@ SECRET_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 MAX_ATTEMPTS = 2
 
 
+def display_number(number: float) -> float | int:
+    """Queue numbers are stored as REAL; whole ones are shown as ints, as ComfyUI does."""
+    return int(number) if float(number).is_integer() else number
+
+
 @dataclass
 class Job:
     prompt_id: str
@@ -57,7 +62,7 @@ class Job:
     attempts: int
 
     def queue_item(self) -> list:
-        return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
+        return [display_number(self.number), self.prompt_id, self.prompt, self.extra_data, self.outputs]
 
 
 class DuplicateJobError(ValueError):
