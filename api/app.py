@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from aiohttp import web
 
 from .previews import encode_preview
-from .routes import nodes, prompt, ws
+from .routes import files, nodes, prompt, system, userdata, ws
+from .security import SecurityPolicy, security_middleware
 from .state import STATE, AppState
 
 log = logging.getLogger(__name__)
 
-ROUTE_TABLES = (prompt.routes, nodes.routes, ws.routes)
+ROUTE_TABLES = (prompt.routes, nodes.routes, ws.routes, files.routes, system.routes, userdata.routes)
 
 
 def _register(app: web.Application, tables) -> None:
@@ -22,6 +24,31 @@ def _register(app: web.Application, tables) -> None:
         for route in table:
             for prefix in ("", "/api"):
                 app.router.add_route(route.method, prefix + route.path, route.handler)
+
+
+def _core_route_keys() -> set[tuple[str, str]]:
+    return {(route.method, prefix + route.path) for table in ROUTE_TABLES for route in table
+            for prefix in ("", "/api")}
+
+
+def register_pack_routes(app: web.Application, table: web.RouteTableDef) -> list[str]:
+    """Add the routes packs declared; one that would replace a core route is refused (returned)."""
+    core = _core_route_keys() | {("GET", "/")}
+    refused = []
+    for route in table:
+        if not isinstance(route, web.RouteDef):
+            continue
+        keys = [(route.method, prefix + route.path) for prefix in ("", "/api")]
+        if any(k in core or (route.method == "*" and any(k[1] == c[1] for c in core)) for k in keys):
+            refused.append(f"{route.method} {route.path}")
+            log.warning("a node pack tried to replace the core route %s %s; refused", route.method, route.path)
+            continue
+        for method, path in keys:
+            try:
+                app.router.add_route(method, path, route.handler)
+            except (RuntimeError, ValueError) as exc:
+                refused.append(f"{route.method} {route.path}: {exc}")
+    return refused
 
 
 def make_sender(hub, preview_size: int):
@@ -60,11 +87,15 @@ async def _stop_worker(app: web.Application) -> None:
     state.store.close()
 
 
-def build_app(state: AppState) -> web.Application:
-    app = web.Application(client_max_size=state.options.max_upload_size)
+def build_app(state: AppState, policy: SecurityPolicy | None = None) -> web.Application:
+    app = web.Application(client_max_size=max(state.options.max_upload_size, state.options.max_json_bytes),
+                          middlewares=[security_middleware(policy or SecurityPolicy())])
     app[STATE] = state
     _register(app, ROUTE_TABLES)
     app.router.add_get("/", _index)
+    for pack in state.packs:  # each pack's WEB_DIRECTORY, served read-only
+        if pack.loaded and pack.web_directory and Path(pack.web_directory).is_dir():
+            app.router.add_static(f"/extensions/{pack.name}", pack.web_directory, follow_symlinks=False)
     if state.options.web_root is not None and state.options.web_root.is_dir():
         app.router.add_static("/", state.options.web_root, follow_symlinks=False)
     app.on_startup.append(_start_worker)

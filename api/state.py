@@ -24,6 +24,11 @@ class ServerOptions:
     max_upload_size: int = 100 * 1024 * 1024
     preview_size: int = 512
     web_root: Path | None = None
+    multi_user: bool = False
+    max_queue_size: int = 1000  # pending jobs; past it POST /prompt answers 429
+    max_prompt_nodes: int = 20_000
+    max_json_depth: int = 64
+    max_json_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass
@@ -37,6 +42,7 @@ class AppState:
     options: ServerOptions = field(default_factory=ServerOptions)
     services: Any = None
     packs: list = field(default_factory=list)  # nodes.custom.PackReport per third-party pack
+    logs: Any = None  # api.logs.LogBuffer
 
 
 STATE = web.AppKey("weft_state", AppState)

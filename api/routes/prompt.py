@@ -34,12 +34,19 @@ def _queue_number(body: dict, state) -> float:
 @routes.post("/prompt")
 async def post_prompt(request: web.Request) -> web.Response:
     state = state_of(request)
-    body = await read_json(request, default={})
+    options = state.options
+    if state.store.count_pending() >= options.max_queue_size:
+        return error_response(429, "queue_full", f"The queue holds {options.max_queue_size} jobs; try again later",
+                              node_errors={}, headers={"Retry-After": "5"})
+    body = await read_json(request, default={}, max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
     if not isinstance(body, dict):
         return error_response(400, "invalid_prompt", "The request body must be a JSON object", node_errors={})
     prompt = body.get("prompt")
     if prompt is None:
         return error_response(400, "no_prompt", "No prompt provided", "No prompt provided", node_errors={})
+    if isinstance(prompt, dict) and len(prompt) > options.max_prompt_nodes:
+        return error_response(413, "prompt_too_large", f"The prompt has {len(prompt)} nodes; at most "
+                              f"{options.max_prompt_nodes} are accepted", node_errors={})
     extra_data = body.get("extra_data") or {}
     client_id = body.get("client_id")
     prompt_id = body.get("prompt_id") or str(uuid.uuid4())
