@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import WorkflowError
-from .model import SUBGRAPH_INPUT_NODE, Graph, Link, Workflow, node_label, parse_workflow
-from .widgets import has_control_companion, widget_values, split_spec
+from .model import SUBGRAPH_INPUT_NODE, Graph, Workflow, node_label, parse_workflow
+from .promoted import instance_input, promoted_values
+from .widgets import split_spec, widget_values
 
 MODE_NEVER = 2  # "muted": never runs
 MODE_BYPASS = 4
@@ -163,7 +164,6 @@ class _Converter:
         inputs: dict[str, Any] = {}
         for name, value in widget_values(node, schema, label, self.warnings).items():
             inputs[name] = _literal(value)
-        self._warn_frontend_text(schema, inputs, label)
         for entry in node.get("inputs") or []:
             if not isinstance(entry, dict) or entry.get("link") is None or not entry.get("name"):
                 continue
@@ -177,6 +177,7 @@ class _Converter:
                 inputs.pop(name, None)
                 self.warnings.append(f"{label}: input '{name}' comes from muted node "
                                      f"{resolved.node_id}; left out")
+        self._warn_frontend_text(schema, inputs, label)
         title = node.get("title") or schema.get("display_name") or node["type"]
         return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": title}}
 
@@ -262,7 +263,8 @@ class _Converter:
                                  definition: Graph, slot: int, target_type: Any,
                                  visited: set) -> _Resolved:
         if definition.id in scope.subgraph_chain():
-            raise WorkflowError(f"{self._label(scope, instance_id)}: subgraph '{definition.name}' contains itself")
+            raise WorkflowError(f"{self._label(scope, instance_id)}: subgraph '{definition.name}' "
+                                "contains itself")
         inner = scope.enter(instance_id, instance, definition)
         link = definition.link_to_output_slot(slot)
         if link is None:
@@ -287,7 +289,10 @@ class _Converter:
         entry = instance_input(scope.instance, scope.graph, index)
         if entry is not None and entry.get("link") is not None:
             return self._resolve_input(scope.parent, instance_id, entry, visited)
-        promoted = self._promoted_values(scope)
+        if scope.path not in self._promoted_cache:
+            self._promoted_cache[scope.path] = promoted_values(
+                scope.graph, scope.instance, self.workflow.subgraphs, self.object_info)
+        promoted = self._promoted_cache[scope.path]
         if index in promoted:
             return _Literal(promoted[index])
         return None
@@ -308,76 +313,6 @@ class _Converter:
                                  "this value; sent verbatim")
         return _Literal(value)
 
-    def _promoted_values(self, scope: _Scope) -> dict[int, Any]:
-        """Subgraph input index -> the value the instance's widget for it holds.
-
-        The instance saves one value per subgraph input that reaches an inner widget, in input
-        order (``widgets_values``; by name in ``widgets_values_named``). Some older saves also
-        hold the control_after_generate value after a seed-like widget; the frontend skips
-        those slots when the list is longer than the promoted inputs, and so do we."""
-        if scope.path in self._promoted_cache:
-            return self._promoted_cache[scope.path]
-        graph, instance = scope.graph, scope.instance or {}
-        promoted = [i for i in range(len(graph.inputs)) if self._reaches_widget(graph, i, set())]
-        saved = instance.get("widgets_values")
-        named = instance.get("widgets_values_named")
-        if isinstance(saved, dict):
-            named, saved = saved, None
-        values: dict[int, Any] = {}
-        if isinstance(saved, list) and (len(saved) == len(promoted) or not isinstance(named, dict)):
-            with_controls = len(saved) > len(promoted)
-            position = 0
-            for index in promoted:
-                if position >= len(saved):
-                    break
-                values[index] = saved[position]
-                position += 1
-                if with_controls and self._feeds_control_widget(graph, index):
-                    position += 1
-        elif isinstance(named, dict):
-            for index in promoted:
-                name = graph.inputs[index].get("name")
-                if name in named:
-                    values[index] = named[name]
-        self._promoted_cache[scope.path] = values
-        return values
-
-    def _reaches_widget(self, graph: Graph, index: int, seen: set) -> bool:
-        """True when subgraph input ``index`` feeds a widget input of an inner node (directly, or
-        through a nested instance that shows it as a widget): the instance then shows a widget."""
-        return self._first_widget_target(graph, index, seen) is not None
-
-    def _first_widget_target(self, graph: Graph, index: int, seen: set) -> tuple[str, str] | None:
-        """``(node type, input name)`` of the first inner widget input that subgraph input
-        ``index`` feeds, as the frontend picks the widget it shows on the instance."""
-        if (graph.id, index) in seen:
-            return None
-        seen.add((graph.id, index))
-        for link in graph.links_from_input_slot(index):
-            target = graph.nodes.get(link.target_id)
-            if target is None:
-                continue
-            entry = _input_fed_by(target, link)
-            if entry is None:
-                continue
-            if isinstance(entry.get("widget"), dict):
-                return target["type"], entry["name"]
-            nested = self.workflow.subgraphs.get(target["type"])
-            if nested is not None:
-                nested_index = _subgraph_input_index(nested, target, entry)
-                if nested_index is not None:
-                    found = self._first_widget_target(nested, nested_index, seen)
-                    if found is not None:
-                        return found
-        return None
-
-    def _feeds_control_widget(self, graph: Graph, index: int) -> bool:
-        target = self._first_widget_target(graph, index, set())
-        if target is None:
-            return False
-        schema = self.object_info.get(target[0])
-        return isinstance(schema, dict) and has_control_companion(schema, target[1])
-
 
 def bypass_input_index(inputs: list[dict], outputs: list, slot: int, target_type: Any) -> int:
     """Which input a bypassed node passes on to output ``slot``, for a consumer of
@@ -396,7 +331,8 @@ def bypass_input_index(inputs: list[dict], outputs: list, slot: int, target_type
         if entry.get("type") == target_type:
             return index
     for index, entry in enumerate(inputs):
-        if slot_types_match(entry.get("type"), output_type) and slot_types_match(entry.get("type"), target_type):
+        fits_output = slot_types_match(entry.get("type"), output_type)
+        if fits_output and slot_types_match(entry.get("type"), target_type):
             return index
     return -1
 
@@ -414,38 +350,6 @@ def slot_types_match(a: Any, b: Any) -> bool:
     if "," not in a and "," not in b:
         return a == b
     return any(slot_types_match(x, y) for x in a.split(",") for y in b.split(","))
-
-
-def instance_input(instance: dict, definition: Graph, index: int) -> dict | None:
-    """The instance's input slot for subgraph input ``index``. Saved instances may leave out
-    unconnected widget inputs, so the slot is found by name; the index is the fallback."""
-    entries = [e for e in instance.get("inputs") or [] if isinstance(e, dict)]
-    if not 0 <= index < len(definition.inputs):
-        return None
-    name = definition.inputs[index].get("name")
-    if index < len(entries) and entries[index].get("name") == name:
-        return entries[index]
-    for entry in entries:
-        if entry.get("name") == name:
-            return entry
-    return None
-
-
-def _input_fed_by(node: dict, link: Link) -> dict | None:
-    entries = [e for e in node.get("inputs") or [] if isinstance(e, dict)]
-    for entry in entries:
-        if entry.get("link") is not None and str(entry["link"]) == link.id:
-            return entry
-    if 0 <= link.target_slot < len(entries):
-        return entries[link.target_slot]
-    return None
-
-
-def _subgraph_input_index(definition: Graph, instance: dict, entry: dict) -> int | None:
-    for index, io in enumerate(definition.inputs):
-        if io.get("name") == entry.get("name"):
-            return index
-    return None
 
 
 def _literal(value: Any) -> Any:

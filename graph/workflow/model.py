@@ -78,7 +78,6 @@ class Graph:
 class Workflow:
     root: Graph
     subgraphs: dict[str, Graph]  # subgraph id (the instance node's type) -> definition
-    schema: str  # "0.4" or "1"
     group_nodes: frozenset[str] = frozenset()  # legacy group-node type names (unsupported)
 
 
@@ -99,7 +98,6 @@ def parse_workflow(data: Any, warnings: list[str]) -> Workflow:
                 isinstance(v, dict) and "class_type" in v for v in data.values()):
             raise WorkflowError("this is an API prompt already, not a UI workflow: queue it as 'prompt'")
         raise WorkflowError("not a UI workflow: expected a JSON object with a 'nodes' list")
-    schema = "1" if data.get("version") == 1 or isinstance(data.get("state"), dict) else "0.4"
     root = _parse_graph(data, warnings, where="workflow")
     subgraphs: dict[str, Graph] = {}
     for definition in _definitions(data):
@@ -116,7 +114,7 @@ def parse_workflow(data: Any, warnings: list[str]) -> Workflow:
         subgraphs[sub_id] = graph
     extra = data.get("extra") if isinstance(data.get("extra"), dict) else {}
     group_nodes = extra.get("groupNodes") if isinstance(extra.get("groupNodes"), dict) else {}
-    return Workflow(root=root, subgraphs=subgraphs, schema=schema,
+    return Workflow(root=root, subgraphs=subgraphs,
                     group_nodes=frozenset(str(name) for name in group_nodes))
 
 

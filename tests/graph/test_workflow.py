@@ -250,6 +250,19 @@ def test_instance_values_with_legacy_control_slots_or_by_name(object_info):
     assert prompt["11:3"]["inputs"]["seed"] == 2024
 
 
+def test_instance_values_of_the_proxy_widgets_era(object_info):
+    """``properties.proxyWidgets`` lines the values up: "-1" entries are the instance's own
+    (a subgraph input's widget); others mirror an inner widget, whose own value counts."""
+    workflow = load("subgraph_nested_v04")
+    instance = next(n for n in workflow["nodes"] if n["id"] == 10)
+    instance["properties"]["proxyWidgets"] = [["3", "steps"], ["-1", "seed"], ["3", "cfg"]]
+    instance["widgets_values"] = [40, 777, 1.5]
+    prompt, _ = workflow_to_prompt(workflow, object_info)
+    assert prompt["10:3"]["inputs"]["seed"] == 777
+    assert prompt["10:3"]["inputs"]["steps"] == 18
+    assert prompt["10:3"]["inputs"]["cfg"] == 7.5
+
+
 def test_instance_without_saved_values_keeps_the_inner_widget_value(object_info):
     workflow = load("subgraph_nested_v04")
     del next(n for n in workflow["nodes"] if n["id"] == 10)["widgets_values"]
