@@ -10,6 +10,7 @@ from aiohttp import web
 
 from graph.jobs import DuplicateJobError, display_number
 from graph.validation import validate_prompt
+from graph.workflow import WorkflowError, is_ui_workflow, workflow_to_prompt
 
 from ..errors import error_response, read_json
 from ..state import state_of
@@ -42,6 +43,16 @@ async def post_prompt(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         return error_response(400, "invalid_prompt", "The request body must be a JSON object", node_errors={})
     prompt = body.get("prompt")
+    workflow_warnings: list[str] = []
+    if prompt is None and body.get("workflow") is not None:
+        # Weft goes further than ComfyUI: a UI workflow file can be queued as it was saved.
+        converted = await _convert_workflow(state, body["workflow"])
+        if isinstance(converted, web.Response):
+            return converted
+        prompt, workflow_warnings = converted
+        extra_data = body.get("extra_data") if isinstance(body.get("extra_data"), dict) else {}
+        pnginfo = extra_data.get("extra_pnginfo") if isinstance(extra_data.get("extra_pnginfo"), dict) else {}
+        body["extra_data"] = {**extra_data, "extra_pnginfo": {"workflow": body["workflow"], **pnginfo}}
     if prompt is None:
         return error_response(400, "no_prompt", "No prompt provided", "No prompt provided", node_errors={})
     if isinstance(prompt, dict) and len(prompt) > options.max_prompt_nodes:
@@ -73,8 +84,35 @@ async def post_prompt(request: web.Request) -> web.Response:
     except DuplicateJobError:
         return error_response(409, "duplicate_prompt_id", "A job with this prompt_id already exists", prompt_id)
     state.worker.broadcast_status()
-    return web.json_response({"prompt_id": prompt_id, "number": display_number(number),
-                              "node_errors": result.node_errors})
+    response = {"prompt_id": prompt_id, "number": display_number(number), "node_errors": result.node_errors}
+    if workflow_warnings:
+        response["warnings"] = workflow_warnings
+    return web.json_response(response)
+
+
+async def _convert_workflow(state, workflow) -> tuple[dict, list[str]] | web.Response:
+    if not is_ui_workflow(workflow):
+        return error_response(400, "invalid_workflow", "workflow is not a UI workflow (nodes and links)",
+                              node_errors={})
+    object_info = await asyncio.to_thread(state.registry.object_info)
+    try:
+        return await asyncio.to_thread(workflow_to_prompt, workflow, object_info)
+    except WorkflowError as exc:
+        return error_response(400, "invalid_workflow", "The workflow cannot be converted", str(exc), node_errors={})
+
+
+@routes.post("/workflow/convert")
+async def convert_workflow(request: web.Request) -> web.Response:
+    """UI workflow -> API prompt, the one conversion scripts and the editor share."""
+    state = state_of(request)
+    body = await read_json(request, default={}, max_bytes=state.options.max_json_bytes,
+                           max_depth=state.options.max_json_depth)
+    workflow = body.get("workflow") if isinstance(body, dict) else None
+    converted = await _convert_workflow(state, workflow)
+    if isinstance(converted, web.Response):
+        return converted
+    prompt, warnings = converted
+    return web.json_response({"prompt": prompt, "warnings": warnings})
 
 
 @routes.get("/queue")

@@ -50,6 +50,25 @@ class ServerProcess:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log()}")
 
+    def start_with_token(self, timeout: float = 60) -> "ServerProcess":
+        """Start a server that answers 401 without a token: ready when it answers at all."""
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "server.py"), "--port", str(self.port), "--base-directory", str(self.base),
+             *self.extra_args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                status, _ = self.get("/prompt")
+                if status:
+                    return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -126,6 +145,23 @@ class Gate:
             check_interrupted()
         return (f"passed {token}",)
 
+class Chatty:
+    """Reports `count` progress steps, each with a noisy preview image (to flood slow sockets)."""
+    CATEGORY = "test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("STRING",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"count": ("INT", {"default": 10, "min": 1, "max": 100000})}}
+
+    def run(self, count):
+        from PIL import Image
+        noise = Image.effect_noise((512, 512), 100).convert("RGB")
+        for i in range(count):
+            report_progress(i + 1, count, noise)
+        return (f"chatted {count}",)
+
 class Boom:
     CATEGORY = "test"
     FUNCTION = "run"
@@ -138,7 +174,7 @@ class Boom:
     def run(self, text):
         raise RuntimeError("boom: " + text)
 
-NODE_CLASS_MAPPINGS = {"Gate": Gate, "Boom": Boom}
+NODE_CLASS_MAPPINGS = {"Gate": Gate, "Boom": Boom, "Chatty": Chatty}
 '''
 
 
