@@ -197,7 +197,9 @@ class SaveImage:
     def save_images(self, images, filename_prefix="ComfyUI", prompt=None, extra_pnginfo=None):
         found = services()
         root = found.folders.folder_for(self.FOLDER_TYPE)
-        height, width = (images.shape[1], images.shape[2]) if images.ndim == 4 else (0, 0)
+        if images.ndim == 3:  # one image [H, W, C] rather than a batch
+            images = images.unsqueeze(0)
+        height, width = images.shape[1], images.shape[2]
         target = resolve_save_target(root, filename_prefix + self.prefix_append, width, height)
         chunks = {} if found.options.disable_metadata else metadata_chunks(prompt, extra_pnginfo)
         results, counter = [], target.counter
