@@ -111,6 +111,11 @@ def _slerp(low: torch.Tensor, high: torch.Tensor, ratio: torch.Tensor) -> torch.
     return out
 
 
+def _pixel_rows(samples: torch.Tensor) -> torch.Tensor:
+    """``[B, C, H, W]`` -> ``[B*H*W, C]``: one row per pixel."""
+    return samples.movedim(1, -1).reshape(-1, samples.shape[1])
+
+
 def _bislerp_axis(samples: torch.Tensor, new: int, dim: int) -> torch.Tensor:
     """Resample ``samples`` ``[B, C, H, W]`` along ``dim`` (-1 or -2), slerping channel vectors."""
     channels = samples.shape[1]
@@ -120,8 +125,7 @@ def _bislerp_axis(samples: torch.Tensor, new: int, dim: int) -> torch.Tensor:
     shape = [1, 1, 1, 1]
     shape[dim] = new
     ratios = ratio.reshape(shape).expand(low.shape[0], 1, low.shape[2], low.shape[3])
-    flat = lambda t: t.movedim(1, -1).reshape(-1, t.shape[1])  # noqa: E731  [B*H*W, C]
-    out = _slerp(flat(low), flat(high), flat(ratios))
+    out = _slerp(_pixel_rows(low), _pixel_rows(high), _pixel_rows(ratios))
     return out.reshape(low.shape[0], low.shape[2], low.shape[3], channels).movedim(-1, 1)
 
 

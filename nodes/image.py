@@ -54,6 +54,8 @@ def _running_folders() -> FolderPaths | None:
 def annotated_path(folders: FolderPaths, name: str) -> Path:
     """The file for a LoadImage value: ``"sub/x.png"`` in input, or ``"x.png [output]"`` etc.
     Raises UnsafePathError for names that would leave their folder."""
+    if not isinstance(name, str):
+        raise UnsafePathError(f"an image name must be a string, got {type(name).__name__}")
     folder = folders.input
     for folder_type in FOLDER_ANNOTATIONS:
         suffix = f" [{folder_type}]"

@@ -121,6 +121,12 @@ def test_load_image_refuses_missing_and_hostile_names(node_services, name, tmp_p
         I.LoadImage().load_image(name)
 
 
+def test_load_image_refuses_names_that_are_not_strings(node_services):
+    assert I.LoadImage.VALIDATE_INPUTS(5) == "Invalid image file: 5"
+    with pytest.raises(FileNotFoundError):
+        I.LoadImage().load_image(["1", 0])
+
+
 def test_load_image_of_a_broken_file(node_services):
     (node_services.folders.input / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(ValueError, match="Invalid image file: broken.png"):
