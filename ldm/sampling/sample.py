@@ -8,7 +8,7 @@ and may raise to stop sampling.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -141,4 +141,4 @@ def common_ksampler(model: GuidedModel, seed: int, steps: int, cfg: float, sampl
     return out
 
 
-__all__: Sequence[str] = ("ksampler_sigmas", "slice_sigmas", "sample_with_sigmas", "common_ksampler")
+__all__ = ("ksampler_sigmas", "slice_sigmas", "sample_with_sigmas", "common_ksampler")

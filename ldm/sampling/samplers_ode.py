@@ -155,10 +155,11 @@ def sample_ipndm(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | 
         denoised = model(x, batch_sigma(sigmas[i], x), **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         d = to_d(x, sigmas[i], denoised)
+        usable = history[-(max_order - 1):] if max_order > 1 else []
         if sigmas[i + 1] == 0:
             x_next = denoised
         else:
-            x_next = x + (sigmas[i + 1] - sigmas[i]) * _adams_ipndm(history[-(max_order - 1):] if max_order > 1 else [], d)
+            x_next = x + (sigmas[i + 1] - sigmas[i]) * _adams_ipndm(usable, d)
         history = (history + [d])[-(max_order - 1):] if max_order > 1 else []
         x = x_next
     return x
