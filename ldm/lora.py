@@ -331,7 +331,10 @@ def patched_weight(weight: torch.Tensor, patches: Iterable[WeightPatch]) -> torc
 
 def _tensor(module: nn.Module, key: str) -> torch.Tensor:
     owner_name, _, name = key.rpartition(".")
-    owner = module.get_submodule(owner_name) if owner_name else module
+    try:
+        owner = module.get_submodule(owner_name) if owner_name else module
+    except AttributeError:
+        owner = None
     found = getattr(owner, name, None)
     if not isinstance(found, torch.Tensor):
         raise KeyError(f"{key!r} is not a weight of {type(module).__name__}")
