@@ -20,7 +20,7 @@ from ldm.text.chunks import ChunkSpec, PromptChunker
 from ldm.text.clip_model import TORCH_OPERATIONS, build_text_model
 from ldm.text.encode import LayerChoice, encode_chunks
 from ldm.text.families import SD1, SD2, SDXL, SDXL_REFINER, TextFamily, text_family
-from ldm.text.layouts import (KIND_OF_WIDTH, EncoderWeights, TextLayoutError, find_encoder,
+from ldm.text.layouts import (HF, KIND_OF_WIDTH, EncoderWeights, TextLayoutError, find_encoder,
                               read_encoder)
 from ldm.text.tokenizer import ClipTokenizer
 
@@ -153,6 +153,26 @@ CLIP_TYPES_SINGLE = {"stable_diffusion"}
 CLIP_TYPES_DUAL = {"sdxl"}
 
 
+def guess_kinds(state_dicts: list[Mapping[str, torch.Tensor]], clip_type: str) -> list[str]:
+    """Which encoder each standalone file holds: by width (768 / 1024 / 1280), else — for
+    non-standard widths such as tiny test models — by layout and the loader type: an HF-layout
+    file is CLIP-L, an OpenCLIP one is OpenCLIP-H (``stable_diffusion``) or bigG (``sdxl``); two
+    files of one layout are taken as CLIP-L then bigG."""
+    kinds = [detect_text_encoder(sd) for sd in state_dicts]
+    if None not in kinds:
+        return kinds
+    layouts = [find_encoder(sd, standalone_prefix(sd))[0] for sd in state_dicts]
+    if clip_type in CLIP_TYPES_DUAL and len(state_dicts) == 2:
+        if kinds.count(None) == 1:
+            known = next(k for k in kinds if k is not None)
+            other = "clip_g" if known == "clip_l" else "clip_l"
+            return [k or other for k in kinds]
+        if layouts[0] == layouts[1]:
+            return ["clip_l", "clip_g"]
+        return ["clip_l" if layout == HF else "clip_g" for layout in layouts]
+    return [k or ("clip_l" if layout == HF else "clip_h") for k, layout in zip(kinds, layouts)]
+
+
 def build_clip_from_files(state_dicts: list[Mapping[str, torch.Tensor]], clip_type: str,
                           embedding_dirs: Iterable[str | os.PathLike] = (), *,
                           kinds: list[str] | None = None, dtype: torch.dtype = torch.float32,
@@ -160,14 +180,10 @@ def build_clip_from_files(state_dicts: list[Mapping[str, torch.Tensor]], clip_ty
     """A CLIP handle from standalone text-encoder files (``CLIPLoader`` / ``DualCLIPLoader``).
 
     ``stable_diffusion`` + one file: CLIP-L → SD1, OpenCLIP-H → SD2, bigG → SDXL refiner.
-    ``sdxl`` + two files: a CLIP-L and a bigG in either order. Each file's encoder is told by
-    its width; ``kinds`` names them when the width cannot (tiny test models).
+    ``sdxl`` + two files: a CLIP-L and a bigG in either order. ``kinds`` overrides
+    :func:`guess_kinds`.
     """
-    if kinds is None:
-        kinds = [detect_text_encoder(sd) for sd in state_dicts]
-        if None in kinds:
-            raise TextLayoutError("cannot tell which text encoder a file holds (width not 768, "
-                                  "1024 or 1280); pass kinds=[…]")
+    kinds = kinds or guess_kinds(state_dicts, clip_type)
     found = {kind: read_encoder(sd, standalone_prefix(sd), kind) for sd, kind in zip(state_dicts, kinds)}
     if len(found) != len(state_dicts):
         raise ValueError(f"two files hold the same text encoder: {kinds}")

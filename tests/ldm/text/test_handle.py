@@ -7,6 +7,7 @@ import torch
 
 from ldm.text import build_clip, build_clip_from_files, detect_text_encoder, tiny_text_state_dict
 from ldm.text.families import text_family
+from ldm.text.handle import guess_kinds
 from ldm.text.layouts import TextLayoutError, sub_dict
 
 FAMILIES = ["sd1", "sd1_inpaint", "sd2", "sd2_v", "sd2_inpaint", "sd_x4", "sdxl", "sdxl_refiner"]
@@ -119,8 +120,11 @@ def test_standalone_files():
         build_clip_from_files([clip_l, clip_l], "sdxl", kinds=["clip_l", "clip_l"])
     with pytest.raises(ValueError):
         build_clip_from_files([clip_l], "sd3", kinds=["clip_l"])
-    with pytest.raises(TextLayoutError):
-        build_clip_from_files([clip_l], "stable_diffusion")  # width 32 says nothing
+    # width 32 names no encoder: the layout decides (HF -> CLIP-L, OpenCLIP -> H / bigG)
+    assert guess_kinds([clip_l], "stable_diffusion") == ["clip_l"]
+    assert guess_kinds([clip_g], "stable_diffusion") == ["clip_h"]
+    assert guess_kinds([clip_g, clip_l], "sdxl") == ["clip_g", "clip_l"]
+    assert torch.equal(build_clip_from_files([clip_g, clip_l], "sdxl").encode("a cat"), full.encode("a cat"))
 
 
 def real_size_text_tower(width: int, openclip: bool) -> dict:
