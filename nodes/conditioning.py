@@ -182,8 +182,10 @@ class LoraLoader:
             "model": ("MODEL", {"tooltip": "The diffusion model to patch."}),
             "clip": ("CLIP", {"tooltip": "The text encoder to patch."}),
             "lora_name": (_model_names("loras"), {"tooltip": "The LoRA file."}),
-            "strength_model": ("FLOAT", {**_LORA_STRENGTH, "tooltip": "Strength on the model; may be negative."}),
-            "strength_clip": ("FLOAT", {**_LORA_STRENGTH, "tooltip": "Strength on the text encoder; may be negative."}),
+            "strength_model": ("FLOAT", {**_LORA_STRENGTH,
+                                         "tooltip": "Strength on the model; may be negative."}),
+            "strength_clip": ("FLOAT", {**_LORA_STRENGTH,
+                                        "tooltip": "Strength on the text encoder; may be negative."}),
         }}
 
     def _weights(self, lora_name):
