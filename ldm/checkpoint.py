@@ -175,5 +175,13 @@ def save_state_dict(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
     """Write ``state_dict`` as a safetensors file (tensors made contiguous, on the CPU)."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    tensors = {}
+    seen_storage: set[int] = set()
+    for key, value in state_dict.items():
+        value = value.detach().to("cpu").contiguous()
+        pointer = value.untyped_storage().data_ptr()
+        if pointer in seen_storage:  # tied or viewed weights: safetensors wants one owner each
+            value = value.clone()
+        seen_storage.add(value.untyped_storage().data_ptr())
+        tensors[key] = value
     save_file(tensors, str(path), metadata=dict(metadata or {}))
