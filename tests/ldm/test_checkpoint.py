@@ -153,14 +153,19 @@ def test_peak_rss_while_loading_stays_near_file_size(tmp_path):
     path = tmp_path / "big.safetensors"
     save_file({f"layer{i}.weight": torch.randn(1024, 1024) for i in range(25)}, str(path))
     size = path.stat().st_size
+    # VmHWM is the peak RSS of this process image; getrusage's ru_maxrss would also count the
+    # forked parent (Linux carries it across exec).
     script = textwrap.dedent(f"""
-        import resource, psutil, torch
+        import torch
         from ldm.checkpoint import load_state_dict
-        base = psutil.Process().memory_info().rss
+        def status(field):
+            for line in open("/proc/self/status"):
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        base = status("VmRSS")
         state_dict, _ = load_state_dict({str(path)!r})
         total = sum(float(t.sum()) for t in state_dict.values())
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(peak - base)
+        print(status("VmHWM") - base)
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=os.getcwd(), timeout=120)
