@@ -172,6 +172,16 @@ def detect_unet(unet_sd: dict, metadata: dict | None = None, markers: dict | Non
     return UNetDetection(family=family, prediction=prediction, config=config)
 
 
+def with_prediction(detection: UNetDetection, prediction: str) -> UNetDetection:
+    """``detection`` with its prediction type overridden (SD 2.x families follow: sd2 <-> sd2_v)."""
+    if prediction not in ("eps", "v"):
+        raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+    family = detection.family
+    if family in ("sd2", "sd2_v"):
+        family = "sd2_v" if prediction == "v" else "sd2"
+    return dataclasses.replace(detection, family=family, prediction=prediction)
+
+
 def head_metadata(config: UNetConfig) -> dict[str, str]:
     """Safetensors metadata that records ``config``'s head split (written by tiny files and saves)."""
     out = {}

@@ -18,7 +18,7 @@ import torch
 from ldm.autoencoder import AutoencoderKL, normalize_vae_weights, vae_config_from_state_dict
 from ldm.checkpoint import load_state_dict, save_state_dict
 from ldm.detect import (META_PREDICTION, UNET_PREFIX, VAE_PREFIX, DetectionError, UNetDetection,
-                        detect_unet, find_contents, head_metadata)
+                        detect_unet, find_contents, head_metadata, with_prediction)
 from ldm.devices import ComputeSettings, detect_compute
 from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat
 from ldm.unet import UNetConfig, UNetModel
@@ -120,12 +120,14 @@ def build_clip(state_dict: dict, family: str, embedding_dirs=()):
 
 
 def load_checkpoint(path: str | os.PathLike, *, compute: ComputeSettings | None = None,
-                    embedding_dirs=(), with_clip: bool = True):
+                    embedding_dirs=(), with_clip: bool = True, prediction: str | None = None):
     """``(ModelHandle, ClipHandle | None, VaeHandle)`` from a single-file checkpoint.
 
     The CLIP output is ``None`` when the file holds no text encoder (as ComfyUI does), an
-    :class:`UnavailableClip` when this build cannot build it. Raises ``CheckpointError`` for
-    unreadable files and ``DetectionError`` / ``WeightsError`` for unsupported or broken models.
+    :class:`UnavailableClip` when this build cannot build it. ``prediction`` ("eps" / "v")
+    overrides the detected prediction type (e.g. from an LDM YAML's ``parameterization``).
+    Raises ``CheckpointError`` for unreadable files and ``DetectionError`` / ``WeightsError`` for
+    unsupported or broken models.
     """
     state_dict, metadata = load_state_dict(path)
     contents = find_contents(state_dict)
@@ -137,6 +139,8 @@ def load_checkpoint(path: str | os.PathLike, *, compute: ComputeSettings | None 
     compute = _compute(compute)
     unet_sd = strip_prefix(state_dict, contents.unet_prefix)
     detection = detect_unet(unet_sd, metadata, markers=state_dict)
+    if prediction is not None:
+        detection = with_prediction(detection, prediction)
     model = build_unet(unet_sd, detection, compute=compute)
     vae = build_vae(strip_prefix(state_dict, contents.vae_prefix), compute=compute)
     clip = None

@@ -162,6 +162,7 @@ def write_tiny_checkpoint(path: str | os.PathLike, family: str, seed: int = 0,
     Weights are stored in fp16 by default, like most downloads (a few MB per file).
     """
     state_dict, metadata = tiny_checkpoint(family, seed, include_text, dtype)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_state_dict(path, state_dict, metadata)
     return Path(path)
 
@@ -171,6 +172,7 @@ def write_tiny_unet(path: str | os.PathLike, family: str, seed: int = 0,
     """A UNet-only file (CompVis keys, no prefix), as kept in ``models/diffusion_models``."""
     widths = _text_widths(family, tiny_text_state_dict(family, seed))
     weights = {k: v.to(dtype) for k, v in tiny_unet_state_dict(family, seed, widths).items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_state_dict(path, weights, _metadata(family, widths))
     return Path(path)
 
@@ -178,6 +180,7 @@ def write_tiny_unet(path: str | os.PathLike, family: str, seed: int = 0,
 def write_tiny_vae(path: str | os.PathLike, family: str = "sd1", seed: int = 0,
                    dtype: torch.dtype = torch.float16) -> Path:
     """A VAE-only file (CompVis keys, no prefix), as kept in ``models/vae``."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_state_dict(path, {k: v.to(dtype) for k, v in tiny_vae_state_dict(family, seed).items()})
     return Path(path)
 

@@ -12,6 +12,8 @@ import importlib
 #: The built-in packs, in the order their nodes appear in ``/object_info``.
 BUILTIN_MODULES = (
     "nodes.utils",
+    "nodes.loaders",
+    "nodes.vae",
 )
 
 
