@@ -81,7 +81,7 @@ def find_contents(state_dict: dict) -> Contents:
     if _has_prefix(state_dict, VAE_PREFIX + "encoder."):
         vae_prefix = VAE_PREFIX
     elif "encoder.conv_in.weight" in state_dict and "decoder.conv_in.weight" in state_dict:
-        vae_prefix = ""
+        vae_prefix = ""  # a VAE-only file, CompVis or diffusers layout (renamed on load)
     else:
         vae_prefix = None
     has_text = any(_has_prefix(state_dict, p) for p in TEXT_PREFIXES)

@@ -23,6 +23,7 @@ from ldm.devices import ComputeSettings, detect_compute
 from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat
 from ldm.unet import UNetConfig, UNetModel
 from ldm.vae import VaeHandle
+from ldm.vae_keys import diffusers_vae_to_ldm, is_diffusers_vae
 from ldm.weights import adopt_weights, strip_prefix
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ def build_vae(vae_sd: dict[str, torch.Tensor], *, compute: ComputeSettings | Non
               free_memory=None) -> VaeHandle:
     """A :class:`VaeHandle` whose autoencoder adopts ``vae_sd`` (keys without prefix)."""
     compute = _compute(compute)
+    if is_diffusers_vae(vae_sd):
+        vae_sd = diffusers_vae_to_ldm(vae_sd)
     vae_sd = normalize_vae_weights(vae_sd)
     model = AutoencoderKL(vae_config_from_state_dict(vae_sd))
     # Training-only tensors (e.g. the LPIPS loss) ride along in some VAE files.

@@ -55,3 +55,30 @@ def test_linear_attention_weights_are_accepted():
     assert fixed[key].shape == vae_sd[key].shape
     model = AutoencoderKL(vae_config_from_state_dict(fixed))
     adopt_weights(model, fixed)
+
+
+def test_diffusers_layout_vae_files_are_renamed_back_exactly(tmp_path, fp32):
+    """diffusers' own LDM->diffusers conversion, undone by ours, gives back the original weights."""
+    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+
+    from ldm.checkpoint import save_state_dict
+    from ldm.model import load_vae
+    from ldm.vae_keys import diffusers_vae_to_ldm, is_diffusers_vae
+
+    state_dict, _ = tiny_checkpoint("sd1", seed=9, include_text=False)
+    original = strip_prefix(state_dict, VAE_PREFIX)
+    levels = len(tiny_vae_config("sd1").ch_mult)
+    diffusers_sd = convert_ldm_vae_checkpoint(state_dict, {"down_block_types": ["DownEncoderBlock2D"] * levels,
+                                                           "up_block_types": ["UpDecoderBlock2D"] * levels})
+    assert is_diffusers_vae(diffusers_sd) and not is_diffusers_vae(original)
+    renamed = normalize_vae_weights(diffusers_vae_to_ldm(diffusers_sd))
+    assert set(renamed) == set(original)
+    assert all(torch.equal(renamed[k], original[k]) for k in original)
+    path = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_state_dict(path, diffusers_sd)
+    vae = load_vae(path, compute=fp32)
+    pixels = torch.rand(1, 16, 16, 3)
+    reference = AutoencoderKL(tiny_vae_config("sd1"))
+    adopt_weights(reference, original)
+    with torch.no_grad():
+        torch.testing.assert_close(vae.encode(pixels), reference.encode(pixels.movedim(-1, 1) * 2 - 1)[0])
