@@ -83,7 +83,8 @@ def _compute(compute: ComputeSettings | None) -> ComputeSettings:
     return compute if compute is not None else detect_compute()
 
 
-def build_unet(unet_sd: dict[str, torch.Tensor], detection: UNetDetection, *, compute: ComputeSettings | None = None,
+def build_unet(unet_sd: dict[str, torch.Tensor], detection: UNetDetection, *,
+               compute: ComputeSettings | None = None,
                weight_dtype: torch.dtype | None = None) -> ModelHandle:
     """A :class:`ModelHandle` whose UNet adopts ``unet_sd`` (keys without prefix)."""
     compute = _compute(compute)

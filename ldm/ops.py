@@ -104,7 +104,8 @@ class Operations:
         return Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias,
                       **self._where())
 
-    def GroupNorm(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> GroupNorm:
+    def GroupNorm(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                  affine: bool = True) -> GroupNorm:
         return GroupNorm(num_groups, num_channels, eps=eps, affine=affine, **self._where())
 
     def LayerNorm(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True) -> LayerNorm:

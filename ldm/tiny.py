@@ -51,7 +51,8 @@ def _text_widths(family: str, text_sd: dict | None) -> TextWidths:
 
     d = DEFAULT_TEXT_WIDTHS
     if family.startswith("sd1"):
-        return TextWidths(width("cond_stage_model.transformer.text_model.final_layer_norm.weight", d["clip_l"]))
+        clip_l = width("cond_stage_model.transformer.text_model.final_layer_norm.weight", d["clip_l"])
+        return TextWidths(clip_l)
     if family.startswith("sd2") or family == "sd_x4":
         return TextWidths(width("cond_stage_model.model.ln_final.weight", d["clip_h"]))
     if family == "sdxl":
@@ -112,7 +113,8 @@ def tiny_text_state_dict(family: str, seed: int = 0) -> dict[str, torch.Tensor] 
     return text.tiny_text_state_dict(family, seed=seed)
 
 
-def tiny_unet_state_dict(family: str, seed: int = 0, widths: TextWidths | None = None) -> dict[str, torch.Tensor]:
+def tiny_unet_state_dict(family: str, seed: int = 0,
+                         widths: TextWidths | None = None) -> dict[str, torch.Tensor]:
     """Random UNet weights (keys without prefix) of ``family``'s tiny configuration."""
     config = tiny_unet_config(family, widths or _text_widths(family, None))
     generator = torch.Generator().manual_seed(seed)

@@ -63,7 +63,8 @@ class UNetConfig:
         """``(number of heads, head width)`` of a transformer over ``channels`` channels."""
         if self.num_head_channels > 0:
             if channels % self.num_head_channels:
-                raise UNetConfigError(f"{channels} channels do not split into heads of {self.num_head_channels}")
+                raise UNetConfigError(
+                    f"{channels} channels do not split into heads of {self.num_head_channels}")
             return channels // self.num_head_channels, self.num_head_channels
         if self.num_heads <= 0 or channels % self.num_heads:
             raise UNetConfigError(f"{channels} channels do not split into {self.num_heads} heads")

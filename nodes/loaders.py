@@ -117,7 +117,9 @@ class VAELoader:
 def _next_counter(folder, filename: str) -> int:
     """One more than the highest ``<filename>_NNNNN_`` counter already in ``folder``."""
     pattern = re.compile(re.escape(filename) + r"_(\d{5,})_")
-    counters = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))] if folder.is_dir() else []
+    if not folder.is_dir():
+        return 1
+    counters = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
     return max(counters, default=0) + 1
 
 

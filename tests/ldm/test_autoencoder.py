@@ -68,8 +68,9 @@ def test_diffusers_layout_vae_files_are_renamed_back_exactly(tmp_path, fp32):
     state_dict, _ = tiny_checkpoint("sd1", seed=9, include_text=False)
     original = strip_prefix(state_dict, VAE_PREFIX)
     levels = len(tiny_vae_config("sd1").ch_mult)
-    diffusers_sd = convert_ldm_vae_checkpoint(state_dict, {"down_block_types": ["DownEncoderBlock2D"] * levels,
-                                                           "up_block_types": ["UpDecoderBlock2D"] * levels})
+    block_types = {"down_block_types": ["DownEncoderBlock2D"] * levels,
+                   "up_block_types": ["UpDecoderBlock2D"] * levels}
+    diffusers_sd = convert_ldm_vae_checkpoint(state_dict, block_types)
     assert is_diffusers_vae(diffusers_sd) and not is_diffusers_vae(original)
     renamed = normalize_vae_weights(diffusers_vae_to_ldm(diffusers_sd))
     assert set(renamed) == set(original)

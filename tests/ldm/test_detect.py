@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ldm.checkpoint import load_state_dict
-from ldm.detect import FAMILIES, UNET_PREFIX, DetectionError, detect_unet, find_contents
+from ldm.detect import FAMILIES, UNET_PREFIX, Contents, DetectionError, detect_unet, find_contents
 from ldm.tiny import tiny_checkpoint, write_tiny_checkpoint, write_tiny_unet, write_tiny_vae
 from ldm.unet import UNetConfig, UNetModel
 from ldm.weights import strip_prefix
@@ -39,7 +39,7 @@ def test_every_tiny_family_is_detected_from_its_file(tiny_files, family, tmp_pat
 def test_unet_only_and_vae_only_files(tmp_path):
     unet = load_state_dict(write_tiny_unet(tmp_path / "u.safetensors", "sdxl"))[0]
     vae = load_state_dict(write_tiny_vae(tmp_path / "v.safetensors"))[0]
-    assert find_contents(unet) == find_contents(unet).__class__(unet_prefix="", vae_prefix=None, has_text=False)
+    assert find_contents(unet) == Contents(unet_prefix="", vae_prefix=None, has_text=False)
     assert (find_contents(vae).unet_prefix, find_contents(vae).vae_prefix) == (None, "")
     assert detect_unet(unet, load_state_dict(tmp_path / "u.safetensors")[1]).family == "sdxl"
 
@@ -88,7 +88,8 @@ def test_unsupported_variants_are_refused_clearly():
     with pytest.raises(DetectionError, match="not a UNet"):
         detect_unet({"time_embed.0.weight": torch.zeros(4, 4)}, {})
     with pytest.raises(DetectionError, match="diffusers-layout"):
-        find_contents({"conv_in.weight": torch.zeros(1), "down_blocks.0.resnets.0.conv1.weight": torch.zeros(1)})
+        find_contents({"conv_in.weight": torch.zeros(1),
+                       "down_blocks.0.resnets.0.conv1.weight": torch.zeros(1)})
 
 
 # Real layouts (published configs), built on the meta device: shapes without memory.
@@ -102,12 +103,14 @@ REAL = {
     "sd2_inpaint": UNetConfig(9, 4, 320, (1, 2, 4, 4), (2, 2, 2, 2), (1,) * 6 + (0, 0), 1,
                               (0, 0, 0) + (1,) * 9, 1024, True, num_head_channels=64),
     "sdxl": UNetConfig(4, 4, 320, (1, 2, 4), (2, 2, 2), (0, 0, 2, 2, 10, 10), 10,
-                       (10, 10, 10, 2, 2, 2, 0, 0, 0), 2048, True, num_head_channels=64, adm_in_channels=2816),
+                       (10, 10, 10, 2, 2, 2, 0, 0, 0), 2048, True, num_head_channels=64,
+                       adm_in_channels=2816),
     "sdxl_refiner": UNetConfig(4, 4, 384, (1, 2, 4, 4), (2, 2, 2, 2), (0, 0, 4, 4, 4, 4, 0, 0), 4,
                                (0, 0, 0, 4, 4, 4, 4, 4, 4, 0, 0, 0), 1280, True, num_head_channels=64,
                                adm_in_channels=2560),
     "sd_x4": UNetConfig(7, 4, 256, (1, 2, 2, 4), (2, 2, 2, 2), (0, 0) + (1,) * 6, 1, (1,) * 9 + (0, 0, 0),
-                        1024, True, num_heads=8, num_classes=1000, disable_self_attn=(False, True, True, False)),
+                        1024, True, num_heads=8, num_classes=1000,
+                        disable_self_attn=(False, True, True, False)),
 }
 
 
@@ -131,7 +134,9 @@ def test_real_layout_facts():
     sd1 = UNetModel(REAL["sd1"]).state_dict()
     assert len(sd1) == 686 and sum(t.numel() for t in sd1.values()) == 859_520_964  # SD 1.x UNet
     # upsample: index 1 after the attention-less deepest level, index 2 after an attention layer
-    assert {"output_blocks.2.1.conv.weight", "output_blocks.5.2.conv.weight", "output_blocks.8.2.conv.weight"} <= set(sd1)
+    upsamplers = {"output_blocks.2.1.conv.weight", "output_blocks.5.2.conv.weight",
+                  "output_blocks.8.2.conv.weight"}
+    assert upsamplers <= set(sd1)
     xl = UNetModel(REAL["sdxl"]).state_dict()
     assert len(xl) == 1680 and tuple(xl["label_emb.0.0.weight"].shape) == (1280, 2816)
     assert "input_blocks.8.1.transformer_blocks.9.ff.net.2.weight" in xl

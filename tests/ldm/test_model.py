@@ -13,6 +13,7 @@ from ldm.latent_formats import SD15, SD_X4, SDXL
 from ldm.model import (ModelHandle, UnavailableClip, build_clip, load_checkpoint, load_unet, load_vae,
                        save_checkpoint)
 from ldm.tiny import tiny_checkpoint, write_tiny_checkpoint, write_tiny_unet, write_tiny_vae
+from ldm.weights import strip_prefix
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_vae_only_and_wrong_part_errors(tmp_path, fp32):
 
 def test_vae_files_with_training_leftovers_load(tmp_path, fp32):
     state_dict, _ = tiny_checkpoint("sd1", include_text=False)
-    vae_only = {k[len("first_stage_model."):]: v for k, v in state_dict.items() if k.startswith("first_stage_model.")}
+    vae_only = strip_prefix(state_dict, "first_stage_model.")
     vae_only["loss.discriminator.main.0.weight"] = torch.zeros(2, 2)
     path = tmp_path / "vae_with_loss.safetensors"
     save_state_dict(path, vae_only)

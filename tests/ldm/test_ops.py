@@ -23,7 +23,8 @@ def test_layers_on_meta_own_no_memory_and_adopt_weights_by_assignment():
 
 def test_every_layer_casts_to_the_input_dtype():
     ops = Operations(dtype=torch.bfloat16)
-    conv, gn, ln, emb = ops.Conv2d(4, 8, 3, padding=1), ops.GroupNorm(2, 8), ops.LayerNorm(8), ops.Embedding(10, 8)
+    conv, gn = ops.Conv2d(4, 8, 3, padding=1), ops.GroupNorm(2, 8)
+    ln, emb = ops.LayerNorm(8), ops.Embedding(10, 8)
     for module in (conv, gn, ln, emb):
         for p in module.parameters():
             torch.nn.init.normal_(p)

@@ -63,4 +63,5 @@ def test_text_weights_from_ldm_text_when_asked(monkeypatch):
     state_dict, _ = tiny.tiny_checkpoint("sd1", include_text=True)
     assert "cond_stage_model.transformer.text_model.final_layer_norm.weight" in state_dict
     # the UNet's context width follows the text encoder's width
-    assert state_dict["model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"].shape[1] == 40
+    to_k = state_dict["model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"]
+    assert to_k.shape[1] == 40

@@ -59,7 +59,8 @@ def test_sdxl_parity_with_text_time_embedding(fp32, oracle):
     y = sdxl_label(pooled, width=1024, height=768, crop_w=16, crop_h=8, target_width=1152, target_height=896)
     time_ids = torch.tensor([[768.0, 1024.0, 8.0, 16.0, 896.0, 1152.0]] * 2)
     with torch.no_grad():
-        theirs = reference(x, t, context, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample
+        added = {"text_embeds": pooled, "time_ids": time_ids}
+        theirs = reference(x, t, context, added_cond_kwargs=added).sample
         _assert_parity(handle.unet(x, t, context, y=y), theirs)
 
 
@@ -70,7 +71,8 @@ def test_sdxl_refiner_parity(fp32, oracle):
     y = sdxl_refiner_label(pooled, width=1024, height=1024, aesthetic_score=2.5)
     time_ids = torch.tensor([[1024.0, 1024.0, 0.0, 0.0, 2.5]] * 2)
     with torch.no_grad():
-        theirs = reference(x, t, context, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample
+        added = {"text_embeds": pooled, "time_ids": time_ids}
+        theirs = reference(x, t, context, added_cond_kwargs=added).sample
         _assert_parity(handle.unet(x, t, context, y=y), theirs)
 
 

@@ -17,12 +17,14 @@ from nodes import vae as vae_nodes
 @pytest.fixture(scope="module")
 def vae():
     state_dict, _ = tiny_checkpoint("sd1", seed=4, include_text=False)
-    return build_vae(strip_prefix(state_dict, VAE_PREFIX), compute=detect_compute("cpu", force_dtype=torch.float32))
+    fp32 = detect_compute("cpu", force_dtype=torch.float32)
+    return build_vae(strip_prefix(state_dict, VAE_PREFIX), compute=fp32)
 
 
 def test_schema_matches_comfyui():
     registry = NodeRegistry()
-    assert registry.register_mappings(vae_nodes.NODE_CLASS_MAPPINGS, vae_nodes.NODE_DISPLAY_NAME_MAPPINGS) == {}
+    mappings = (vae_nodes.NODE_CLASS_MAPPINGS, vae_nodes.NODE_DISPLAY_NAME_MAPPINGS)
+    assert registry.register_mappings(*mappings) == {}
     info = registry.object_info()
     tiled = info["VAEDecodeTiled"]["input"]["required"]
     assert list(tiled) == ["samples", "vae", "tile_size", "overlap", "temporal_size", "temporal_overlap"]

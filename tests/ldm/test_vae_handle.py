@@ -1,4 +1,7 @@
-"""ldm.vae.VaeHandle: IMAGE <-> LATENT layouts, cropping, tiles, blending, memory fallback."""
+"""ldm.vae.VaeHandle: IMAGE <-> LATENT layouts, cropping, tiles, blending, memory fallback.
+
+(Named test_vae_handle.py: pytest's default import mode needs unique basenames, and
+tests/nodes/test_vae.py tests the VAE nodes.)"""
 
 from __future__ import annotations
 
@@ -55,8 +58,8 @@ def test_crop_is_centred_like_comfyui():
 def test_tiled_blending_is_exact_for_local_maps():
     x = torch.randn(1, 4, 20, 28)
     up = lambda t: F.interpolate(t, scale_factor=8, mode="nearest")  # noqa: E731
-    torch.testing.assert_close(tiled_apply(up, x, tile=8, overlap=3, scale_num=8, scale_den=1, out_channels=4),
-                               up(x))
+    tiled = tiled_apply(up, x, tile=8, overlap=3, scale_num=8, scale_den=1, out_channels=4)
+    torch.testing.assert_close(tiled, up(x))
     pixels = torch.randn(1, 3, 96, 80)
     down = lambda t: F.avg_pool2d(t, 8)  # noqa: E731
     torch.testing.assert_close(tiled_apply(down, pixels, tile=32, overlap=16, scale_num=1, scale_den=8,
