@@ -153,12 +153,12 @@ class VaeHandle:
     # --- raw passes ---------------------------------------------------------------------------
 
     def _encode_chw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: callers may edit results in place
             mean, logvar = self.model.encode(x.to(self.device, self.dtype))
         return mean.float().cpu(), logvar.float().cpu()
 
     def _decode_chw(self, z: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.no_grad():
             return self.model.decode(z.to(self.device, self.dtype)).float().cpu()
 
     @staticmethod

@@ -114,3 +114,15 @@ def test_save_round_trip_keeps_family_prediction_and_weights(tmp_path, fp32):
     model.patches["out.2.weight"] = [("lora", 1.0)]
     with pytest.raises(ValueError, match="patches"):
         save_checkpoint(tmp_path / "patched.safetensors", model, None, vae)
+
+
+def test_training_checkpoints_with_ema_weights_load_the_regular_weights(tmp_path, fp32):
+    state_dict, metadata = tiny_checkpoint("sd1", include_text=False)
+    # CompVis training checkpoints keep EMA copies with the dots removed from the names
+    state_dict["model_ema.decay"] = torch.tensor(0.9999)
+    state_dict["model_ema.input_blocks00weight"] = torch.zeros(3)
+    path = tmp_path / "with_ema.ckpt"
+    torch.save({"state_dict": state_dict, "global_step": 470000}, path)
+    model, _clip, _vae = load_checkpoint(path, compute=fp32)
+    assert model.family == "sd1"
+    assert torch.equal(model.unet.out[2].weight, state_dict["model.diffusion_model.out.2.weight"])
