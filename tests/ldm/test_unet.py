@@ -138,3 +138,17 @@ def test_timestep_embedding_is_cos_then_sin():
     torch.testing.assert_close(emb[0], torch.tensor([1.0] * 4 + [0.0] * 4))
     freqs = torch.exp(-torch.log(torch.tensor(10000.0)) * torch.arange(4) / 4)
     torch.testing.assert_close(emb[1], torch.cat([torch.cos(10 * freqs), torch.sin(10 * freqs)]))
+
+
+def test_bf16_compute_from_fp16_weights_tracks_fp32(fp32):
+    """The default on CPUs with native bf16: weights stored fp16, cast per layer to bf16."""
+    state_dict, metadata = tiny_checkpoint("sdxl", include_text=False, dtype=torch.float16)
+    unet_sd = strip_prefix(state_dict, UNET_PREFIX)
+    handle = build_unet(unet_sd, detect_unet(unet_sd, metadata), compute=fp32)
+    x, t, context = _inputs(handle.config, batch=1)
+    y = torch.randn(1, handle.config.adm_in_channels)
+    with torch.no_grad():
+        full = handle.unet(x, t, context, y=y)
+        half = handle.unet(x.bfloat16(), t, context.bfloat16(), y=y.bfloat16())
+    assert half.dtype == torch.bfloat16
+    assert (half.float() - full).abs().max().item() < 0.05 * full.abs().max().item()
