@@ -1,0 +1,187 @@
+"""Stage 2: the UNet in the frozen autoencoder's latent space, cross-attending to a text encoder
+trained jointly with it (Rombach et al. 2022, sec. 3.3: "LDM-KL" with a transformer tau_theta).
+
+The autoencoder is frozen, so every training image is encoded once (:func:`encode_dataset`)
+and the steps run on latents. Per step: a batch of latents scaled by the SD latent factor,
+timesteps uniform over the 1000 DDPM steps of the SD schedule, ``x_t = sqrt(a_t) x_0 +
+sqrt(1 - a_t) eps``; captions replaced by the empty one ``caption_dropout`` of the time (the
+unconditional model classifier-free guidance needs, Ho & Salimans 2022); loss = min-SNR-weighted
+MSE between the predicted and the true eps; AdamW with warm-up and cosine decay; EMA weights.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ldm.autoencoder import AutoencoderKL
+from ldm.data.captioned import CaptionedImages, image_batch
+from ldm.latent_formats import SD15
+from ldm.sampling.model_sampling import SD_SCHEDULE, alphas_cumprod
+from ldm.text.clip_model import ClipTextModel
+from ldm.training.config import Architecture, DiffusionTraining, to_json
+from ldm.training.ema import EMA
+from ldm.training.generate import guided_model, text_to_images
+from ldm.training.init import new_unet
+from ldm.training.loop import (autocast, compute_dtype, set_learning_rate, step_generator,
+                               warmup_cosine)
+from ldm.training.previews import image_grid
+from ldm.training.progress import Progress, ProgressCallback, no_progress
+from ldm.training.state import load_state, save_state
+from ldm.training.text import caption_ids, clip_handle, encode_ids, new_text_encoder
+from ldm.unet import UNetModel
+
+
+@dataclass(frozen=True)
+class TrainingLatents:
+    """A dataset encoded once: posterior means ``[N, C, h, w]`` (raw, unscaled) and caption ids ``[N, 77]``."""
+
+    latents: torch.Tensor
+    ids: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.latents.shape[0]
+
+
+@dataclass
+class DiffusionResult:
+    unet: UNetModel  # EMA weights
+    text: ClipTextModel  # EMA weights
+    steps: int
+
+
+@torch.no_grad()
+def encode_dataset(vae: AutoencoderKL, dataset: CaptionedImages, text_width: int, *, count: int | None = None,
+                   batch_size: int = 64, precision: str = "auto",
+                   progress: ProgressCallback = no_progress) -> TrainingLatents:
+    """Every image through the frozen encoder (posterior mean), every caption through the tokenizer."""
+    count = len(dataset) if count is None else min(count, len(dataset))
+    dtype = compute_dtype(precision)
+    latents = []
+    started = time.monotonic()
+    for start in range(0, count, batch_size):
+        indices = range(start, min(start + batch_size, count))
+        with autocast(dtype):
+            latents.append(vae.encode(image_batch(dataset, indices))[0].float())
+        done = indices[-1] + 1
+        progress(Progress("latents", done, count, {}, time.monotonic() - started, step_in_run=done))
+    ids = caption_ids([dataset.caption(i) for i in range(count)], text_width)
+    return TrainingLatents(torch.cat(latents), ids)
+
+
+def min_snr_weights(alpha_bar: torch.Tensor, gamma: float) -> torch.Tensor:
+    """min(SNR, gamma) / SNR for eps-prediction (Hang et al. 2023); ones when gamma <= 0."""
+    if gamma <= 0:
+        return torch.ones_like(alpha_bar)
+    snr = alpha_bar / (1.0 - alpha_bar)
+    return snr.clamp(max=gamma) / snr
+
+
+@dataclass(frozen=True)
+class Batch:
+    x0: torch.Tensor  # [B, C, h, w] latents in the model's space (scaled)
+    ids: torch.Tensor  # [B, 77] caption token ids (the empty caption where dropped)
+    timesteps: torch.Tensor  # [B] int64 in 0..999
+    noise: torch.Tensor  # [B, C, h, w]
+    dropped: torch.Tensor  # [B] bool
+
+
+def draw_batch(data: TrainingLatents, batch_size: int, caption_dropout: float, empty_ids: torch.Tensor,
+               generator: torch.Generator, timesteps: int = SD_SCHEDULE.timesteps) -> Batch:
+    """Latents, captions (dropped with probability ``caption_dropout``), timesteps and noise."""
+    indices = torch.randint(len(data), (batch_size,), generator=generator)
+    steps = torch.randint(timesteps, (batch_size,), generator=generator)
+    noise = torch.randn((batch_size, *data.latents.shape[1:]), generator=generator)
+    dropped = torch.rand(batch_size, generator=generator) < caption_dropout
+    ids = torch.where(dropped[:, None], empty_ids[None], data.ids[indices])
+    return Batch(SD15.process_in(data.latents[indices]), ids, steps, noise, dropped)
+
+
+def noise_prediction_loss(unet: UNetModel, text: ClipTextModel, batch: Batch, alpha_bars: torch.Tensor,
+                          min_snr_gamma: float = 0.0, dtype: torch.dtype = torch.float32):
+    """``(weighted loss, per-item MSE [B])`` of the eps prediction on ``x_t`` (DDPM forward process)."""
+    alpha_bar = alpha_bars[batch.timesteps].view(-1, 1, 1, 1)
+    noisy = alpha_bar.sqrt() * batch.x0 + (1.0 - alpha_bar).sqrt() * batch.noise
+    with autocast(dtype):
+        predicted = unet(noisy, batch.timesteps, context=encode_ids(text, batch.ids)).float()
+    per_item = F.mse_loss(predicted, batch.noise, reduction="none").flatten(1).mean(1)
+    return (per_item * min_snr_weights(alpha_bar.flatten(), min_snr_gamma)).mean(), per_item
+
+
+@dataclass(frozen=True)
+class PreviewSpec:
+    """What to sample now and then while training: prompts, and how to decode raw latents."""
+
+    prompts: tuple[str, ...]
+    decode: Callable[[torch.Tensor], torch.Tensor]  # raw latents -> [N, 3, H, W] in 0..1
+    cfg: float = 5.0
+
+
+def _preview(unet: UNetModel, text: ClipTextModel, spec: PreviewSpec, latent_shape, steps: int,
+             dtype: torch.dtype):
+    model = guided_model(unet, "sd1", "eps", SD15, dtype)
+    with autocast(dtype):
+        images = text_to_images(model, clip_handle(text), spec.decode, list(spec.prompts), steps=steps,
+                                cfg=spec.cfg, latent_shape=latent_shape)
+    return image_grid(images.float(), columns=len(spec.prompts))
+
+
+def train_diffusion(data: TrainingLatents, architecture: Architecture, config: DiffusionTraining,
+                    state_path: str | os.PathLike | None = None, progress: ProgressCallback = no_progress,
+                    preview: PreviewSpec | None = None) -> DiffusionResult:
+    """Train from scratch (or resume from ``state_path``); returns the EMA networks."""
+    config_json = to_json(architecture.unet, architecture.text, config)
+    dtype = compute_dtype(config.precision)
+    unet = new_unet(architecture.unet, config.seed)
+    text = new_text_encoder(architecture.text, config.seed + 1)
+    parameters = list(unet.parameters()) + list(text.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
+    ema_unet, ema_text = EMA(unet, config.ema_decay), EMA(text, config.ema_decay)
+    step = 0
+    saved = load_state(state_path, config_json) if state_path else None
+    if saved is not None:
+        unet.load_state_dict(saved["unet"])
+        text.load_state_dict(saved["text"])
+        ema_unet.load_state_dict(saved["ema_unet"])
+        ema_text.load_state_dict(saved["ema_text"])
+        optimizer.load_state_dict(saved["optimizer"])
+        step = int(saved["step"])
+
+    def save() -> None:
+        if state_path:
+            save_state(state_path, {"config": config_json, "step": step, "unet": unet.state_dict(),
+                                    "text": text.state_dict(), "ema_unet": ema_unet.state_dict(),
+                                    "ema_text": ema_text.state_dict(), "optimizer": optimizer.state_dict()})
+
+    alpha_bars = alphas_cumprod(SD_SCHEDULE).float()
+    empty_ids = caption_ids([""], architecture.text.width)[0]
+    latent_shape = tuple(data.latents.shape[1:])
+    started, first_step = time.monotonic(), step
+    while step < config.steps:
+        batch = draw_batch(data, config.batch_size, config.caption_dropout, empty_ids,
+                           step_generator(config.seed, step), len(alpha_bars))
+        set_learning_rate(optimizer, warmup_cosine(step, config.steps, config.learning_rate,
+                                                   config.final_learning_rate, config.warmup_steps))
+        loss, per_item = noise_prediction_loss(unet, text, batch, alpha_bars, config.min_snr_gamma, dtype)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+        optimizer.step()
+        ema_unet.update(unet, step)
+        ema_text.update(text, step)
+
+        step += 1
+        if step % config.save_every == 0 or step == config.steps:
+            save()
+        image = None
+        if preview is not None and (step % config.preview_every == 0 or step == config.steps):
+            image = _preview(ema_unet.model, ema_text.model, preview, latent_shape, config.preview_steps, dtype)
+        progress(Progress("diffusion", step, config.steps, {"loss": loss.item(), "mse": per_item.mean().item()},
+                          time.monotonic() - started, image, step_in_run=step - first_step))
+    return DiffusionResult(ema_unet.model, ema_text.model, step)

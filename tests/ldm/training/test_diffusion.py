@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from ldm.sampling.model_sampling import SD_SCHEDULE, alphas_cumprod
+from ldm.training.config import TINY
+from ldm.training.diffusion import (TrainingLatents, draw_batch, min_snr_weights, noise_prediction_loss,
+                                    train_diffusion)
+from ldm.training.init import new_unet
+from ldm.training.loop import step_generator
+from ldm.training.state import ResumeError
+from ldm.training.text import caption_ids, new_text_encoder
+
+from .conftest import FAST_DIFFUSION, StopAt, fast, same_weights
+
+ALPHA_BARS = alphas_cumprod(SD_SCHEDULE).float()
+
+
+def test_encoded_dataset(tiny_latents, tiny_scenes):
+    assert tiny_latents.latents.shape == (32, 4, 8, 8)
+    assert tiny_latents.ids.shape == (32, 77)
+    assert torch.equal(tiny_latents.ids[3], caption_ids([tiny_scenes.caption(3)], TINY.text.width)[0])
+
+
+def fixed_loss(unet, text, data):
+    """Unweighted eps MSE on one fixed batch (same latents, timesteps and noise every time)."""
+    empty = caption_ids([""], TINY.text.width)[0]
+    batch = draw_batch(data, 16, 0.0, empty, step_generator(123, 0))
+    with torch.no_grad():
+        return noise_prediction_loss(unet, text, batch, ALPHA_BARS)[1].mean().item()
+
+
+def test_a_few_steps_reduce_the_loss(tiny_latents):
+    data = TrainingLatents(tiny_latents.latents[:8], tiny_latents.ids[:8])
+    before = fixed_loss(new_unet(TINY.unet, 0), new_text_encoder(TINY.text, 1), data)
+    config = fast(FAST_DIFFUSION, steps=15, batch_size=8, learning_rate=2e-3, final_learning_rate=2e-3,
+                  ema_decay=0.5, min_snr_gamma=0.0)
+    result = train_diffusion(data, TINY, config)
+    after = fixed_loss(result.unet, result.text, data)
+    assert after < 0.75 * before
+    assert result.steps == 15
+
+
+def test_resume_continues_the_step_count(tiny_latents, tmp_path):
+    straight = train_diffusion(tiny_latents, TINY, FAST_DIFFUSION)
+    with pytest.raises(StopAt.Stop):
+        train_diffusion(tiny_latents, TINY, FAST_DIFFUSION, state_path=tmp_path / "d.pt", progress=StopAt(2))
+    steps = []
+    resumed = train_diffusion(tiny_latents, TINY, FAST_DIFFUSION, state_path=tmp_path / "d.pt",
+                              progress=lambda p: steps.append(p.step))
+    assert steps == [3, 4] and resumed.steps == 4
+    assert same_weights(straight.unet, resumed.unet) and same_weights(straight.text, resumed.text)
+    with pytest.raises(ResumeError):
+        train_diffusion(tiny_latents, TINY, fast(FAST_DIFFUSION, caption_dropout=0.2), state_path=tmp_path / "d.pt")
+
+
+def test_captions_are_dropped_at_the_configured_rate(tiny_latents):
+    empty = caption_ids([""], TINY.text.width)[0]
+    dropped = kept = 0
+    for step in range(50):
+        batch = draw_batch(tiny_latents, 32, 0.1, empty, step_generator(0, step))
+        assert torch.equal(batch.ids[batch.dropped], empty.expand(int(batch.dropped.sum()), -1))
+        assert not (batch.ids[~batch.dropped] == empty).all(dim=1).any()
+        dropped += int(batch.dropped.sum())
+        kept += int((~batch.dropped).sum())
+    assert 0.07 < dropped / (dropped + kept) < 0.13
+    again = draw_batch(tiny_latents, 32, 0.1, empty, step_generator(0, 7))
+    assert torch.equal(again.noise, draw_batch(tiny_latents, 32, 0.1, empty, step_generator(0, 7)).noise)
+
+
+def test_min_snr_weights():
+    alpha_bar = torch.tensor([0.999, 5.0 / 6.0, 0.5, 0.01])  # SNR 999, 5, 1, 0.0101
+    assert min_snr_weights(alpha_bar, 5.0).tolist() == pytest.approx([5.0 / 999.0, 1.0, 1.0, 1.0], rel=1e-4)
+    assert min_snr_weights(alpha_bar, 0.0).tolist() == [1.0] * 4
+
+
+def test_preview_samples_through_ldm_sampling(tiny_latents, tiny_vae):
+    from ldm.training.diffusion import PreviewSpec
+
+    def decode(latents):
+        with torch.no_grad():
+            return tiny_vae.decode(latents).add(1).div(2).clamp(0, 1)
+
+    reports = []
+    train_diffusion(tiny_latents, TINY, fast(FAST_DIFFUSION, steps=2, preview_every=2),
+                    progress=reports.append, preview=PreviewSpec(("a red circle", "a blue square"), decode))
+    assert reports[0].preview is None and reports[1].preview.size == (2 * 16 * 2, 16 * 2)
