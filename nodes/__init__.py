@@ -18,6 +18,7 @@ BUILTIN_MODULES = (
     "nodes.latent",
     "nodes.image",
     "nodes.mask",
+    "nodes.training",
 )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ldm.data.shapes import COLOURS, POSITIONS, SHAPE_NAMES, shape_coverage
+from ldm.data.shapes import CENTROID_OFFSET, COLOURS, POSITIONS, SHAPE_NAMES, shape_coverage
 
 #: Below this RGB distance (0..1 scale) from the background nothing counts as a shape.
 MIN_CONTRAST = 0.1
@@ -71,11 +71,9 @@ def _border(image: np.ndarray) -> np.ndarray:
                            image[:, :width].reshape(-1, 3), image[:, -width:].reshape(-1, 3)])
 
 
-#: Area of each shape whose box has half-size 1, and the offset of its centroid from the box
-#: centre (in half-sizes, downwards): templates are placed by the blob's area and centroid, which
-#: ragged or soft edges move far less than they move a bounding box.
+#: Area of each shape whose box has half-size 1: templates are placed by the blob's area and
+#: centroid, which ragged or soft edges move far less than they move a bounding box.
 SHAPE_AREA = {"circle": math.pi, "square": 4.0, "triangle": 2.0, "cross": 20.0 / 9.0}
-CENTROID_OFFSET = {"circle": 0.0, "square": 0.0, "triangle": 1.0 / 3.0, "cross": 0.0}
 #: Template sizes tried around the area-matched one.
 TEMPLATE_SCALES = (0.9, 1.0, 1.1)
 

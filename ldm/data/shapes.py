@@ -1,8 +1,8 @@
 """Procedural captioned scenes: one coloured shape on a plain background, deterministic by seed.
 
-A scene is drawn from a fixed vocabulary — four shapes (circle, square, triangle, cross), eight colours, a 3 x 3 grid of positions,
-a background colour other than the shape's — with small random jitter of position, size and
-colour, and captioned from the same vocabulary: "a red circle at the top left on a blue
+A scene is drawn from a fixed vocabulary — four shapes (circle, square, triangle, cross), eight
+colours, a 3 x 3 grid of positions, a background colour other than the shape's — with small
+random jitter of position and size, and captioned from the same vocabulary: "a red circle at the top left on a blue
 background". Scene ``i`` of a dataset with seed ``s`` is drawn from its own generator
 ``numpy.random.default_rng([s, i])`` (a SeedSequence over both numbers), so every scene is
 reproducible on its own, on any machine, in any order.
@@ -65,12 +65,12 @@ POSITIONS = (
 POSITION_NAMES = tuple(name for name, _, _ in POSITIONS)
 _PHRASE = {"left": "on the left", "right": "on the right", "center": "in the center"}
 
-# Geometry on the 64-pixel canvas: grid-cell centres, jitter, half-size of the shape's box.
+# Geometry on the 64-pixel canvas: where a shape's centre of mass may fall (grid-cell centre +-
+# jitter), and the half-size of its box. A shape covers a good part of its 21-pixel grid cell.
 CANVAS = 64
-CELL_CENTRES = (14.0, 32.0, 50.0)
-CENTRE_JITTER = 2.0
-HALF_SIZE = (8.0, 11.0)
-COLOUR_JITTER = 0  # per channel, uniform in +-this (0..255 scale)
+CELL_CENTRES = (16.0, 32.0, 48.0)
+CENTRE_JITTER = 1.5
+HALF_SIZE = (9.5, 12.0)
 SUPERSAMPLE = 4
 
 
@@ -84,11 +84,9 @@ class Scene:
     colour: str
     position: str
     background: str
-    # rendering details (pixels of the 64-pixel canvas; colour offsets on the 0..255 scale)
-    centre: tuple[float, float] = (32.0, 32.0)  # x, y
-    half_size: float = 8.5
-    colour_offset: tuple[int, int, int] = (0, 0, 0)
-    background_offset: tuple[int, int, int] = (0, 0, 0)
+    # rendering details, in pixels of the 64-pixel canvas
+    centre: tuple[float, float] = (32.0, 32.0)  # x, y of the shape's box
+    half_size: float = 10.5
 
     def caption(self, with_position: bool = True, with_background: bool = True) -> str:
         words = [f"a {self.colour} {self.shape}"]
@@ -105,6 +103,11 @@ def grid_centre(position: str) -> tuple[float, float]:
     return CELL_CENTRES[column], CELL_CENTRES[row]
 
 
+#: Where a shape's centre of mass lies below its box centre, in half-sizes (a triangle's is a
+#: third of the way up from its base; the others are symmetric).
+CENTROID_OFFSET = {"circle": 0.0, "square": 0.0, "triangle": 1.0 / 3.0, "cross": 0.0}
+
+
 def draw_scene(rng: np.random.Generator) -> Scene:
     """A random scene: uniform shape, colour, position; a background colour other than the shape's."""
     shape = SHAPE_NAMES[rng.integers(len(SHAPE_NAMES))]
@@ -114,13 +117,11 @@ def draw_scene(rng: np.random.Generator) -> Scene:
     position = POSITION_NAMES[rng.integers(len(POSITION_NAMES))]
     cx, cy = grid_centre(position)
     jitter = rng.uniform(-CENTRE_JITTER, CENTRE_JITTER, size=2)
-    offsets = rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=6)
+    half_size = float(rng.uniform(*HALF_SIZE))
+    # the centre of mass sits on the grid point, so "top" means the same for every shape
+    box_centre = (cx + float(jitter[0]), cy + float(jitter[1]) - CENTROID_OFFSET[shape] * half_size)
     return Scene(shape=shape, colour=COLOUR_NAMES[colour_index], position=position,
-                 background=COLOUR_NAMES[background_index],
-                 centre=(cx + float(jitter[0]), cy + float(jitter[1])),
-                 half_size=float(rng.uniform(*HALF_SIZE)),
-                 colour_offset=tuple(int(o) for o in offsets[:3]),
-                 background_offset=tuple(int(o) for o in offsets[3:]))
+                 background=COLOUR_NAMES[background_index], centre=box_centre, half_size=half_size)
 
 
 def shape_coverage(shape: str, centre: tuple[float, float], half_size: tuple[float, float] | float,
@@ -138,9 +139,8 @@ def shape_coverage(shape: str, centre: tuple[float, float], half_size: tuple[flo
     return inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
 
 
-def _rgb(name: str, offset: tuple[int, int, int]) -> np.ndarray:
-    return np.clip(np.array(COLOURS[name], dtype=np.float32) + np.array(offset, dtype=np.float32),
-                   0, 255) / 255.0
+def _rgb(name: str) -> np.ndarray:
+    return np.array(COLOURS[name], dtype=np.float32) / 255.0
 
 
 def render_scene(scene: Scene, size: int = CANVAS) -> np.ndarray:
@@ -148,8 +148,8 @@ def render_scene(scene: Scene, size: int = CANVAS) -> np.ndarray:
     scale = size / CANVAS
     alpha = shape_coverage(scene.shape, (scene.centre[0] * scale, scene.centre[1] * scale),
                            scene.half_size * scale, size)[..., None]
-    background = _rgb(scene.background, scene.background_offset)
-    foreground = _rgb(scene.colour, scene.colour_offset)
+    background = _rgb(scene.background)
+    foreground = _rgb(scene.colour)
     return background * (1.0 - alpha) + foreground * alpha
 
 

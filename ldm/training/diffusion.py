@@ -28,7 +28,7 @@ from ldm.training.config import Architecture, DiffusionTraining, to_json
 from ldm.training.ema import EMA
 from ldm.training.generate import guided_model, text_to_images
 from ldm.training.init import new_unet
-from ldm.training.loop import (autocast, compute_dtype, set_learning_rate, step_generator,
+from ldm.training.loop import (autocast, compute_dtype, flushing_denormals, set_learning_rate, step_generator,
                                warmup_cosine)
 from ldm.training.previews import image_grid
 from ldm.training.progress import Progress, ProgressCallback, no_progress
@@ -162,26 +162,27 @@ def train_diffusion(data: TrainingLatents, architecture: Architecture, config: D
     empty_ids = caption_ids([""], architecture.text.width)[0]
     latent_shape = tuple(data.latents.shape[1:])
     started, first_step = time.monotonic(), step
-    while step < config.steps:
-        batch = draw_batch(data, config.batch_size, config.caption_dropout, empty_ids,
-                           step_generator(config.seed, step), len(alpha_bars))
-        set_learning_rate(optimizer, warmup_cosine(step, config.steps, config.learning_rate,
-                                                   config.final_learning_rate, config.warmup_steps))
-        loss, per_item = noise_prediction_loss(unet, text, batch, alpha_bars, config.min_snr_gamma, dtype)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-        optimizer.step()
-        ema_unet.update(unet, step)
-        ema_text.update(text, step)
+    with flushing_denormals():
+        while step < config.steps:
+            batch = draw_batch(data, config.batch_size, config.caption_dropout, empty_ids,
+                               step_generator(config.seed, step), len(alpha_bars))
+            set_learning_rate(optimizer, warmup_cosine(step, config.steps, config.learning_rate,
+                                                       config.final_learning_rate, config.warmup_steps))
+            loss, per_item = noise_prediction_loss(unet, text, batch, alpha_bars, config.min_snr_gamma, dtype)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+            optimizer.step()
+            ema_unet.update(unet, step)
+            ema_text.update(text, step)
 
-        step += 1
-        if step % config.save_every == 0 or step == config.steps:
-            save()
-        image = None
-        if preview is not None and (step % config.preview_every == 0 or step == config.steps):
-            image = _preview(ema_unet.model, ema_text.model, preview, latent_shape, config.preview_steps, dtype)
-        progress(Progress("diffusion", step, config.steps, {"loss": loss.item(), "mse": per_item.mean().item()},
-                          time.monotonic() - started, image, step_in_run=step - first_step))
+            step += 1
+            if step % config.save_every == 0 or step == config.steps:
+                save()
+            image = None
+            if preview is not None and (step % config.preview_every == 0 or step == config.steps):
+                image = _preview(ema_unet.model, ema_text.model, preview, latent_shape, config.preview_steps, dtype)
+            progress(Progress("diffusion", step, config.steps, {"loss": loss.item(), "mse": per_item.mean().item()},
+                              time.monotonic() - started, image, step_in_run=step - first_step))
     return DiffusionResult(ema_unet.model, ema_text.model, step)

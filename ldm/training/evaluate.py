@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from ldm.data.shape_reading import read_scene
-from ldm.data.shapes import (COLOUR_NAMES, POSITION_NAMES, SHAPE_NAMES, Scene, ShapesDataset,
-                             grid_centre)
+from ldm.data.shapes import (CENTROID_OFFSET, COLOUR_NAMES, HALF_SIZE, POSITION_NAMES, SHAPE_NAMES, Scene,
+                             ShapesDataset, grid_centre)
 from ldm.devices import detect_compute
 from ldm.engine import Engine
 from ldm.model import ModelHandle, load_checkpoint
@@ -49,9 +49,12 @@ def evaluation_scenes(count: int = PROMPT_COUNT, seed: int = EVAL_SEED) -> list[
         background = int(rng.integers(len(COLOUR_NAMES) - 1))
         background += background >= colour
         position = POSITION_NAMES[(index // len(SHAPE_NAMES)) % len(POSITION_NAMES)]
-        scenes.append(Scene(shape=SHAPE_NAMES[index % len(SHAPE_NAMES)], colour=COLOUR_NAMES[colour],
-                            position=position, background=COLOUR_NAMES[background],
-                            centre=grid_centre(position)))
+        shape = SHAPE_NAMES[index % len(SHAPE_NAMES)]
+        cx, cy = grid_centre(position)
+        half = sum(HALF_SIZE) / 2
+        scenes.append(Scene(shape=shape, colour=COLOUR_NAMES[colour], position=position,
+                            background=COLOUR_NAMES[background], half_size=half,
+                            centre=(cx, cy - CENTROID_OFFSET[shape] * half)))
     return scenes
 
 
