@@ -42,5 +42,12 @@ test: $(VENV)/.dev-installed browser-deps
 test-fast: $(VENV)/.dev-installed
 	$(PY) -m pytest -q -m "not browser"
 
+# The shipped starter model, retrained from scratch (resumable: rerun to continue), and its scores.
+starter-model: $(VENV)/.runtime-installed
+	$(PY) -m ldm.training.starter --out models/checkpoints/weft-starter.safetensors
+
+eval-starter: $(VENV)/.runtime-installed
+	$(PY) -m ldm.training.evaluate models/checkpoints/weft-starter.safetensors
+
 clean-venv:
 	rm -rf $(VENV)

@@ -117,12 +117,13 @@ def to_json(*configs) -> str:
                       sort_keys=True)
 
 
-#: The shipped starter model: 64 x 64 scenes, f = 8 autoencoder (8 x 8 x 4 latents, so the
-#: usual ``EmptyLatentImage`` 64 x 64 -> 8 x 8 arithmetic holds), a 3-level UNet with attention
-#: everywhere, a 4-layer 128-wide text transformer.
+#: The shipped starter model: 64 x 64 scenes, an f = 4 autoencoder (16 x 16 x 4 latents; the
+#: paper's LDM-4), a 3-level UNet with attention at 8 x 8, 4 x 4 and in the middle, a 4-layer
+#: 128-wide text transformer. 64 channels at full resolution is the least GroupNorm(32) allows
+#: for colour (two channels per group; see docs/training.md).
 STARTER = Architecture(
-    vae=VaeConfig(ch=64, ch_mult=(1, 1, 2, 2), num_res_blocks=1, z_channels=4, embed_dim=4),
-    unet=small_unet(64, (1, 2, 2), res_blocks=1, context_dim=128),
+    vae=VaeConfig(ch=64, ch_mult=(1, 1, 2), num_res_blocks=1, z_channels=4, embed_dim=4),
+    unet=small_unet(64, (1, 2, 2), res_blocks=1, context_dim=128, attention=(False, True, True)),
     text=small_text_encoder(128, layers=4),
     image_size=64,
 )
