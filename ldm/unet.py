@@ -173,14 +173,16 @@ class SpatialTransformer(nn.Module):
         hidden = self.norm(x)
         if not self.use_linear:
             hidden = self.proj_in(hidden)
-        hidden = hidden.flatten(2).transpose(1, 2)  # [B, C, H, W] -> [B, H*W, C]
+        # [B, C, H, W] -> [B, H*W, C]: a free view when the map is channels-last (NHWC in memory).
+        hidden = hidden.permute(0, 2, 3, 1).reshape(b, h * w, -1)
         if self.use_linear:
             hidden = self.proj_in(hidden)
         for block in self.transformer_blocks:
             hidden = block(hidden, context)
         if self.use_linear:
             hidden = self.proj_out(hidden)
-        hidden = hidden.transpose(1, 2).reshape(b, -1, h, w)
+        # [B, H*W, C] -> [B, C, H, W] with channels-last strides (no copy).
+        hidden = hidden.reshape(b, h, w, -1).permute(0, 3, 1, 2)
         if not self.use_linear:
             hidden = self.proj_out(hidden)
         return hidden + x

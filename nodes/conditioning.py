@@ -46,6 +46,16 @@ def _read_weights(path: os.PathLike) -> dict[str, torch.Tensor]:
     return data.get("state_dict", data) if isinstance(data, dict) else data
 
 
+def encode_tokens(clip, tokens, add_dict=None) -> list:
+    """CONDITIONING for ``tokens``: through the engine (text device, cache by model and tokens)
+    when the server built one, else directly."""
+    context = current_context()
+    engine = getattr(getattr(context, "services", None), "engine", None)
+    if engine is None:
+        return clip.encode_from_tokens_scheduled(tokens, add_dict=add_dict)
+    return engine.encode_tokens(clip, tokens, add_dict)
+
+
 def _embedding_dirs() -> list:
     return list(services().folders.model_roots("embeddings"))
 
@@ -68,7 +78,7 @@ class CLIPTextEncode:
         if clip is None:
             raise RuntimeError("the clip input is None: the checkpoint loader found no text encoder "
                                "in this checkpoint")
-        return (clip.encode_from_tokens_scheduled(clip.tokenize(text)),)
+        return (encode_tokens(clip, clip.tokenize(text)),)
 
 
 class CLIPTextEncodeSDXL:
@@ -89,7 +99,7 @@ class CLIPTextEncodeSDXL:
         tokens = cond_ops.sdxl_tokens(clip, text_g, text_l)
         sizes = {"width": width, "height": height, "crop_w": crop_w, "crop_h": crop_h,
                  "target_width": target_width, "target_height": target_height}
-        return (clip.encode_from_tokens_scheduled(tokens, add_dict=sizes),)
+        return (encode_tokens(clip, tokens, add_dict=sizes),)
 
 
 class CLIPTextEncodeSDXLRefiner:
@@ -106,7 +116,7 @@ class CLIPTextEncodeSDXLRefiner:
 
     def encode(self, clip, ascore, width, height, text):
         extras = {"aesthetic_score": ascore, "width": width, "height": height}
-        return (clip.encode_from_tokens_scheduled(clip.tokenize(text), add_dict=extras),)
+        return (encode_tokens(clip, clip.tokenize(text), add_dict=extras),)
 
 
 class CLIPSetLastLayer:
