@@ -116,11 +116,8 @@ class Engine:
         if memory is None:
             memory = MemoryOptions(mode=VramMode.CPU if self.compute.device.type == "cpu" else VramMode.NORMAL)
         self.memory = manager if manager is not None else MemoryManager(memory)
-        if compile_mode is not None and compile_mode not in COMPILE_MODES:
-            raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {compile_mode!r}")
-        self.compile_mode = compile_mode
+        self.set_compile(compile_mode)
         self.text_cache = TextEncodeCache(text_cache_entries)
-        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     @property
     def options(self) -> MemoryOptions:
@@ -165,6 +162,13 @@ class Engine:
         with self.memory.use(model.unet, placement, patches=model.patches, inference_bytes=inference,
                              name=f"{model.family} UNet", force_full=self.options.mode is VramMode.GPU_ONLY) as entry:
             yield RunnableUNet(self, entry, model.unet, placement, self.compute.dtype, self._compiled_for(model.unet))
+
+    def set_compile(self, mode: str | None) -> None:
+        """Switch ``torch.compile`` on (a mode of :data:`COMPILE_MODES`) or off; compiled models are dropped."""
+        if mode is not None and mode not in COMPILE_MODES:
+            raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
+        self.compile_mode = mode
+        self._compiled = weakref.WeakKeyDictionary()
 
     def _compiled_for(self, module: torch.nn.Module):
         if self.compile_mode is None:
