@@ -42,5 +42,9 @@ test: $(VENV)/.dev-installed browser-deps
 test-fast: $(VENV)/.dev-installed
 	$(PY) -m pytest -q -m "not browser"
 
+# Weft against diffusers on whatever device is present: bench/results/<device>.json + bench/README.md.
+bench: $(VENV)/.dev-installed
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 clean-venv:
 	rm -rf $(VENV)

@@ -28,6 +28,7 @@ from ldm.devices import ComputeSettings, detect_compute, total_memory_bytes
 from ldm.memory import MemoryManager, MemoryOptions, Placement, VramMode
 from ldm.memory.plan import unet_inference_bytes
 from ldm.memory.text_cache import TextEncodeCache
+from ldm.ops import SlicedAttention
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 def _shape(value) -> str:
     return "x".join(str(s) for s in value.shape) if torch.is_tensor(value) else "?"
+
+
+def set_attention_slicing(model: torch.nn.Module, max_score_bytes: int | None) -> None:
+    for module in model.modules():
+        if isinstance(module, SlicedAttention):
+            module.attention_slice_bytes = max_score_bytes
 
 
 class RunnableUNet:
@@ -161,7 +168,18 @@ class Engine:
                      if latent_shape is not None else 0)
         with self.memory.use(model.unet, placement, patches=model.patches, inference_bytes=inference,
                              name=f"{model.family} UNet", force_full=self.options.mode is VramMode.GPU_ONLY) as entry:
+            set_attention_slicing(model.unet, self._attention_slice_bytes(placement.device, inference))
             yield RunnableUNet(self, entry, model.unet, placement, self.compute.dtype, self._compiled_for(model.unet))
+
+    def _attention_slice_bytes(self, device: torch.device, inference_bytes: int) -> int | None:
+        """A cap on attention score matrices where memory is short (lowvram/novram, or little free
+        after loading); None elsewhere. SDPA's fused kernels need no cap; its math fallback does."""
+        if device.type == "cpu" and self.options.mode is VramMode.CPU:
+            return None
+        free = self.memory.free_bytes(device)
+        if self.options.mode in (VramMode.LOW, VramMode.NONE) or free < 2 * max(inference_bytes, 256 * MIB):
+            return max(32 * MIB, free // 4)
+        return None
 
     def set_compile(self, mode: str | None) -> None:
         """Switch ``torch.compile`` on (a mode of :data:`COMPILE_MODES`) or off; compiled models are dropped."""
@@ -185,6 +203,7 @@ class Engine:
         """A VAE handle whose autoencoder is on its device for the block."""
         placement = Placement(vae.device, vae.dtype, self._channels_last(vae.device))
         with self.memory.use(vae.model, placement, inference_bytes=inference_bytes, name="VAE"):
+            set_attention_slicing(vae.model, self._attention_slice_bytes(placement.device, inference_bytes))
             yield vae
 
     def text_placement(self) -> Placement:

@@ -102,6 +102,35 @@ class Embedding(StreamableLayer, nn.Embedding):
                            self.scale_grad_by_freq, self.sparse)
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              max_score_bytes: int | None = None) -> torch.Tensor:
+    """Scaled dot-product attention over ``[B, heads, L, d]``; in query slices when asked.
+
+    SDPA's fused kernels (flash / memory-efficient on CUDA, flash on the CPU) never hold the
+    ``[B, heads, Lq, Lk]`` score matrix, but its math fallback does. With ``max_score_bytes`` the
+    queries are processed in slices whose score matrix stays under it; every query row attends
+    independently, so the result is the same.
+    """
+    if max_score_bytes is None:
+        return F.scaled_dot_product_attention(q, k, v)
+    b, heads, length, _ = q.shape
+    per_row = b * heads * k.shape[-2] * q.element_size()
+    rows = max(1, int(max_score_bytes) // max(per_row, 1))
+    if rows >= length:
+        return F.scaled_dot_product_attention(q, k, v)
+    out = torch.empty((b, heads, length, v.shape[-1]), dtype=q.dtype, device=q.device)
+    for start in range(0, length, rows):
+        out[:, :, start:start + rows] = F.scaled_dot_product_attention(q[:, :, start:start + rows], k, v)
+    return out
+
+
+class SlicedAttention:
+    """Mixin of attention modules: ``attention_slice_bytes`` (None = whole) is set by the engine
+    when device memory is short (``ldm.engine``)."""
+
+    attention_slice_bytes: int | None = None
+
+
 @dataclass(frozen=True)
 class Operations:
     """Builds layers whose parameters are created on ``device`` in ``dtype``.

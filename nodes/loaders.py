@@ -150,6 +150,10 @@ class CheckpointSave:
                 metadata["prompt"] = json.dumps(prompt)
             for key, value in (extra_pnginfo or {}).items():
                 metadata[key] = json.dumps(value)
+        if found.engine is not None:
+            # Loaded models hold device copies (compute dtype, maybe another clone's LoRA); the
+            # file gets the stored weights, which unloading puts back.
+            found.engine.unload_all()
         save_checkpoint(path, model, clip, vae, metadata)
         return {}
 

@@ -181,3 +181,31 @@ def test_text_encodings_are_cached_by_model_layer_lora_and_tokens():
 def test_text_encoders_stay_on_the_cpu_in_low_vram_modes():
     engine = Engine(FP32, MemoryOptions(mode=VramMode.LOW))
     assert engine.text_placement().device == torch.device("cpu")
+
+
+def test_attention_in_query_slices_equals_whole_attention():
+    from ldm.ops import attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 16, generator=g) for n in (50, 20, 20))
+    whole = attention(q, k, v)
+    per_row = 2 * 3 * 20 * 4
+    torch.testing.assert_close(attention(q, k, v, max_score_bytes=7 * per_row), whole)
+    torch.testing.assert_close(attention(q, k, v, max_score_bytes=1), whole)  # one row at a time
+    assert torch.equal(attention(q, k, v, max_score_bytes=10 ** 9), whole)
+
+
+def test_low_vram_engine_slices_attention_and_still_computes_the_same():
+    handle = tiny_unet_handle()
+    x, t, context = unet_inputs(handle.config)
+    fake = FakeDevice(10 ** 10)
+    manager = MemoryManager(MemoryOptions(mode=VramMode.LOW, reserve_bytes=0, min_inference_bytes=0),
+                            free_memory=fake, empty_cache=lambda device: None)
+    fake.manager = manager
+    with Engine(FP32, manager=manager).use_unet(handle) as unet:
+        sliced = unet(x, t, context=context)
+        attn = unet.module.input_blocks[1][1].transformer_blocks[0].attn1
+        assert attn.attention_slice_bytes is not None
+    with cpu_engine().use_unet(handle) as unet:
+        assert unet.module.input_blocks[1][1].transformer_blocks[0].attn1.attention_slice_bytes is None
+        torch.testing.assert_close(sliced, unet(x, t, context=context))
