@@ -3,7 +3,7 @@
     python -m bench.probe --family sd15 --side weft --mode lowvram --size 512 --steps 4
 
 Prints one JSON line: ``{"side", "mode", "seconds", "peak_rss", "peak_vram", "load_seconds"}``.
-Peak RSS is the process's ``ru_maxrss``; peak VRAM is ``torch.cuda.max_memory_allocated`` (what
+Peak RSS is the process's ``VmHWM``; peak VRAM is ``torch.cuda.max_memory_allocated`` (what
 the tensors held at most, the same measure for both sides; the CUDA context is not in it).
 A fresh process per measurement, since both numbers are high-water marks.
 """
@@ -24,6 +24,15 @@ from ldm.devices import detect_compute
 #: diffusers' counterparts of Weft's memory modes (its documented offloading switches).
 DIFFUSERS_MODES = {"normalvram": None, "lowvram": "enable_model_cpu_offload",
                    "novram": "enable_sequential_cpu_offload"}
+
+
+def peak_rss() -> int:
+    """This process's resident-set high-water mark (``VmHWM``). ``ru_maxrss`` would not do: it
+    keeps the parent's peak across fork and exec."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def tokenizer_of(family):
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         result["seconds"] = side.text_to_image(args.size, args.steps, clip.tokenize).seconds
-    result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["peak_rss"] = peak_rss()
     result["peak_vram"] = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     print(json.dumps(result))
 
