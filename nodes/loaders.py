@@ -150,10 +150,11 @@ class CheckpointSave:
                 metadata["prompt"] = json.dumps(prompt)
             for key, value in (extra_pnginfo or {}).items():
                 metadata[key] = json.dumps(value)
-        if found.engine is not None:
+        unload = getattr(found.engine, "unload_all", None)
+        if unload is not None:
             # Loaded models hold device copies (compute dtype, maybe another clone's LoRA); the
             # file gets the stored weights, which unloading puts back.
-            found.engine.unload_all()
+            unload()
         save_checkpoint(path, model, clip, vae, metadata)
         return {}
 
