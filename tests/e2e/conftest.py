@@ -68,7 +68,10 @@ class Studio:
         outputs = [node_id for node_id, node in prompt.items()
                    if self.registry.get(node["class_type"]).output_node]
         outcome = (executor or self.executor()).execute("e2e", prompt, outputs)
-        assert outcome.status == "success", outcome.messages[-1]
+        if outcome.status != "success":
+            error = outcome.messages[-1][1]
+            raise AssertionError(f"{outcome.status}: {error.get('node_type')} {error.get('exception_type')}: "
+                                 f"{error.get('exception_message')}\n" + "".join(error.get("traceback", [])))
         images = []
         for node_id in outputs:
             for entry in outcome.outputs.get(node_id, {}).get("images", []):
@@ -110,3 +113,29 @@ def gradient_image(height: int, width: int, seed: int = 0) -> numpy.ndarray:
     rgb = numpy.stack([xs / max(width - 1, 1), ys / max(height - 1, 1), 0.5 + 0.0 * xs], axis=-1)
     rgb = rgb * 200 + rng.integers(0, 40, size=rgb.shape)
     return rgb.clip(0, 255).astype(numpy.uint8)
+
+
+def write_tiny_lora(path: Path, checkpoint: Path, rank: int = 4, seed: int = 0) -> Path:
+    """A kohya-style LoRA (``lora_unet_…``, ``lora_te_…``) for every attention projection of a tiny
+    SD1 checkpoint's UNet and text encoder, with up/down/alpha tensors of rank ``rank``."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    weights = {}
+    with safe_open(checkpoint, "pt") as handle:
+        for key in handle.keys():
+            for prefix, lora_prefix in (("model.diffusion_model.", "lora_unet_"),
+                                        ("cond_stage_model.transformer.", "lora_te_")):
+                if not key.startswith(prefix) or not key.endswith(("to_q.weight", "to_v.weight",
+                                                                     "q_proj.weight", "v_proj.weight")):
+                    continue
+                out_features, in_features = handle.get_slice(key).get_shape()
+                module = key[len(prefix):-len(".weight")].replace(".", "_")
+                weights[f"{lora_prefix}{module}.lora_up.weight"] = torch.randn(out_features, rank, generator=generator)
+                weights[f"{lora_prefix}{module}.lora_down.weight"] = torch.randn(rank, in_features, generator=generator)
+                weights[f"{lora_prefix}{module}.alpha"] = torch.tensor(float(rank))
+    assert weights, "no attention projections found"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(path))
+    return path
