@@ -50,7 +50,7 @@ class SamplerChoice:
         get_sampler(self.name)  # unknown names fail here, at the node that chose them
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class CFGGuidance:
     """CFG over positive / negative conditioning (CFGGuider); BasicGuider is positive only, cfg 1."""
 
@@ -63,7 +63,7 @@ class CFGGuidance:
         return CFGGuider(guided, list(self.positive), list(self.negative), self.cfg)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DualCFGGuidance:
     model: Any
     cond1: Conditioning
