@@ -45,7 +45,7 @@ def all_files(root):
                   if not f.startswith("server-") and not f.startswith("weft-jobs"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def secret(base_dir):
     outside = base_dir.parent / f"secret-{uuid.uuid4().hex}.png"
     outside.write_text(SECRET)
@@ -133,7 +133,8 @@ def test_decompression_bomb_refused(server, base_dir):
     assert server.get("/prompt")[0] == 200
 
 
-def test_oversize_upload_refused(base_dir):
+def test_oversize_upload_refused(fresh_base_dir):
+    base_dir = fresh_base_dir
     from .conftest import ServerProcess
     proc = ServerProcess(base_dir, ["--max-upload-size", "1"]).start()
     try:

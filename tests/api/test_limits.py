@@ -10,9 +10,11 @@ import pytest
 from .conftest import ServerProcess, gate_prompt, preview_prompt
 
 
-def nothing_queued(server):
+def snapshot(server):
+    """What is queued or done; a refused request must leave it as it was."""
     queue = server.get("/queue")[1]
-    return queue == {"queue_running": [], "queue_pending": []} and server.get("/history")[1] == {}
+    return ([i[1] for i in queue["queue_running"]], [i[1] for i in queue["queue_pending"]],
+            sorted(server.get("/history")[1]))
 
 
 @pytest.mark.parametrize("body", [
@@ -24,22 +26,25 @@ def nothing_queued(server):
     b"\xff\xfe\x00garbage",
 ])
 def test_malformed_bodies(server, body):
+    before = snapshot(server)
     status, response = server.request("POST", "/prompt", body)
     assert status == 400 and "error" in response
-    assert nothing_queued(server)
+    assert snapshot(server) == before
 
 
 def test_hundred_thousand_node_prompt_refused(server):
     prompt = {str(i): {"class_type": "PrimitiveInt", "inputs": {"value": i}} for i in range(100_000)}
+    before = snapshot(server)
     start = time.monotonic()
     status, body = server.post("/prompt", {"prompt": prompt})
     elapsed = time.monotonic() - start
     assert status == 413 and body["error"]["type"] == "prompt_too_large"
     assert elapsed < 30, elapsed  # refused before validating 100k nodes, not after
-    assert nothing_queued(server)
+    assert snapshot(server) == before
 
 
 def test_deep_json_refused(server):
+    before = snapshot(server)
     deep = b'{"prompt": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
     status, body = server.request("POST", "/prompt", deep)
     assert status == 400 and body["error"]["type"] == "invalid_json"
@@ -47,7 +52,7 @@ def test_deep_json_refused(server):
                                   "x": {"nest": json.loads("[" * 200 + "]" * 200)}}}
     status, body = server.post("/prompt", moderately_deep)
     assert status == 400 and "deeper" in body["error"]["message"]
-    assert nothing_queued(server)
+    assert snapshot(server) == before
     assert server.get("/prompt")[0] == 200
 
 
@@ -77,7 +82,8 @@ async def _flood(url: str, count: int, prompt: dict):
     return statuses, retry_after, timings
 
 
-def test_flood_past_queue_limit_gets_429_and_queue_stays_responsive(base_dir):
+def test_flood_past_queue_limit_gets_429_and_queue_stays_responsive(fresh_base_dir):
+    base_dir = fresh_base_dir
     server = ServerProcess(base_dir, ["--max-queue-size", "50"]).start()
     try:
         gate, marker = base_dir / "gate", base_dir / "marker"

@@ -50,7 +50,7 @@ NODE_CLASS_MAPPINGS = {}
 }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def pack_server(base_dir):
     for name, source in PACKS.items():
         (base_dir / "custom_nodes" / name).write_text(source)
@@ -113,7 +113,8 @@ def test_folder_pack_and_its_web_directory(pack_server):
     assert pack_server.get("/extensions/folder_pack/../impl.py")[0] in (403, 404)
 
 
-def test_disable_all_with_whitelist(base_dir):
+def test_disable_all_with_whitelist(fresh_base_dir):
+    base_dir = fresh_base_dir
     for name, source in PACKS.items():
         (base_dir / "custom_nodes" / name).write_text(source)
     proc = ServerProcess(base_dir, ["--disable-all-custom-nodes", "--whitelist-custom-nodes", "impostor"]).start()

@@ -44,7 +44,8 @@ def test_userdata_cannot_leave_the_user_folder(server, base_dir, path):
     assert server.request("POST", f"/userdata/workflows%2Fok.json/move/{path}", b"")[0] in (400, 403, 404)
 
 
-def test_multi_user(base_dir):
+def test_multi_user(fresh_base_dir):
+    base_dir = fresh_base_dir
     proc = ServerProcess(base_dir, ["--multi-user"]).start()
     try:
         _, user_id = proc.post("/users", {"username": "ana"})

@@ -6,7 +6,7 @@ import time
 
 import aiohttp
 
-from .conftest import gate_prompt, preview_prompt
+from .conftest import gate_files, gate_prompt, preview_prompt
 
 
 async def _submit(session, url, prompt, client_id):
@@ -70,7 +70,7 @@ def test_two_sockets_with_one_client_id_both_hear(server):
 
 
 def test_client_disconnects_mid_run_and_fetches_result(server, base_dir):
-    gate, marker = base_dir / "gate", base_dir / "marker"
+    gate, marker = gate_files(base_dir)
 
     async def scenario():
         async with aiohttp.ClientSession() as session:
@@ -86,7 +86,7 @@ def test_client_disconnects_mid_run_and_fetches_result(server, base_dir):
 
 
 def test_reconnecting_client_is_told_what_runs(server, base_dir):
-    gate, marker = base_dir / "gate", base_dir / "marker"
+    gate, marker = gate_files(base_dir)
 
     async def scenario():
         async with aiohttp.ClientSession() as session:
