@@ -7,6 +7,7 @@ execution error and returns the saved images' paths; ``pixels(path)`` reads a PN
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from PIL import Image
 
 from graph.executor import Executor
 from graph.folders import FolderPaths
-from graph.png_metadata import read_graph
+from graph.png_metadata import read_text
 from graph.registry import NodeRegistry
 from ldm.devices import detect_compute
 from ldm.engine import Engine
@@ -86,7 +87,8 @@ class Studio:
 
     @staticmethod
     def prompt_of(path: Path) -> dict:
-        return read_graph(path)["prompt"]
+        """The API prompt in the PNG's ``prompt`` text chunk."""
+        return json.loads(read_text(path)["prompt"])
 
     def input_image(self, name: str, pixels: numpy.ndarray) -> str:
         Image.fromarray(pixels).save(self.services.folders.input / name)
