@@ -61,7 +61,9 @@ def step_callback(model) -> Callable[[dict[str, Any]], None]:
     def on_step(info: dict[str, Any]) -> None:
         check_interrupted()
         preview = previewer(info["denoised"]) if previewer is not None else None
-        report_progress(info["i"] + 1, info["total_steps"], preview)
+        total = info["total_steps"]
+        # dpm_adaptive picks its own step count; the bar never passes its end.
+        report_progress(min(info["i"] + 1, total), total, preview)
 
     return on_step
 
