@@ -24,8 +24,8 @@ def _run(model, guidance, sampler, sigmas, noise, latent_image):
     latent = with_model_channels(latent_image, model)
     callback = step_callback(model)
     with sampling_run(model) as guided:
-        return custom.sample_custom(guidance.build(guided), sampler, sigmas, noise.generate_noise(latent), latent,
-                             noise.seed, callback, model.device)
+        return custom.sample_custom(guidance.build(guided), sampler, sigmas, noise.generate_noise(latent),
+                                    latent, noise.seed, callback, model.device)
 
 
 class SamplerCustom:
@@ -220,7 +220,7 @@ class DualCFGGuider:
 
     def get_guider(self, model, cond1, cond2, negative, cfg_conds, cfg_cond2_negative, style="regular"):
         return (custom.DualCFGGuidance(model, cond1, cond2, negative, cfg_conds, cfg_cond2_negative,
-                                nested=(style == "nested")),)
+                                       nested=(style == "nested")),)
 
 
 class DisableNoise:

@@ -14,7 +14,8 @@ from ldm.sampling.noise import prepare_noise
 from ldm.sampling.sample import common_ksampler
 from ldm.taesd import taesd_decoder
 from nodes import sampling
-from tests.nodes.sampling_support import RecordingEngine, RecordingUNet, make_runner, sd1, tiny_sd1  # noqa: F401 (fixtures)
+from tests.nodes.sampling_support import RecordingEngine, RecordingUNet, make_runner
+from tests.nodes.sampling_support import sd1, tiny_sd1  # noqa: F401 (fixtures)
 
 COMFYUI_SAMPLERS_IMPLEMENTED = [
     "euler", "euler_ancestral", "heun", "heunpp2", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive",
@@ -124,7 +125,8 @@ def test_no_previews_when_disabled_and_taesd_when_its_file_is_there(tmp_path, sd
     assert [p for _, _, p in run.progress] == [None, None]
     run = make_runner(tmp_path / "b", preview_method="taesd")
     from safetensors.torch import save_file
-    save_file(taesd_decoder().state_dict(), str(run.services.folders.model_roots("vae_approx")[0] / "taesd_decoder.safetensors"))
+    vae_approx = run.services.folders.model_roots("vae_approx")[0]
+    save_file(taesd_decoder().state_dict(), str(vae_approx / "taesd_decoder.safetensors"))
     run(sampling.KSampler().sample, model, 1, 2, 1.0, "euler", "normal", cond(), cond(0.0),
         {"samples": torch.zeros(1, 4, 8, 8)})
     assert [p.size for _, _, p in run.progress] == [(64, 64), (64, 64)]
