@@ -21,6 +21,16 @@ from nodes.services import NodeOptions, Services
 FP32_CPU = detect_compute("cpu", force_dtype=torch.float32)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny networks run faster on one thread; on a loaded 2-core machine the default two threads
+    spin against other work (a KSampler test measured 16 s instead of under 1 s). Restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_sd1(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sampling_nodes") / "tiny_sd1.safetensors"

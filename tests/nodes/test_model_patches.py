@@ -7,7 +7,8 @@ import torch
 from graph.registry import NodeRegistry
 from ldm.sampling.from_handle import model_sampling_of
 from nodes import model_patches, sampling
-from tests.nodes.sampling_support import RecordingEngine, make_runner, sd1, tiny_sd1  # noqa: F401 (fixtures)
+from tests.nodes.sampling_support import RecordingEngine, make_runner
+from tests.nodes.sampling_support import one_torch_thread, sd1, tiny_sd1  # noqa: F401 (fixtures)
 from tests.nodes.test_sampling import cond
 
 

@@ -15,7 +15,7 @@ from ldm.sampling.sample import common_ksampler
 from ldm.taesd import taesd_decoder
 from nodes import sampling
 from tests.nodes.sampling_support import RecordingEngine, RecordingUNet, make_runner
-from tests.nodes.sampling_support import sd1, tiny_sd1  # noqa: F401 (fixtures)
+from tests.nodes.sampling_support import one_torch_thread, sd1, tiny_sd1  # noqa: F401 (fixtures)
 
 COMFYUI_SAMPLERS_IMPLEMENTED = [
     "euler", "euler_ancestral", "heun", "heunpp2", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive",

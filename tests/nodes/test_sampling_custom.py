@@ -14,6 +14,7 @@ from ldm.sampling.schedulers import karras_sigmas
 from nodes import custom_sampling as cs
 from nodes import sampling
 from tests.nodes.sampling_support import RecordingEngine, make_runner
+from tests.nodes.sampling_support import one_torch_thread  # noqa: F401 (fixture)
 from tests.nodes.test_sampling import _fake_handle, cond
 
 
