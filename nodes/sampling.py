@@ -48,10 +48,11 @@ def steps_input(tooltip: str | None = None) -> tuple:
 def previewer_for(model) -> Previewer | None:
     """The live previewer the server's options ask for, for this model's latent format."""
     found = services()
-    folders = found.folders
-    candidates = [(name, folders.model_path("vae_approx", name)) for name in folders.list_models("vae_approx")]
-    return make_previewer(found.options.preview_method, model.latent_format, candidates,
-                          found.options.preview_size, model.device)
+    method, folders = found.options.preview_method, found.folders
+    candidates = []
+    if method == "taesd":
+        candidates = [(name, folders.model_path("vae_approx", name)) for name in folders.list_models("vae_approx")]
+    return make_previewer(method, model.latent_format, candidates, found.options.preview_size, model.device)
 
 
 def step_callback(model) -> Callable[[dict[str, Any]], None]:
@@ -72,7 +73,10 @@ def step_callback(model) -> Callable[[dict[str, Any]], None]:
 def sampling_run(model) -> Iterator[GuidedModel]:
     """The model's :class:`GuidedModel` for one sampling run; the engine lends the UNet (LoRA
     patches applied) for the length of the block and takes it back afterwards."""
-    with services().engine.use_unet(model) as unet:
+    engine = services().engine
+    if engine is None:
+        raise RuntimeError("sampling needs the diffusion engine, and these services were built without one")
+    with engine.use_unet(model) as unet:
         yield guided_model(model, unet)
 
 

@@ -51,6 +51,8 @@ def test_lora_changes_the_image_and_strength_zero_equals_no_lora(studio, tiny_ch
     # after the LoRA runs, so the plain prompt gives the plain picture again.
     [plain_again] = studio.run(default_txt2img(seed=13), executor)
     assert numpy.array_equal(studio.pixels(plain_again), studio.pixels(plain))
+    [from_png] = studio.run(studio.prompt_of(with_lora))
+    assert numpy.array_equal(studio.pixels(from_png), studio.pixels(with_lora))
 
 
 def _custom_advanced(seed: int, steps: int = 3, scheduler: str = "normal") -> dict:
@@ -72,6 +74,8 @@ def test_custom_sampling_equals_ksampler(studio):
     [reference] = studio.run(default_txt2img(seed=31, steps=3, scheduler="karras"))
     [advanced] = studio.run(_custom_advanced(31, scheduler="karras"))
     assert numpy.array_equal(studio.pixels(advanced), studio.pixels(reference))
+    [from_png] = studio.run(studio.prompt_of(advanced))
+    assert numpy.array_equal(studio.pixels(from_png), studio.pixels(advanced))
     custom = _custom_advanced(31, scheduler="karras")
     custom["24"] = node("SamplerCustom", model=["4", 0], add_noise=True, noise_seed=31, cfg=8.0,
                         positive=["6", 0], negative=["7", 0], sampler=["22", 0], sigmas=["23", 0],
