@@ -11,7 +11,8 @@ from ldm.sampling import custom, schedulers, sigma_ops
 from ldm.sampling.from_handle import model_sampling_of
 from ldm.sampling.samplers import SAMPLER_NAMES
 from ldm.sampling.schedulers import SCHEDULER_NAMES
-from nodes.sampling import cfg_input, sampling_run, seed_input, step_callback, steps_input, with_model_channels
+from nodes.sampling import (cfg_input, sampling_run, seed_input, step_callback, steps_input, to_intermediate,
+                            with_model_channels)
 
 SIGMA_LIMITS = {"min": 0.0, "max": 5000.0, "step": 0.01, "round": False}
 SD_SIGMA_MAX = 14.614642
@@ -24,8 +25,9 @@ def _run(model, guidance, sampler, sigmas, noise, latent_image):
     latent = with_model_channels(latent_image, model)
     callback = step_callback(model)
     with sampling_run(model) as guided:
-        return custom.sample_custom(guidance.build(guided), sampler, sigmas, noise.generate_noise(latent),
-                                    latent, noise.seed, callback, model.device)
+        outputs = custom.sample_custom(guidance.build(guided), sampler, sigmas, noise.generate_noise(latent),
+                                       latent, noise.seed, callback, model.device)
+    return tuple(to_intermediate(out) for out in outputs)
 
 
 class SamplerCustom:

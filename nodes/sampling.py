@@ -80,6 +80,14 @@ def sampling_run(model) -> Iterator[GuidedModel]:
         yield guided_model(model, unet)
 
 
+def to_intermediate(latent: dict) -> dict:
+    """A sampled LATENT moved to where results between nodes live (the CPU unless --gpu-only)."""
+    device = getattr(services().engine, "intermediate_device", None)
+    if device is None or latent["samples"].device == device:
+        return latent
+    return dict(latent, samples=latent["samples"].to(device))
+
+
 def with_model_channels(latent: dict, model) -> dict:
     """The LATENT with an empty latent's channels fitted to the model (ComfyUI does the same)."""
     samples = fix_empty_latent_channels(latent["samples"], model.latent_format.channels)
@@ -92,8 +100,9 @@ def ksample(model, seed: int, steps: int, cfg: float, sampler_name: str, schedul
     latent = with_model_channels(latent, model)
     callback = step_callback(model)
     with sampling_run(model) as guided:
-        return common_ksampler(guided, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
-                               callback=callback, device=model.device, **options)
+        out = common_ksampler(guided, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                              callback=callback, device=model.device, **options)
+    return to_intermediate(out)
 
 
 class KSampler:

@@ -147,6 +147,10 @@ def test_interrupt_stops_sampling_and_gives_the_weights_back(tmp_path, sd1):
         run(sampling.KSampler().sample, patched, 1, 10, 1.0, "euler", "normal", cond(), cond(0.0),
             {"samples": torch.zeros(1, 4, 8, 8)})
     assert len(run.progress) == 2
+    # The engine keeps the run's (patched) device copy loaded for the next use; the stored
+    # weights are never written, and unloading puts them back.
+    assert not run.services.engine.memory.find(model.unet).users
+    run.services.engine.unload_all()
     assert torch.equal(model.unet.state_dict()[key], original)
 
 
