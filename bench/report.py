@@ -21,12 +21,16 @@ def table(results: dict) -> str:
              f"average at start {', '.join(f'{x:.1f}' for x in env['load_average_at_start'])}, at end "
              f"{', '.join(f'{x:.1f}' for x in env.get('load_average_at_end', ()))}.",
              "",
-             "| model | metric | setting | Weft | diffusers | Weft / diffusers |",
-             "|---|---|---|---|---|---|"]
+             "| model | metric | setting | Weft | diffusers | Weft / diffusers | CPU time: Weft / diffusers |",
+             "|---|---|---|---|---|---|---|"]
     for row in results["rows"]:
         ratio = row["weft_over_diffusers"]
+        cpu = row.get("cpu_time") or {}
+        cpu_ratio = cpu.get("weft_over_diffusers")
+        cpu_text = "–" if cpu_ratio is None else f"{cpu['weft']:.2f} / {cpu['diffusers']:.2f} s = {cpu_ratio:.2f}"
         lines.append(f"| {row['family']} | {row['metric']} | {row['setting']} | {_value(row['weft'], row['unit'])} | "
-                     f"{_value(row['diffusers'], row['unit'])} | {'–' if ratio is None else f'{ratio:.2f}'} |")
+                     f"{_value(row['diffusers'], row['unit'])} | {'–' if ratio is None else f'{ratio:.2f}'} | "
+                     f"{cpu_text} |")
     for note in results.get("notes", []):
         lines.append(f"\nNote: {note}")
     return "\n".join(lines)

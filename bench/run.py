@@ -61,11 +61,18 @@ class Results:
     notes: list = field(default_factory=list)
 
     def add(self, family: str, metric: str, weft, diffusers, unit: str, setting: str = "") -> None:
+        cpu = None
+        if isinstance(weft, Best) and isinstance(diffusers, Best):
+            cpu = {"weft": round(weft.cpu_seconds, 3), "diffusers": round(diffusers.cpu_seconds, 3),
+                   "weft_over_diffusers": weft.cpu_seconds / diffusers.cpu_seconds if diffusers.cpu_seconds else None}
+            weft, diffusers = round(weft.seconds, 4), round(diffusers.seconds, 4)
         ratio = weft / diffusers if isinstance(weft, (int, float)) and isinstance(diffusers, (int, float)) \
             and diffusers else None
         self.rows.append({"family": family, "metric": metric, "setting": setting, "weft": weft,
-                          "diffusers": diffusers, "unit": unit, "weft_over_diffusers": ratio})
+                          "diffusers": diffusers, "unit": unit, "weft_over_diffusers": ratio, "cpu_time": cpu})
         shown = "" if ratio is None else f"  ratio {ratio:.2f}"
+        if cpu is not None and cpu["weft_over_diffusers"] is not None:
+            shown += f" (CPU time {cpu['weft']} / {cpu['diffusers']} s, ratio {cpu['weft_over_diffusers']:.2f})"
         print(f"[{family}] {metric} {setting}: weft {weft} diffusers {diffusers} {unit}{shown}", flush=True)
 
 
@@ -89,17 +96,29 @@ def device_label(device: torch.device) -> str:
     return "cpu"
 
 
-def best(fn, repeats: int) -> float:
-    return min(fn() for _ in range(max(1, repeats)))
+@dataclass(frozen=True)
+class Best:
+    """The fastest of several timed calls: wall clock, and process CPU time (the work)."""
+
+    seconds: float
+    cpu_seconds: float
+
+    @staticmethod
+    def of(samples) -> "Best":
+        return Best(min(t.seconds for t in samples), min(t.cpu_seconds for t in samples))
 
 
-def interleaved(a, b, repeats: int) -> tuple[float, float]:
-    """Minimum seconds of ``a()`` and ``b()`` over ``repeats`` rounds, one of each per round."""
+def best(fn, repeats: int) -> Best:
+    return Best.of([fn() for _ in range(max(1, repeats))])
+
+
+def interleaved(a, b, repeats: int) -> tuple[Best, Best]:
+    """The best of ``a()`` and of ``b()`` over ``repeats`` rounds, one call of each per round."""
     times_a, times_b = [], []
     for _ in range(max(1, repeats)):
         times_a.append(a())
         times_b.append(b())
-    return min(times_a), min(times_b)
+    return Best.of(times_a), Best.of(times_b)
 
 
 def warm_file(path: Path) -> None:
@@ -134,23 +153,24 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
 
     weft.unet_step(latent), theirs.unet_step(latent)  # warm-up (allocator, oneDNN/cuDNN plans)
     ours, base = interleaved(lambda: weft.unet_step(latent), lambda: theirs.unet_step(latent), plan.repeats)
-    results.add(name, "UNet CFG step", round(ours, 4), round(base, 4), "s", f"{size}², batch 2, {dtype}")
+    results.add(name, "UNet CFG step", ours, base, "s", f"{size}², batch 2, {dtype}")
     if plan.diffusers_channels_last:
         theirs.set_channels_last(True)
         theirs.unet_step(latent)
         cl = best(lambda: theirs.unet_step(latent), plan.repeats)
-        results.add(name, "UNet CFG step", round(ours, 4), round(cl, 4), "s",
+        results.add(name, "UNet CFG step", ours, cl, "s",
                     f"{size}², batch 2, {dtype}, diffusers channels-last")
         theirs.set_channels_last(False)
 
     weft.vae_decode(latent), theirs.vae_decode(latent)
     ours_vae, base_vae = interleaved(lambda: weft.vae_decode(latent), lambda: theirs.vae_decode(latent),
                                      plan.repeats)
-    results.add(name, "VAE decode", round(ours_vae, 4), round(base_vae, 4), "s", f"{size}², {dtype}")
+    results.add(name, "VAE decode", ours_vae, base_vae, "s", f"{size}², {dtype}")
 
     ours_t2i = weft.text_to_image(size, plan.steps)
     base_t2i = theirs.text_to_image(size, plan.steps, weft.clip.tokenize)
-    results.add(name, "text-to-image", round(ours_t2i.seconds, 3), round(base_t2i.seconds, 3), "s",
+    results.add(name, "text-to-image", Best(ours_t2i.seconds, ours_t2i.cpu_seconds),
+                Best(base_t2i.seconds, base_t2i.cpu_seconds), "s",
                 f"{size}², {plan.steps} Euler steps, CFG 7.5, {dtype}")
     if not torch.isfinite(ours_t2i.value).all():
         results.notes.append(f"{name}: Weft's image had non-finite values")
@@ -161,9 +181,12 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
         weft.unet_step(latent), theirs.unet_step(latent)
         ours32, base32 = interleaved(lambda: weft.unet_step(latent), lambda: theirs.unet_step(latent),
                                      plan.fp32_repeats)
-        results.add(name, "UNet CFG step", round(ours32, 4), round(base32, 4), "s", f"{size}², batch 2, float32")
-        results.add(name, f"Weft {dtype} speed-up over float32", round(ours32 / ours, 2),
-                    round(base32 / base, 2), "×", "UNet CFG step time fp32 / default")
+        results.add(name, "UNet CFG step", ours32, base32, "s", f"{size}², batch 2, float32")
+        results.add(name, f"{dtype} speed-up over float32 (wall)", round(ours32.seconds / ours.seconds, 2),
+                    round(base32.seconds / base.seconds, 2), "×", "UNet CFG step time fp32 / default")
+        results.add(name, f"{dtype} speed-up over float32 (CPU time)",
+                    round(ours32.cpu_seconds / ours.cpu_seconds, 2), round(base32.cpu_seconds / base.cpu_seconds, 2),
+                    "×", "UNet CFG step CPU time fp32 / default")
         weft.set_dtype(compute.dtype)
         theirs.set_dtype(compute.dtype)
 
@@ -173,12 +196,12 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
         weft.unet_step(latent), weft.unet_step(latent), weft.unet_step(latent)
         warmup = time.perf_counter() - started
         fast = best(lambda: weft.unet_step(latent), plan.repeats)
-        results.add(name, "UNet CFG step", round(fast, 4), round(base, 4), "s",
+        results.add(name, "UNet CFG step", fast, base, "s",
                     f"{size}², batch 2, {dtype}, Weft --compile {mode} (warm-up {warmup:.0f} s), diffusers eager")
-        results.add(name, "steps per second", round(1 / fast, 1), round(1 / base, 1), "it/s",
+        results.add(name, "steps per second", round(1 / fast.seconds, 1), round(1 / base.seconds, 1), "it/s",
                     f"Weft --compile {mode}")
     weft.engine.set_compile(None)
-    results.add(name, "steps per second", round(1 / ours, 2), round(1 / base, 2), "it/s", "eager")
+    results.add(name, "steps per second", round(1 / ours.seconds, 2), round(1 / base.seconds, 2), "it/s", "eager")
     weft.release()
     theirs.release()
     del weft, theirs

@@ -38,16 +38,17 @@ def sync(device: torch.device) -> None:
 
 @dataclass
 class Timed:
-    seconds: float
+    seconds: float  # wall clock
     value: object = None
+    cpu_seconds: float = 0.0  # this process's CPU time (all threads): the work, whatever the machine's load
 
 
 def timed(device: torch.device, fn) -> Timed:
     sync(device)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     value = fn()
     sync(device)
-    return Timed(time.perf_counter() - started, value)
+    return Timed(time.perf_counter() - started, value, time.process_time() - cpu)
 
 
 def step_inputs(family: Family, latent: int, device: torch.device, seed: int = 0):
@@ -91,17 +92,17 @@ class WeftSide:
     def _label(self, pooled, size: int):
         return sdxl_label(pooled, width=size, height=size) if pooled is not None else None
 
-    def unet_step(self, latent: int) -> float:
+    def unet_step(self, latent: int) -> Timed:
         x, t, context, pooled = step_inputs(self.family, latent, self.device)
         y = self._label(pooled, latent * 8)
         with self.engine.use_unet(self.model, latent_shape=(1, 4, latent, latent)) as unet:
             x = x.to(self.device)
-            return timed(self.device, lambda: unet(x, t, context=context, y=y)).seconds
+            return timed(self.device, lambda: unet(x, t, context=context, y=y))
 
-    def vae_decode(self, latent: int) -> float:
+    def vae_decode(self, latent: int) -> Timed:
         z = torch.randn(1, 4, latent, latent, generator=torch.Generator().manual_seed(1))
         with self.engine.use_vae(self.vae, inference_bytes=self.vae.decode_memory_bytes(z.shape)):
-            return timed(self.device, lambda: self.vae.decode(z)).seconds
+            return timed(self.device, lambda: self.vae.decode(z))
 
     def text_to_image(self, size: int, steps: int, seed: int = 0) -> Timed:
         """Prompt to IMAGE: encode (cache cleared first), Euler with the normal schedule, decode."""
@@ -168,7 +169,7 @@ class DiffusersSide:
         x = x.to(self.device, self.dtype)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def unet_step(self, latent: int) -> float:
+    def unet_step(self, latent: int) -> Timed:
         x, t, context, pooled = step_inputs(self.family, latent, self.device)
         x, context, t = self._input(x), context.to(self.device, self.dtype), t.to(self.device)
         kwargs = {}
@@ -180,13 +181,13 @@ class DiffusersSide:
                                          dtype=self.dtype)}
         unet = self.models["unet"]
         with torch.inference_mode():
-            return timed(self.device, lambda: unet(x, t, encoder_hidden_states=context, **kwargs).sample).seconds
+            return timed(self.device, lambda: unet(x, t, encoder_hidden_states=context, **kwargs).sample)
 
-    def vae_decode(self, latent: int) -> float:
+    def vae_decode(self, latent: int) -> Timed:
         z = self._input(torch.randn(1, 4, latent, latent, generator=torch.Generator().manual_seed(1)))
         vae = self.models["vae"]
         with torch.inference_mode():
-            return timed(self.device, lambda: vae.decode(z).sample.float().cpu()).seconds
+            return timed(self.device, lambda: vae.decode(z).sample.float().cpu())
 
     def _pipeline(self):
         from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
