@@ -259,13 +259,14 @@ class LoadedModel:
 
     def apply(self, plan: LoadPlan) -> None:
         """Make the resident set ``plan.resident``; every other unit is streamed."""
+        streamed_before = set(self.streamed_units)
         for unit in self.units:
             if unit.name in plan.resident and not unit.resident:
                 self._make_resident(unit)
             elif unit.name not in plan.resident and (unit.resident
                                                      or getattr(unit.layer, "weight_stream", None) is None):
                 self._make_streamed(unit)
-        self.stream.reset()
+        self.stream.reset(relearn=set(self.streamed_units) != streamed_before)
 
     def unload_bytes(self, wanted: int) -> int:
         """Stream resident units (largest first) until ``wanted`` device bytes are freed."""
@@ -279,7 +280,7 @@ class LoadedModel:
                 continue
             self._make_streamed(unit)
             freed += size
-        self.stream.reset()
+        self.stream.reset(relearn=freed > 0)
         return freed
 
     def unload(self) -> int:
@@ -294,7 +295,7 @@ class LoadedModel:
         self._applied.clear()
         self._pinned.clear()
         self._device_adapters.clear()
-        self.stream.reset()
+        self.stream.reset(relearn=True)
         return freed
 
     def layer_unit(self, layer: nn.Module) -> Unit:
@@ -323,9 +324,11 @@ class WeightStream:
         self._pending: dict[str, tuple[dict[str, torch.Tensor], object]] = {}
         self.fetches = 0  # per-call transfers made (for tests and stats)
 
-    def reset(self) -> None:
-        """Drop copies in flight (the resident set or the patches changed)."""
+    def reset(self, relearn: bool = False) -> None:
+        """Drop copies in flight; with ``relearn`` also the forward order (the streamed set changed)."""
         self._pending.clear()
+        if relearn:
+            self.order, self._position, self._complete = [], {}, False
 
     def _copy(self, unit: Unit, non_blocking: bool) -> dict[str, torch.Tensor]:
         loaded = self._loaded
@@ -340,7 +343,8 @@ class WeightStream:
             return
         if self._side is None:
             self._side = torch.cuda.Stream(device=self._loaded.placement.device)
-        self._side.wait_stream(torch.cuda.current_stream(self._loaded.placement.device))
+        # No wait on the compute stream: the copy reads constant host memory into fresh memory of
+        # the side stream's own pool, so it may run while the queued layers compute.
         with torch.cuda.stream(self._side):
             tensors = self._copy(unit, non_blocking=True)
             event = torch.cuda.Event()
@@ -357,12 +361,20 @@ class WeightStream:
         self.order.append(name)
 
     def _next(self, name: str) -> str | None:
+        """The streamed unit that runs after ``name`` (wrapping to the next pass once learnt)."""
         position = self._position.get(name)
-        if position is None or not self.order:
+        if position is None:
             return None
-        if position + 1 < len(self.order):
-            return self.order[position + 1]
-        return self.order[0] if self._complete else None
+        for step in range(1, len(self.order)):
+            index = position + step
+            if index >= len(self.order):
+                if not self._complete:
+                    return None
+                index -= len(self.order)
+            unit = self._loaded.unit_named(self.order[index])
+            if unit is not None and not unit.resident:
+                return unit.name
+        return None
 
     def fetch(self, layer: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         loaded = self._loaded

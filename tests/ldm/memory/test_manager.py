@@ -8,7 +8,7 @@ import gc
 import pytest
 import torch
 
-from ldm.memory import MemoryManager, MemoryOptions, Placement, VramMode
+from ldm.memory import MemoryManager, MemoryOptions, Placement, VramMode, plan_load
 from tests.ldm.memory.conftest import FakeDevice, patches_of, random_lora, tiny_unet_handle, unet_inputs
 
 FP32 = Placement("cpu", torch.float32)
@@ -72,6 +72,16 @@ def test_stream_learns_the_forward_order():
     assert sorted(order) == sorted(entry.streamed_units)  # every streamed layer, once
     run(manager, handle, FP32)
     assert entry.stream.order == order
+    # What gets prefetched after each layer (on CUDA): the next streamed one, wrapping to the next pass.
+    stream = entry.stream
+    assert [stream._next(name) for name in order[:3]] == order[1:4]
+    assert stream._next(order[-1]) == order[0]
+    skipped = entry.unit_named(order[1])
+    skipped.resident = True  # a layer that became resident is skipped
+    assert stream._next(order[0]) == order[2]
+    skipped.resident = False
+    entry.apply(plan_load(entry.sizes(), entry.unit_bytes(entry.unit_named(order[0]))))
+    assert stream.order == []  # the streamed set changed: the order is learnt again
 
 
 @pytest.mark.parametrize("placement", [FP32, BF16_NHWC], ids=["fp32", "bf16-channels-last"])
