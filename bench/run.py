@@ -36,6 +36,7 @@ class Plan:
     size: dict  # family -> image side in pixels
     steps: int  # Euler steps of the text-to-image run
     repeats: int  # timed UNet calls per side (after one warm-up)
+    t2i_repeats: int  # timed text-to-image runs per side
     fp32_repeats: int  # CPU only: timed fp32 calls per side
     probe_steps: int
     probe_modes: tuple[str, ...]
@@ -43,12 +44,14 @@ class Plan:
     diffusers_channels_last: bool = False
 
 
-CPU_PLAN = Plan(families=("sd15",), size={"sd15": 256}, steps=4, repeats=2, fp32_repeats=1, probe_steps=1,
+CPU_PLAN = Plan(families=("sd15",), size={"sd15": 256}, steps=4, repeats=2, t2i_repeats=2, fp32_repeats=1, probe_steps=1,
                 probe_modes=("normalvram",), diffusers_channels_last=True)
-GPU_PLAN = Plan(families=("sd15", "sdxl"), size={"sd15": 512, "sdxl": 1024}, steps=20, repeats=10, fp32_repeats=0,
+GPU_PLAN = Plan(families=("sd15", "sdxl"), size={"sd15": 512, "sdxl": 1024}, steps=20, repeats=10, t2i_repeats=2,
+                fp32_repeats=0,
                 probe_steps=8, probe_modes=("normalvram", "lowvram", "novram"),
                 compile_modes=("reduce-overhead",))
-QUICK_PLAN = Plan(families=("sd15",), size={"sd15": 64}, steps=2, repeats=1, fp32_repeats=1, probe_steps=1,
+QUICK_PLAN = Plan(families=("sd15",), size={"sd15": 64}, steps=2, repeats=1, t2i_repeats=1, fp32_repeats=1,
+                  probe_steps=1,
                   probe_modes=("normalvram",), diffusers_channels_last=True)
 
 
@@ -167,12 +170,13 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
                                      plan.repeats)
     results.add(name, "VAE decode", ours_vae, base_vae, "s", f"{size}², {dtype}")
 
-    ours_t2i = weft.text_to_image(size, plan.steps)
-    base_t2i = theirs.text_to_image(size, plan.steps, weft.clip.tokenize)
-    results.add(name, "text-to-image", Best(ours_t2i.seconds, ours_t2i.cpu_seconds),
-                Best(base_t2i.seconds, base_t2i.cpu_seconds), "s",
+    ours_t2i, base_t2i = interleaved(lambda: weft.text_to_image(size, plan.steps),
+                                     lambda: theirs.text_to_image(size, plan.steps, weft.clip.tokenize),
+                                     plan.t2i_repeats)
+    images = weft.last_image
+    results.add(name, "text-to-image", ours_t2i, base_t2i, "s",
                 f"{size}², {plan.steps} Euler steps, CFG 7.5, {dtype}")
-    if not torch.isfinite(ours_t2i.value).all():
+    if not torch.isfinite(images).all():
         results.notes.append(f"{name}: Weft's image had non-finite values")
 
     if plan.fp32_repeats and compute.dtype != torch.float32:

@@ -126,7 +126,9 @@ class WeftSide:
             samples = out["samples"].to(self.engine.intermediate_device)
             with self.engine.use_vae(self.vae, inference_bytes=self.vae.decode_memory_bytes(samples.shape)):
                 return self.vae.decode(samples)
-        return timed(self.device, run)
+        result = timed(self.device, run)
+        self.last_image = result.value
+        return result
 
     def release(self) -> None:
         self.engine.unload_all()

@@ -84,6 +84,8 @@ class AttnBlock(SlicedAttention, nn.Module):
         q, k, v = (t(hidden).permute(0, 2, 3, 1).reshape(b, 1, h * w, c) for t in (self.q, self.k, self.v))
         out = attention(q, k, v, self.attention_slice_bytes)
         out = out.reshape(b, h, w, c).permute(0, 3, 1, 2)  # back to [B, C, H, W], channels-last strides
+        if not x.is_contiguous(memory_format=torch.channels_last):
+            out = out.contiguous()  # keep the input's layout
         return self.proj_out(out).add_(x)
 
 

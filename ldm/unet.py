@@ -178,6 +178,7 @@ class SpatialTransformer(nn.Module):
         if not self.use_linear:
             hidden = self.proj_in(hidden)
         # [B, C, H, W] -> [B, H*W, C]: a free view when the map is channels-last (NHWC in memory).
+        channels_last = hidden.is_contiguous(memory_format=torch.channels_last)
         hidden = hidden.permute(0, 2, 3, 1).reshape(b, h * w, -1)
         if self.use_linear:
             hidden = self.proj_in(hidden)
@@ -185,8 +186,10 @@ class SpatialTransformer(nn.Module):
             hidden = block(hidden, context)
         if self.use_linear:
             hidden = self.proj_out(hidden)
-        # [B, H*W, C] -> [B, C, H, W] with channels-last strides (no copy).
+        # [B, H*W, C] -> [B, C, H, W], back in the input's memory layout (a view for channels-last).
         hidden = hidden.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        if not channels_last:
+            hidden = hidden.contiguous()
         if not self.use_linear:
             hidden = self.proj_out(hidden)
         return hidden.add_(x)

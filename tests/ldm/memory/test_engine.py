@@ -209,3 +209,23 @@ def test_low_vram_engine_slices_attention_and_still_computes_the_same():
     with cpu_engine().use_unet(handle) as unet:
         assert unet.module.input_blocks[1][1].transformer_blocks[0].attn1.attention_slice_bytes is None
         torch.testing.assert_close(sliced, unet(x, t, context=context))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_transformers_and_vae_attention_keep_the_input_layout(layout):
+    from ldm.model import build_vae
+
+    handle = tiny_unet_handle()
+    x, t, context = unet_inputs(handle.config)
+    seen = []
+    block = handle.unet.input_blocks[1][1]
+    hook = block.register_forward_hook(lambda module, args, out: seen.append(out))
+    with torch.no_grad():
+        handle.unet(x.contiguous(memory_format=layout), t, context)
+    hook.remove()
+    assert seen[0].is_contiguous(memory_format=layout)
+    vae = build_vae(tiny_vae_state_dict(), compute=FP32)
+    attn = vae.model.decoder.mid.attn_1
+    h = torch.randn(1, attn.q.in_channels, 4, 4).contiguous(memory_format=layout)
+    with torch.no_grad():
+        assert attn(h).is_contiguous(memory_format=layout)
