@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ldm.lora import DiffAdapter, LoraAdapter, WeightPatch, patched_weight
+from ldm.memory.pages import file_mappings, release_file_pages
 from ldm.memory.plan import LoadPlan, UnitSize
 from ldm.ops import StreamableLayer
 
@@ -237,6 +238,8 @@ class LoadedModel:
                     self._applied[key] = wanted
                     changed.append(key)
         self.repatched_keys += len(changed)
+        if changed:
+            self.release_copied_originals()
         return changed
 
     def _make_resident(self, unit: Unit) -> None:
@@ -260,13 +263,28 @@ class LoadedModel:
     def apply(self, plan: LoadPlan) -> None:
         """Make the resident set ``plan.resident``; every other unit is streamed."""
         streamed_before = set(self.streamed_units)
+        mappings = file_mappings() if self.placement.device.type == "cpu" else None
         for unit in self.units:
             if unit.name in plan.resident and not unit.resident:
                 self._make_resident(unit)
+                if mappings:  # as we go, so the stored and converted weights never both fill RAM
+                    release_file_pages(self._copied_originals([unit]), mappings)
             elif unit.name not in plan.resident and (unit.resident
                                                      or getattr(unit.layer, "weight_stream", None) is None):
                 self._make_streamed(unit)
         self.stream.reset(relearn=set(self.streamed_units) != streamed_before)
+
+    def _copied_originals(self, units) -> list[torch.Tensor]:
+        return [self.originals[key] for unit in units if unit.resident
+                for local, key in zip(unit.local, unit.keys)
+                if _get_tensor(unit.layer, local) is not self.originals[key]]
+
+    def release_copied_originals(self) -> int:
+        """On a CPU placement, drop the file pages of originals that a resident copy replaces
+        (memory-mapped checkpoint tensors; see ``ldm.memory.pages``). Returns the bytes advised."""
+        if self.placement.device.type != "cpu":
+            return 0
+        return release_file_pages(self._copied_originals(self.units))
 
     def unload_bytes(self, wanted: int) -> int:
         """Stream resident units (largest first) until ``wanted`` device bytes are freed."""
