@@ -263,27 +263,27 @@ class LoadedModel:
     def apply(self, plan: LoadPlan) -> None:
         """Make the resident set ``plan.resident``; every other unit is streamed."""
         streamed_before = set(self.streamed_units)
-        mappings = file_mappings() if self.placement.device.type == "cpu" else None
+        mappings = file_mappings()
         for unit in self.units:
             if unit.name in plan.resident and not unit.resident:
                 self._make_resident(unit)
-                if mappings:  # as we go, so the stored and converted weights never both fill RAM
-                    release_file_pages(self._copied_originals([unit]), mappings)
             elif unit.name not in plan.resident and (unit.resident
                                                      or getattr(unit.layer, "weight_stream", None) is None):
                 self._make_streamed(unit)
+            else:
+                continue
+            if mappings:  # as we go, so stored and converted weights never both fill RAM
+                release_file_pages(self._copied_originals([unit]), mappings)
         self.stream.reset(relearn=set(self.streamed_units) != streamed_before)
 
     def _copied_originals(self, units) -> list[torch.Tensor]:
-        return [self.originals[key] for unit in units if unit.resident
-                for local, key in zip(unit.local, unit.keys)
+        """Originals that another tensor stands in for (a resident copy, or a pinned host copy)."""
+        return [self.originals[key] for unit in units for local, key in zip(unit.local, unit.keys)
                 if _get_tensor(unit.layer, local) is not self.originals[key]]
 
     def release_copied_originals(self) -> int:
-        """On a CPU placement, drop the file pages of originals that a resident copy replaces
-        (memory-mapped checkpoint tensors; see ``ldm.memory.pages``). Returns the bytes advised."""
-        if self.placement.device.type != "cpu":
-            return 0
+        """Drop the file pages of originals that a copy stands in for (memory-mapped checkpoint
+        tensors; see ``ldm.memory.pages``): they are read back from the file only if needed again."""
         return release_file_pages(self._copied_originals(self.units))
 
     def unload_bytes(self, wanted: int) -> int:
