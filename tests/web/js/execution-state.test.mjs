@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExecutionState } from '../../../web/js/model/execution-state.js';
+
+test('a run: executing node, progress, outputs, success', () => {
+  const s = new ExecutionState();
+  s.handle('execution_start', { prompt_id: 'p' });
+  s.setTotalNodes(4);
+  s.handle('execution_cached', { nodes: ['1'], prompt_id: 'p' });
+  s.handle('executing', { node: '5', display_node: '5', prompt_id: 'p' });
+  assert.equal(s.nodeStatus(5), 'running');
+  s.handle('progress', { node: '5', value: 1, max: 2, prompt_id: 'p' });
+  assert.equal(s.overallProgress(), 1.5 / 4);
+  s.setPreview(new Blob(['x']));
+  assert.ok(s.previews.has('5'));
+  s.handle('executing', { node: '7', prompt_id: 'p' });
+  s.handle('executed', { node: '7', output: { images: [{ filename: 'a.png', subfolder: '', type: 'output' }] }, prompt_id: 'p' });
+  s.handle('executing', { node: null, prompt_id: 'p' });
+  s.handle('execution_success', { prompt_id: 'p' });
+  assert.deepEqual(s.lastResult, { promptId: 'p', result: 'success' });
+  assert.equal(s.outputs.get('7').images[0].filename, 'a.png');
+  assert.equal(s.executingNode, null);
+  assert.equal(s.overallProgress(), null);
+});
+
+test('validation errors land on nodes and inputs; subgraph paths on the top-level node', () => {
+  const s = new ExecutionState();
+  s.setPromptErrors({
+    error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation' },
+    node_errors: {
+      3: { errors: [{ type: 'required_input_missing', message: 'Required input is missing', extra_info: { input_name: 'model' } }], class_type: 'KSampler' },
+      '9:2': { errors: [{ type: 'value_not_in_list', message: 'Value not in list', extra_info: { input_name: 'x' } }], class_type: 'Y' },
+    },
+  });
+  assert.equal(s.nodeStatus(3), 'error');
+  assert.deepEqual([...s.inputErrors(3)], [['model', ['Required input is missing']]]);
+  assert.equal(s.nodeStatus(9), 'error');
+  s.clearErrors();
+  assert.equal(s.nodeStatus(3), null);
+});
+
+test('an execution error marks its node', () => {
+  const s = new ExecutionState();
+  s.handle('execution_start', { prompt_id: 'p' });
+  s.handle('execution_error', { prompt_id: 'p', node_id: '4', node_type: 'KSampler', exception_message: 'boom' });
+  assert.equal(s.nodeStatus(4), 'error');
+  assert.equal(s.lastResult.result, 'error');
+});

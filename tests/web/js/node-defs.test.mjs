@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseNodeDef } from '../../../web/js/model/node-defs.js';
+import { objectInfo } from './helpers.mjs';
+
+test('KSampler: sockets, widgets in schema order, seed gets control_after_generate', () => {
+  const def = parseNodeDef('KSampler', objectInfo.KSampler);
+  assert.deepEqual(def.sockets.map((s) => s.name), ['model', 'positive', 'negative', 'latent_image']);
+  assert.deepEqual(def.widgets.map((w) => w.name),
+    ['seed', 'control_after_generate', 'steps', 'cfg', 'sampler_name', 'scheduler', 'denoise']);
+  const control = def.widgets[1];
+  assert.equal(control.kind, 'CONTROL');
+  assert.equal(control.default, 'randomize');
+  assert.equal(control.controls, 0);
+  const cfg = def.widgets.find((w) => w.name === 'cfg');
+  assert.equal(cfg.step, 0.1);
+  assert.equal(cfg.round, 0.01);
+  assert.equal(cfg.default, 8);
+  assert.deepEqual(def.outputs, [{ name: 'LATENT', type: 'LATENT', isList: false, tooltip: null }]);
+});
+
+test('LoadImage: image_upload adds the upload widget after the combo', () => {
+  const def = parseNodeDef('LoadImage', objectInfo.LoadImage);
+  assert.deepEqual(def.widgets.map((w) => [w.name, w.kind]), [['image', 'COMBO'], ['upload', 'IMAGEUPLOAD']]);
+  assert.equal(def.widgets[1].default, 'image');
+});
+
+test('forceInput makes a socket, COMBO with options lists choices, missing limits fall back', () => {
+  const def = parseNodeDef('X', {
+    input: { required: { a: ['INT', { forceInput: true }], b: ['COMBO', { options: ['x', 'y'], default: 'y' }], c: ['INT', {}] } },
+    output: ['INT'],
+  });
+  assert.deepEqual(def.sockets.map((s) => [s.name, s.type]), [['a', 'INT']]);
+  assert.deepEqual(def.widgets[0].values, ['x', 'y']);
+  assert.equal(def.widgets[0].default, 'y');
+  assert.equal(def.widgets[1].min, 0);
+  assert.equal(def.widgets[1].max, 2048);
+  assert.equal(def.widgets[1].step, 1);
+});
+
+test('custom widget types from extensions become widgets', () => {
+  const def = parseNodeDef('X', { input: { required: { colour: ['COLOR', { default: '#fff' }] } }, output: [] },
+    new Map([['COLOR', { defaultValue: (o) => o.default }]]));
+  assert.equal(def.widgets[0].kind, 'COLOR');
+  assert.equal(def.widgets[0].default, '#fff');
+  assert.equal(def.sockets.length, 0);
+});

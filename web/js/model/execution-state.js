@@ -1,0 +1,148 @@
+// What the server says about running prompts (websocket messages, facts §1.6) and about rejected
+// ones (`node_errors`, facts §1.3), kept as data the canvas draws from: the executing node, per-node
+// and overall progress, live previews, result images per output node, validation and execution
+// errors. Server node ids are strings and may be subgraph paths ("5:12"); the canvas shows them on
+// the top-level node ("5").
+
+import { Emitter } from './events.js';
+
+export const topLevelId = (id) => String(id).split(':')[0];
+
+export class ExecutionState extends Emitter {
+  constructor() {
+    super();
+    this.queueRemaining = 0;
+    this.promptId = null;
+    this.executingNode = null;
+    this.nodeProgress = new Map();
+    this.done = new Set();
+    this.totalNodes = 0;
+    this.outputs = new Map();
+    this.previews = new Map();
+    this.nodeErrors = new Map();
+    this.promptError = null;
+    this.executionError = null;
+    this.lastResult = null;
+  }
+
+  #changed(kind, detail = {}) {
+    this.emit('change', { kind, ...detail });
+  }
+
+  /** Feed one JSON websocket message {type, data}. */
+  handle(type, data = {}) {
+    switch (type) {
+      case 'status':
+        this.queueRemaining = data.status?.exec_info?.queue_remaining ?? this.queueRemaining;
+        break;
+      case 'execution_start':
+        this.promptId = data.prompt_id;
+        this.done = new Set();
+        this.nodeProgress = new Map();
+        this.totalNodes = 0;
+        this.executionError = null;
+        this.lastResult = null;
+        break;
+      case 'execution_cached':
+        for (const id of data.nodes ?? []) this.done.add(String(id));
+        break;
+      case 'executing':
+        if (this.executingNode != null) this.done.add(this.executingNode);
+        this.executingNode = data.node == null ? null : String(data.display_node ?? data.node);
+        if (data.node == null) this.#finish(data.prompt_id, 'success');
+        break;
+      case 'progress':
+        this.nodeProgress.set(String(data.node), { value: data.value, max: data.max });
+        break;
+      case 'executed': {
+        const id = topLevelId(data.display_node ?? data.node);
+        this.outputs.set(id, data.output ?? {});
+        this.previews.delete(id);
+        this.done.add(String(data.node));
+        this.#changed('output', { nodeId: id });
+        break;
+      }
+      case 'execution_success':
+        this.#finish(data.prompt_id, 'success');
+        break;
+      case 'execution_error':
+        this.executionError = { ...data, nodeId: data.node_id == null ? null : topLevelId(data.node_id) };
+        this.#finish(data.prompt_id, 'error');
+        break;
+      case 'execution_interrupted':
+        this.#finish(data.prompt_id, 'interrupted');
+        break;
+      default:
+        return;
+    }
+    this.#changed(type, { data });
+  }
+
+  #finish(promptId, result) {
+    if (this.promptId == null && this.lastResult) return;
+    this.executingNode = null;
+    this.nodeProgress = new Map();
+    this.previews = new Map();
+    this.lastResult = { promptId: promptId ?? this.promptId, result };
+    this.promptId = null;
+  }
+
+  /** A live preview frame (a Blob) for the node running now, or for `nodeId` when the frame says. */
+  setPreview(blob, nodeId = null) {
+    const id = nodeId != null ? topLevelId(nodeId) : this.executingNode && topLevelId(this.executingNode);
+    if (id == null) return;
+    this.previews.set(id, blob);
+    this.#changed('preview', { nodeId: id });
+  }
+
+  /** A 400 from POST /prompt: `{error, node_errors}`. */
+  setPromptErrors(body) {
+    this.promptError = body?.error ?? null;
+    this.nodeErrors = new Map();
+    for (const [id, entry] of Object.entries(body?.node_errors ?? {})) {
+      const key = topLevelId(id);
+      const merged = this.nodeErrors.get(key) ?? { errors: [], class_type: entry.class_type };
+      merged.errors.push(...(entry.errors ?? []));
+      this.nodeErrors.set(key, merged);
+    }
+    this.#changed('prompt-errors');
+  }
+
+  clearErrors() {
+    this.promptError = null;
+    this.executionError = null;
+    this.nodeErrors = new Map();
+    this.#changed('errors-cleared');
+  }
+
+  /** Error messages for one input of one node (validation), keyed by input name. */
+  inputErrors(nodeId) {
+    const out = new Map();
+    for (const error of this.nodeErrors.get(String(nodeId))?.errors ?? []) {
+      const name = error.extra_info?.input_name;
+      if (name) out.set(name, [...(out.get(name) ?? []), error.message]);
+    }
+    return out;
+  }
+
+  nodeStatus(nodeId) {
+    const id = String(nodeId);
+    if (this.executingNode != null && topLevelId(this.executingNode) === id) return 'running';
+    if (this.nodeErrors.has(id) || this.executionError?.nodeId === id) return 'error';
+    return null;
+  }
+
+  /** Fraction of the prompt done, 0..1 (null when idle); the running node's steps count in. */
+  overallProgress() {
+    if (this.promptId == null) return null;
+    const total = Math.max(this.totalNodes, this.done.size + (this.executingNode ? 1 : 0), 1);
+    const running = this.executingNode ? this.nodeProgress.get(this.executingNode) : null;
+    const partial = running && running.max ? running.value / running.max : 0;
+    return Math.min(1, (this.done.size + partial) / total);
+  }
+
+  setTotalNodes(count) {
+    this.totalNodes = count;
+    this.#changed('total');
+  }
+}

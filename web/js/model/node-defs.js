@@ -1,0 +1,155 @@
+// Node definitions parsed from /object_info (ComfyUI's V1 schema, facts §1.4).
+// A definition says which inputs are sockets and which are widgets, and the positional layout of
+// `widgets_values` — including the two frontend-only widgets ComfyUI adds: `control_after_generate`
+// after a seed (or any INT/COMBO declaring it) and the `upload` button after an `image_upload` combo.
+// Nothing here knows about a particular node: every built-in node is described by the server.
+
+import { COMBO, isCombo, typeName } from './types.js';
+
+export const BUILTIN_WIDGET_TYPES = new Set(['INT', 'FLOAT', 'STRING', 'BOOLEAN', COMBO]);
+export const CONTROL_MODES = ['fixed', 'increment', 'decrement', 'randomize'];
+const SEED_NAMES = new Set(['seed', 'noise_seed']);
+
+/** Numeric widget limits when the schema leaves them out (ComfyUI's frontend uses the same). */
+export const NUMBER_FALLBACKS = Object.freeze({ min: 0, max: 2048, intStep: 1, floatStep: 0.5 });
+
+function decimalsOf(step) {
+  const text = String(step);
+  if (text.includes('e-')) return Number(text.split('e-')[1]);
+  return text.includes('.') ? text.split('.')[1].length : 0;
+}
+
+function numberOptions(kind, opts) {
+  const step = Number(opts.step ?? (kind === 'INT' ? NUMBER_FALLBACKS.intStep : NUMBER_FALLBACKS.floatStep));
+  const out = {
+    min: Number(opts.min ?? NUMBER_FALLBACKS.min),
+    max: Number(opts.max ?? NUMBER_FALLBACKS.max),
+    step,
+  };
+  if (kind === 'FLOAT') {
+    // `round` is the grid a float snaps to; `false` turns snapping off (facts §1.4).
+    out.round = opts.round === false ? 0 : Number(opts.round ?? 10 ** -Math.min(decimalsOf(step), 8));
+    out.precision = out.round ? decimalsOf(out.round) : Math.max(decimalsOf(step), 2);
+  }
+  return out;
+}
+
+function defaultValue(kind, opts, values) {
+  switch (kind) {
+    case 'INT':
+    case 'FLOAT':
+      return Number(opts.default ?? 0);
+    case 'STRING':
+      return String(opts.default ?? '');
+    case 'BOOLEAN':
+      return Boolean(opts.default ?? false);
+    case COMBO:
+      return values.includes(opts.default) ? opts.default : (values[0] ?? '');
+    default:
+      return opts.default ?? null;
+  }
+}
+
+/** Split `[TYPE, options?]` into the socket type, the combo choices and the options. */
+export function readInputSpec(spec) {
+  const [rawType, rawOptions] = Array.isArray(spec) ? spec : [spec, {}];
+  const options = rawOptions && typeof rawOptions === 'object' ? rawOptions : {};
+  if (Array.isArray(rawType)) return { type: COMBO, values: rawType.map(String), options };
+  if (rawType === COMBO) return { type: COMBO, values: (options.options ?? []).map(String), options };
+  return { type: String(rawType), values: null, options };
+}
+
+function widgetFor(name, parsed, customWidgets) {
+  const { type, values, options } = parsed;
+  if (options.forceInput) return null;
+  if (customWidgets.has(type)) {
+    const custom = customWidgets.get(type);
+    return { name, kind: type, options, default: custom.defaultValue?.(options) ?? options.default ?? null, socketType: type };
+  }
+  if (!BUILTIN_WIDGET_TYPES.has(type)) return null;
+  const widget = { name, kind: type, options, socketType: typeName(type) };
+  if (type === 'INT' || type === 'FLOAT') Object.assign(widget, numberOptions(type, options));
+  if (type === COMBO) widget.values = values;
+  if (type === 'STRING') widget.multiline = Boolean(options.multiline);
+  if (type === 'BOOLEAN') Object.assign(widget, { labelOn: options.label_on ?? 'true', labelOff: options.label_off ?? 'false' });
+  widget.default = defaultValue(type, options, values ?? []);
+  return widget;
+}
+
+function extraWidgets(widget, widgetIndex) {
+  const extras = [];
+  const control = widget.options.control_after_generate;
+  const wantsControl = (widget.kind === 'INT' && (control || SEED_NAMES.has(widget.name)))
+    || (widget.kind === COMBO && control);
+  if (wantsControl) {
+    const mode = CONTROL_MODES.includes(control) ? control : 'randomize';
+    extras.push({ name: 'control_after_generate', kind: 'CONTROL', values: CONTROL_MODES, default: mode,
+      controls: widgetIndex, options: {}, socketType: COMBO, frontendOnly: true });
+  }
+  if (widget.kind === COMBO && widget.options.image_upload) {
+    extras.push({ name: 'upload', kind: 'IMAGEUPLOAD', default: 'image', controls: widgetIndex,
+      folder: widget.options.image_folder ?? 'input', options: {}, socketType: null, frontendOnly: true });
+  }
+  return extras;
+}
+
+/**
+ * Parse one /object_info entry.
+ * @param {string} name
+ * @param {object} info  the schema entry
+ * @param {Map<string, object>} customWidgets  extension widget kinds by type name
+ */
+export function parseNodeDef(name, info, customWidgets = new Map()) {
+  const inputs = [];
+  const sockets = [];
+  const widgets = [];
+  for (const category of ['required', 'optional']) {
+    const specs = info.input?.[category] ?? {};
+    const order = info.input_order?.[category] ?? Object.keys(specs);
+    for (const inputName of order) {
+      if (!(inputName in specs)) continue;
+      const parsed = readInputSpec(specs[inputName]);
+      const optional = category === 'optional';
+      const widget = widgetFor(inputName, parsed, customWidgets);
+      if (widget) {
+        widget.optional = optional;
+        const index = widgets.push(widget) - 1;
+        widgets.push(...extraWidgets(widget, index));
+        inputs.push({ name: inputName, type: widget.socketType, optional, widget: inputName, options: parsed.options });
+      } else {
+        const socket = { name: inputName, type: typeName(parsed.type), optional, options: parsed.options };
+        sockets.push(socket);
+        inputs.push(socket);
+      }
+    }
+  }
+  const outputTypes = info.output ?? [];
+  const outputs = outputTypes.map((type, i) => ({
+    name: info.output_name?.[i] ?? typeName(type),
+    type: typeName(type),
+    isList: Boolean(info.output_is_list?.[i]),
+    tooltip: info.output_tooltips?.[i] ?? null,
+  }));
+  return {
+    name,
+    displayName: info.display_name || name,
+    category: info.category ?? '',
+    description: info.description ?? '',
+    pythonModule: info.python_module ?? '',
+    outputNode: Boolean(info.output_node),
+    deprecated: Boolean(info.deprecated),
+    experimental: Boolean(info.experimental),
+    virtual: false,
+    inputs,
+    sockets,
+    widgets,
+    outputs,
+  };
+}
+
+/** The widget definition behind widget index `i`, and the value a node holds for it. */
+export function widgetIndexByName(def, widgetName) {
+  return def.widgets.findIndex((w) => w.name === widgetName && !w.frontendOnly);
+}
+
+export { isCombo };
