@@ -95,7 +95,10 @@ export function defaultNodeSize(node, def) {
   const widgets = def?.widgets ?? [];
   if (widgets.length) width = Math.max(width, 240);
   if (widgets.some((w) => w.multiline)) width = Math.max(width, 360);
-  for (const w of widgets) width = Math.max(width, (w.name.length + 14) * CHAR_W + 2 * WIDGET_MARGIN);
+  for (const w of widgets) {
+    const longest = Math.min(28, Math.max(8, ...(w.values ?? []).slice(0, 200).map((v) => String(v).length)));
+    width = Math.max(width, (w.name.length + longest + 4) * CHAR_W + 2 * WIDGET_MARGIN);
+  }
   const probe = { ...node, size: [width, 0], flags: {} };
   let height = nodeLayout(probe, def).contentBottom;
   if (def?.outputNode && node.inputs.some((i) => i.type === 'IMAGE')) height += MEDIA_AREA_H;

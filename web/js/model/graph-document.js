@@ -281,14 +281,29 @@ export class GraphDocument extends Emitter {
 
   /** Can output (originId, originSlot) feed input (targetId, targetSlot)? `{ok, reason}`. */
   canConnect(originId, originSlot, targetId, targetSlot) {
-    const origin = this.nodes.get(originId);
     const target = this.nodes.get(targetId);
-    if (!origin || !target || !origin.outputs[originSlot] || !target.inputs[targetSlot]) return { ok: false, reason: 'no such socket' };
-    if (originId === targetId) return { ok: false, reason: 'a node cannot feed itself' };
-    const input = target.inputs[targetSlot];
+    const input = target?.inputs[targetSlot];
+    if (!input) return { ok: false, reason: 'no such socket' };
+    return this.#verdict(originId, originSlot, target, input, this.inputType(target, targetSlot));
+  }
+
+  /** Can output (originId, originSlot) drive widget `widgetName` of node `targetId`? */
+  canConnectToWidget(originId, originSlot, targetId, widgetName) {
+    const target = this.nodes.get(targetId);
+    if (!target) return { ok: false, reason: 'no such node' };
+    const slot = this.widgetInputSlot(target, widgetName);
+    if (slot >= 0) return this.canConnect(originId, originSlot, targetId, slot);
+    const widget = this.defOf(target).widgets.find((w) => w.name === widgetName);
+    if (!widget?.socketType || widget.frontendOnly) return { ok: false, reason: `${widgetName} cannot take a link` };
+    return this.#verdict(originId, originSlot, target, { name: widgetName, widget: { name: widgetName } }, widget.socketType);
+  }
+
+  #verdict(originId, originSlot, target, input, inType) {
+    const origin = this.nodes.get(originId);
+    if (!origin || !origin.outputs[originSlot]) return { ok: false, reason: 'no such socket' };
+    if (originId === target.id) return { ok: false, reason: 'a node cannot feed itself' };
     if (origin.type === 'PrimitiveNode' && !input.widget) return { ok: false, reason: 'a Primitive can only drive widget inputs' };
     const outType = this.outputType(origin, originSlot);
-    const inType = this.inputType(target, targetSlot);
     if (!typesCompatible(outType, inType)) return { ok: false, reason: `${outType} cannot go into ${inType}` };
     if (origin.type === 'PrimitiveNode' && origin.outputs[0].links?.length) {
       const first = this.#firstTarget(origin);
@@ -296,7 +311,7 @@ export class GraphDocument extends Emitter {
       const b = this.defOf(target).widgets.find((w) => w.name === input.widget.name);
       if (a && b && a.kind !== b.kind) return { ok: false, reason: `this Primitive drives a ${a.kind}, not a ${b.kind}` };
     }
-    if (this.#isUpstream(targetId, originId)) return { ok: false, reason: 'that link would make a loop' };
+    if (this.#isUpstream(target.id, originId)) return { ok: false, reason: 'that link would make a loop' };
     return { ok: true, reason: '' };
   }
 
@@ -324,12 +339,9 @@ export class GraphDocument extends Emitter {
 
   /** Link an output into a widget, giving the widget a socket first. */
   connectToWidget(originId, originSlot, targetId, widgetName, options) {
+    const verdict = this.canConnectToWidget(originId, originSlot, targetId, widgetName);
+    if (!verdict.ok) throw new Error(verdict.reason);
     const slot = this.ensureWidgetInput(targetId, widgetName);
-    const verdict = this.canConnect(originId, originSlot, targetId, slot);
-    if (!verdict.ok) {
-      if (this.nodes.get(targetId).inputs[slot].link == null) this.removeWidgetInput(targetId, widgetName);
-      throw new Error(verdict.reason);
-    }
     return this.connect(originId, originSlot, targetId, slot, options);
   }
 
