@@ -104,6 +104,30 @@ class FolderPaths:
         if path not in roots:
             roots.insert(0, path) if first else roots.append(path)
 
+    def apply_extra_paths(self, config: dict, config_dir: Path) -> None:
+        """Add model folders from an ``extra_model_paths.yaml`` document (ComfyUI's format).
+
+        Each section may give ``base_path`` (relative to the YAML file) and ``is_default`` (its
+        folders go first); every other key is a folder kind with newline-separated paths relative
+        to ``base_path``.
+        """
+        if not isinstance(config, dict):
+            raise ValueError("extra model paths: the document must be a mapping of sections")
+        for section in config.values():
+            if not isinstance(section, dict):
+                continue
+            base = Path(os.path.expanduser(str(section.get("base_path", "")) or "."))
+            if not base.is_absolute():
+                base = config_dir / base
+            first = bool(section.get("is_default"))
+            for kind, value in section.items():
+                if kind in ("base_path", "is_default") or value is None:
+                    continue
+                for line in str(value).splitlines():
+                    line = line.strip()
+                    if line:
+                        self.add_model_root(kind, base / os.path.expanduser(line), first=first)
+
     def model_roots(self, kind: str) -> list[Path]:
         kind = KIND_ALIASES.get(kind, kind)
         if kind not in self.models:

@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket API: route tables of small handlers, in ComfyUI's shapes."""

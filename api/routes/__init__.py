@@ -1,0 +1,1 @@
+"""Route tables; api.app registers each at /path and /api/path."""

@@ -1,0 +1,52 @@
+"""Everything the handlers share, built once by server.py and stored under a typed app key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from graph.executor import Executor
+from graph.folders import FolderPaths
+from graph.jobs import JobStore
+from graph.registry import NodeRegistry
+from graph.worker import Worker
+
+from .hub import Hub
+
+
+@dataclass
+class ServerOptions:
+    listen: str = "127.0.0.1"
+    port: int = 8188
+    max_upload_size: int = 100 * 1024 * 1024
+    preview_size: int = 512
+    web_root: Path | None = None
+    multi_user: bool = False
+    max_queue_size: int = 1000  # pending jobs; past it POST /prompt answers 429
+    max_prompt_nodes: int = 20_000
+    max_json_depth: int = 64
+    max_json_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass
+class AppState:
+    registry: NodeRegistry
+    store: JobStore
+    executor: Executor
+    worker: Worker
+    hub: Hub
+    folders: FolderPaths
+    options: ServerOptions = field(default_factory=ServerOptions)
+    services: Any = None
+    packs: list = field(default_factory=list)  # nodes.custom.PackReport per third-party pack
+    logs: Any = None  # api.logs.LogBuffer
+
+
+STATE = web.AppKey("weft_state", AppState)
+
+
+def state_of(request: web.Request) -> AppState:
+    return request.app[STATE]

@@ -1,0 +1,76 @@
+"""The API prompt format: ``{node_id: {"class_type", "inputs", "_meta"?}}``.
+
+An input value that is a two-element list ``[source_node_id, output_index]`` is a link; anything
+else is a literal. A literal list is sent wrapped as ``{"__value__": [...]}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+
+def is_link(value: Any) -> bool:
+    """ComfyUI's rule: a list of length 2 whose first item is a node id and second an index."""
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+            and not isinstance(value[0], bool) and isinstance(value[1], int) and not isinstance(value[1], bool))
+
+
+def looks_like_link(value: Any) -> bool:
+    """Any bare list: either a link or a malformed one (a literal list must be wrapped)."""
+    return isinstance(value, list)
+
+
+def unwrap_literal(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"__value__"}:
+        return value["__value__"]
+    return value
+
+
+def node_links(node: dict) -> Iterator[tuple[str, str, int]]:
+    """(input name, source id, output index) for each well-formed link of a node."""
+    inputs = node.get("inputs") if isinstance(node, dict) else None
+    if not isinstance(inputs, dict):
+        return
+    for name, value in inputs.items():
+        if is_link(value):
+            yield name, str(value[0]), value[1]
+
+
+class DynamicPrompt:
+    """The submitted prompt plus the nodes that node expansion adds while it runs.
+
+    Expanded ("ephemeral") nodes remember their parent, so events and errors can point the user
+    at the node they actually placed (``display_node_id``).
+    """
+
+    def __init__(self, prompt: dict) -> None:
+        self.original = prompt
+        self._ephemeral: dict[str, dict] = {}
+        self._parent: dict[str, str] = {}
+        self._display: dict[str, str] = {}
+
+    def get(self, node_id: str) -> dict | None:
+        return self._ephemeral.get(node_id) or self.original.get(node_id)
+
+    def __contains__(self, node_id: str) -> bool:
+        return node_id in self._ephemeral or node_id in self.original
+
+    def add_ephemeral(self, node_id: str, node: dict, parent_id: str, display_id: str) -> None:
+        self._ephemeral[node_id] = node
+        self._parent[node_id] = parent_id
+        self._display[node_id] = display_id
+
+    def parent_of(self, node_id: str) -> str | None:
+        return self._parent.get(node_id)
+
+    def display_id(self, node_id: str) -> str:
+        return self._display.get(node_id, node_id)
+
+    def real_node_id(self, node_id: str) -> str:
+        """The id of the node in the submitted prompt that this node descends from."""
+        while node_id in self._parent:
+            node_id = self._parent[node_id]
+        return node_id
+
+    def all_ids(self) -> list[str]:
+        return list(self.original) + list(self._ephemeral)

@@ -1,0 +1,163 @@
+"""Weft's entry point: command-line flags, user folders, the node registry, node packs, the job
+store, the worker and the HTTP/WebSocket app. Nothing happens at import time; ``main()`` does it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from api.app import build_app, make_sender, register_pack_routes
+from api.compat import PromptServer  # noqa: F401  (packs do `from server import PromptServer`)
+from api.hub import Hub
+from api.logs import LogBuffer
+from api.security import SecurityPolicy, is_loopback
+from api.state import AppState, ServerOptions
+from graph.cache import OutputCache
+from graph.executor import Executor
+from graph.folders import FolderPaths
+from graph.jobs import JobStore
+from graph.registry import NodeRegistry
+from graph.worker import Worker
+from nodes import register_builtin_nodes
+from nodes.custom import PackReport, load_custom_packs
+from nodes.services import NodeOptions, Services
+
+REPO_ROOT = Path(__file__).resolve().parent
+log = logging.getLogger("weft")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="server.py", description="Weft: a node-graph studio for latent diffusion.")
+    net = parser.add_argument_group("network and safety")
+    net.add_argument("--listen", nargs="?", const="0.0.0.0", default="127.0.0.1", metavar="IP[,IP…]",
+                     help="addresses to bind, comma-separated (default 127.0.0.1; bare: 0.0.0.0). A non-loopback "
+                          "address requires an access token")
+    net.add_argument("--port", type=int, default=8188, help="port (default 8188)")
+    net.add_argument("--access-token", help="the token clients must send when listening beyond loopback "
+                                            "(default: generated and printed at start-up)")
+    net.add_argument("--enable-cors-header", nargs="?", const="*", default=None, metavar="ORIGIN",
+                     help="allow cross-origin requests from exactly this origin")
+    net.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                     help="an extra Host name accepted on loopback (e.g. behind a local proxy)")
+    net.add_argument("--max-upload-size", type=float, default=100, help="largest upload in MB (default 100)")
+    net.add_argument("--max-queue-size", type=int, default=1000, help="pending jobs before /prompt answers 429")
+    net.add_argument("--max-prompt-nodes", type=int, default=20_000, help="largest prompt accepted, in nodes")
+    net.add_argument("--multi-user", action="store_true", help="per-user data selected by the Comfy-User header")
+    paths = parser.add_argument_group("folders")
+    paths.add_argument("--base-directory", default=str(REPO_ROOT),
+                       help="root of models/, input/, output/, temp/, user/, custom_nodes/ (default: the repository)")
+    paths.add_argument("--output-directory", help="where generated images are written")
+    paths.add_argument("--input-directory", help="where uploaded/input images live")
+    paths.add_argument("--temp-directory", help="where previews are written")
+    paths.add_argument("--user-directory", help="per-user settings and workflows")
+    paths.add_argument("--extra-model-paths-config", nargs="+", default=[], metavar="PATH",
+                       help="YAML files listing more model folders (ComfyUI's extra_model_paths.yaml format)")
+    paths.add_argument("--database", help="the job queue and history database "
+                                          "(default <user-directory>/weft-jobs.sqlite3)")
+    cache = parser.add_argument_group("cache")
+    group = cache.add_mutually_exclusive_group()
+    group.add_argument("--cache-lru", type=int, default=256, metavar="N", help="keep up to N node results across prompts")
+    group.add_argument("--cache-none", action="store_true", help="keep no node results across prompts")
+    cache.add_argument("--cache-min-free-ram", type=float, default=2.0, metavar="GB",
+                       help="drop cached results while less than this much RAM is available (default 2)")
+    out = parser.add_argument_group("outputs and previews")
+    out.add_argument("--disable-metadata", action="store_true", help="do not embed the prompt/workflow in saved images")
+    out.add_argument("--preview-method", default="auto", choices=["none", "auto", "latent2rgb", "taesd"],
+                     help="how live previews are made (default auto)")
+    out.add_argument("--preview-size", type=int, default=512, help="longest side of live previews (default 512)")
+    packs = parser.add_argument_group("node packs")
+    packs.add_argument("--disable-all-custom-nodes", action="store_true", help="load no third-party node packs")
+    packs.add_argument("--whitelist-custom-nodes", nargs="*", default=None, metavar="NAME",
+                       help="with --disable-all-custom-nodes: load these packs anyway")
+    packs.add_argument("--custom-node-import-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="give up on a pack whose import takes longer (default 30)")
+    parser.add_argument("--verbose", nargs="?", const="DEBUG", default="INFO", help="log level (bare: DEBUG)")
+    return parser.parse_args(argv)
+
+
+def listen_addresses(args: argparse.Namespace) -> list[str]:
+    return [a.strip() for a in str(args.listen).split(",") if a.strip()]
+
+
+def build_folders(args: argparse.Namespace) -> FolderPaths:
+    folders = FolderPaths.under(args.base_directory, input_dir=args.input_directory, output_dir=args.output_directory,
+                                temp_dir=args.temp_directory, user_dir=args.user_directory)
+    configs = list(args.extra_model_paths_config)
+    default_config = Path(args.base_directory) / "extra_model_paths.yaml"
+    if default_config.is_file():
+        configs.insert(0, str(default_config))
+    for config in configs:
+        with open(config) as handle:
+            folders.apply_extra_paths(yaml.safe_load(handle) or {}, Path(config).resolve().parent)
+    folders.ensure()
+    return folders
+
+
+def load_packs(args: argparse.Namespace, folders: FolderPaths, registry: NodeRegistry) -> list[PackReport]:
+    pack_folders = [REPO_ROOT / "custom_nodes"]
+    if (folders.base / "custom_nodes").resolve() != pack_folders[0]:
+        pack_folders.append(folders.base / "custom_nodes")
+    whitelist = set(args.whitelist_custom_nodes or ()) if args.disable_all_custom_nodes else None
+    return load_custom_packs(pack_folders, registry, timeout=args.custom_node_import_timeout, whitelist=whitelist)
+
+
+def build_state(args: argparse.Namespace, logs: LogBuffer | None = None) -> AppState:
+    folders = build_folders(args)
+    hub = Hub()
+    send = make_sender(hub, args.preview_size)
+    PromptServer.instance = PromptServer(send)
+    registry = NodeRegistry()
+    register_builtin_nodes(registry)
+    pack_reports = load_packs(args, folders, registry)
+    options = ServerOptions(listen=args.listen, port=args.port, max_upload_size=int(args.max_upload_size * 1024 * 1024),
+                            preview_size=args.preview_size, web_root=REPO_ROOT / "web", multi_user=args.multi_user,
+                            max_queue_size=args.max_queue_size, max_prompt_nodes=args.max_prompt_nodes)
+    services = Services(folders=folders, options=NodeOptions(disable_metadata=args.disable_metadata,
+                                                             preview_method=args.preview_method,
+                                                             preview_size=args.preview_size))
+    cache = OutputCache(max_entries=0 if args.cache_none else args.cache_lru,
+                        min_free_ram_bytes=int(args.cache_min_free_ram * 1024 ** 3))
+    executor = Executor(registry, cache, services=services)
+    store = JobStore(args.database or folders.user / "weft-jobs.sqlite3")
+    worker = Worker(store, executor, send)
+    return AppState(registry=registry, store=store, executor=executor, worker=worker, hub=hub, folders=folders,
+                    options=options, services=services, packs=pack_reports, logs=logs)
+
+
+def security_policy(args: argparse.Namespace) -> SecurityPolicy:
+    addresses = tuple(listen_addresses(args))
+    token = args.access_token
+    if token is None and not all(is_loopback(a) for a in addresses):
+        token = secrets.token_urlsafe(24)
+        print(f"Listening beyond this machine: clients need the access token {token}\n"
+              f"  (browser: http://<host>:{args.port}/?token={token}; scripts: 'Authorization: Bearer {token}')",
+              flush=True)
+    return SecurityPolicy(listen_addresses=addresses, access_token=token, cors_origin=args.enable_cors_header,
+                          extra_hosts=frozenset(h.lower() for h in args.allow_host))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    level = getattr(logging, str(args.verbose).upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    logs = LogBuffer()
+    logging.getLogger().addHandler(logs)
+    state = build_state(args, logs)
+    app = build_app(state, security_policy(args))
+    refused = register_pack_routes(app, PromptServer.instance.routes)
+    for pack in state.packs:
+        pack.rejected.update({f"route {r}": "would replace a core route" for r in refused})
+    hosts = listen_addresses(args)
+    print(f"Weft is serving http://{hosts[0]}:{args.port}", flush=True)
+    web.run_app(app, host=hosts, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

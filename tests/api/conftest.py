@@ -1,0 +1,203 @@
+"""A real Weft server process per test, on a free port, with its own folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, base: Path, extra_args=(), port: int | None = None) -> None:
+        self.base = base
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen | None = None
+        self.log_path = base / f"server-{self.port}.log"
+
+    def start(self, timeout: float = 60) -> "ServerProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "server.py"), "--port", str(self.port), "--base-directory", str(self.base),
+             *self.extra_args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                self.get("/prompt")
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def start_with_token(self, timeout: float = 60) -> "ServerProcess":
+        """Start a server that answers 401 without a token: ready when it answers at all."""
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "server.py"), "--port", str(self.port), "--base-directory", str(self.base),
+             *self.extra_args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                status, _ = self.get("/prompt")
+                if status:
+                    return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def request(self, method: str, path: str, body=None, headers=None):
+        data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                raw = response.read()
+                return response.status, (json.loads(raw) if raw and response.headers.get_content_type() ==
+                                         "application/json" else raw)
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            try:
+                return err.code, json.loads(raw)
+            except ValueError:
+                return err.code, raw
+
+    def get(self, path: str):
+        return self.request("GET", path)
+
+    def post(self, path: str, body=None):
+        return self.request("POST", path, body if body is not None else {})
+
+    def wait_for_history(self, prompt_id: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status, body = self.get(f"/history/{prompt_id}")
+            if status == 200 and prompt_id in body:
+                return body[prompt_id]
+            time.sleep(0.05)
+        raise TimeoutError(f"{prompt_id} never reached the history\n{self.log()}")
+
+
+TEST_PACK = '''
+import os, time
+from graph.context import check_interrupted, report_progress
+
+class Gate:
+    """Records each start in `marker`, then waits until the file `gate` exists."""
+    CATEGORY = "test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("STRING",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"gate": ("STRING", {}), "marker": ("STRING", {}), "token": ("INT", {"default": 0})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **kwargs):
+        return float("nan")
+
+    def run(self, gate, marker, token):
+        with open(marker, "a") as f:
+            f.write("start\\n")
+        step = 0
+        while not os.path.exists(gate):
+            time.sleep(0.02)
+            step += 1
+            report_progress(step % 100, 100)
+            check_interrupted()
+        return (f"passed {token}",)
+
+class Chatty:
+    """Reports `count` progress steps, each with a noisy preview image (to flood slow sockets)."""
+    CATEGORY = "test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("STRING",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"count": ("INT", {"default": 10, "min": 1, "max": 100000})}}
+
+    def run(self, count):
+        from PIL import Image
+        noise = Image.effect_noise((512, 512), 100).convert("RGB")
+        for i in range(count):
+            report_progress(i + 1, count, noise)
+        return (f"chatted {count}",)
+
+class Boom:
+    CATEGORY = "test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("STRING",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {})}}
+
+    def run(self, text):
+        raise RuntimeError("boom: " + text)
+
+NODE_CLASS_MAPPINGS = {"Gate": Gate, "Boom": Boom, "Chatty": Chatty}
+'''
+
+
+@pytest.fixture
+def base_dir(tmp_path):
+    (tmp_path / "custom_nodes").mkdir()
+    (tmp_path / "custom_nodes" / "weft_test_pack.py").write_text(TEST_PACK)
+    return tmp_path
+
+
+@pytest.fixture
+def server(base_dir):
+    proc = ServerProcess(base_dir).start()
+    yield proc
+    proc.stop()
+
+
+def preview_prompt(text: str, source: dict | None = None) -> dict:
+    """A tiny prompt: a string (or a given source node) shown by PreviewAny."""
+    first = source or {"class_type": "PrimitiveString", "inputs": {"value": text}}
+    return {"1": first, "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+
+
+def gate_prompt(gate: Path, marker: Path, token: int = 0) -> dict:
+    return preview_prompt("", {"class_type": "Gate", "inputs": {"gate": str(gate), "marker": str(marker),
+                                                                 "token": token}})

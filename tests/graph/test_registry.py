@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from graph.protocol import NodeDefinitionError
+from graph.registry import NodeRegistry
+from graph.types import types_compatible
+
+
+def test_object_info_shape(registry):
+    info = registry.object_info()
+    json.dumps(info)  # must be JSON-serialisable
+    entry = info["StringConcatenate"]
+    assert set(entry) == {"input", "input_order", "output", "output_is_list", "output_name", "name",
+                          "display_name", "description", "python_module", "category", "output_node"}
+    assert entry["input"]["required"]["delimiter"] == ("STRING", {"multiline": False, "default": ""})
+    assert entry["input_order"] == {"required": ["string_a", "string_b", "delimiter"]}
+    assert entry["output"] == ["STRING"] and entry["output_is_list"] == [False] and entry["output_name"] == ["STRING"]
+    assert entry["display_name"] == "Concatenate" and entry["category"] == "utils/string"
+    assert entry["python_module"] == "nodes" and entry["output_node"] is False
+    assert info["PreviewAny"]["output_node"] is True
+    assert info["StringLength"]["output_name"] == ["length"]
+    assert info["Explode"]["output_is_list"] == [True]
+    assert info["Repeat"]["input"]["hidden"] == {"unique_id": "UNIQUE_ID"}
+    assert info["Number"]["python_module"] == "custom_nodes.testpack"
+
+
+def test_core_nodes_cannot_be_replaced(registry):
+    class Fake:
+        RETURN_TYPES = ()
+        FUNCTION = "f"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {}
+
+        def f(self):
+            return ()
+
+    with pytest.raises(NodeDefinitionError, match="core node"):
+        registry.register("StringConcatenate", Fake)
+    assert registry.register_mappings({"PrimitiveInt": Fake}) == {
+        "PrimitiveInt": "PrimitiveInt is a core node and cannot be replaced"}
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"RETURN_TYPES": "INT"}, "RETURN_TYPES"),
+    ({"FUNCTION": "missing"}, "FUNCTION"),
+    ({"RETURN_NAMES": ("a", "b")}, "RETURN_NAMES"),
+    ({"OUTPUT_IS_LIST": (True, False)}, "OUTPUT_IS_LIST"),
+    ({"INPUT_TYPES": classmethod(lambda cls: {"required": {"x": ("INT",)}, "bogus": {}})}, "unknown sections"),
+    ({"INPUT_TYPES": classmethod(lambda cls: {"required": {"not_taken": ("INT",)}})}, "does not accept"),
+])
+def test_malformed_nodes_are_rejected_at_registration(attrs, message):
+    def run(self, x=0):
+        return (x,)
+
+    body = {"RETURN_TYPES": ("INT",), "FUNCTION": "run", "run": run,
+            "INPUT_TYPES": classmethod(lambda cls: {"required": {"x": ("INT",)}})}
+    body.update(attrs)
+    with pytest.raises(NodeDefinitionError, match=message):
+        NodeRegistry().register("Broken", type("Broken", (), body))
+
+
+@pytest.mark.parametrize("out, inp, ok", [
+    ("IMAGE", "IMAGE", True), ("IMAGE", "MASK", False), ("INT", "FLOAT,INT", True), ("FLOAT,INT", "INT", True),
+    ("STRING", "FLOAT,INT", False), ("*", "IMAGE", True), ("IMAGE", "*", True), (["a", "b"], ["a", "b"], True),
+    ("COMBO", ["a"], True), ("STRING", ["a"], False), ("*", ["a"], True), (["a"], "STRING", False),
+])
+def test_types_compatible(out, inp, ok):
+    assert types_compatible(out, inp) is ok
+
+
+def test_any_type_str_subclass_trick():
+    class AnyType(str):
+        def __ne__(self, other):
+            return False
+
+    assert types_compatible("LATENT", AnyType("*"))
