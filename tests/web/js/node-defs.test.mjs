@@ -45,3 +45,26 @@ test('custom widget types from extensions become widgets', () => {
   assert.equal(def.widgets[0].default, '#fff');
   assert.equal(def.sockets.length, 0);
 });
+
+test('companion slots follow the server converter (graph/workflow/widgets.py)', () => {
+  const def = parseNodeDef('X', {
+    input: {
+      required: {
+        pic: [['a.png'], { image_upload: true }],
+        mode: [['x', 'y'], { control_after_generate: true }],
+        seed: ['INT', { control_after_generate: false }],
+        noise_seed: ['INT', {}],
+        strength: ['FLOAT', { control_after_generate: true }],
+        note: ['MARKDOWN', {}],
+      },
+      optional: { extra: ['INT', {}] },
+    },
+    output: [],
+  });
+  assert.deepEqual(def.widgets.map((w) => w.name), [
+    'pic', 'mode', 'control_after_generate', 'control_filter_list', 'seed', 'noise_seed', 'control_after_generate',
+    'strength', 'control_after_generate', 'note', 'upload', 'extra',
+  ]);
+  assert.equal(def.widgets[10].controls, 0);
+  assert.equal(def.widgets[9].multiline, true);
+});

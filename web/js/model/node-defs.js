@@ -7,6 +7,13 @@
 import { COMBO, isCombo, typeName } from './types.js';
 
 export const BUILTIN_WIDGET_TYPES = new Set(['INT', 'FLOAT', 'STRING', 'BOOLEAN', COMBO]);
+/** Types ComfyUI's frontend also draws as widgets. They hold a widgets_values slot (the server's
+ * converter counts them), so they are widgets here too; TEXTAREA and MARKDOWN edit as multi-line
+ * text, the rest show their value unless an extension brings a widget for them. */
+export const OTHER_WIDGET_TYPES = new Set(['MARKDOWN', 'COLOR', 'TEXTAREA', 'IMAGECOMPARE', 'BOUNDING_BOX',
+  'BOUNDING_BOXES', 'CHART', 'GALLERIA', 'PAINTER', 'COMPOSITOR', 'CURVE', 'RANGE', 'VIDEO_EDIT',
+  'RESOLUTION_PREVIEW', 'COLORS']);
+const UPLOAD_OPTIONS = ['image_upload', 'video_upload', 'animated_image_upload'];
 export const CONTROL_MODES = ['fixed', 'increment', 'decrement', 'randomize'];
 const SEED_NAMES = new Set(['seed', 'noise_seed']);
 
@@ -66,6 +73,10 @@ function widgetFor(name, parsed, customWidgets) {
     const custom = customWidgets.get(type);
     return { name, kind: type, options, default: custom.defaultValue?.(options) ?? options.default ?? null, socketType: type };
   }
+  if (OTHER_WIDGET_TYPES.has(type)) {
+    const text = type === 'TEXTAREA' || type === 'MARKDOWN';
+    return { name, kind: text ? 'STRING' : 'UNKNOWN', multiline: text, options, default: options.default ?? (text ? '' : null), socketType: type };
+  }
   if (!BUILTIN_WIDGET_TYPES.has(type)) return null;
   const widget = { name, kind: type, options, socketType: typeName(type) };
   if (type === 'INT' || type === 'FLOAT') Object.assign(widget, numberOptions(type, options));
@@ -76,21 +87,21 @@ function widgetFor(name, parsed, customWidgets) {
   return widget;
 }
 
-function extraWidgets(widget, widgetIndex) {
-  const extras = [];
-  const control = widget.options.control_after_generate;
-  const wantsControl = (widget.kind === 'INT' && (control || SEED_NAMES.has(widget.name)))
-    || (widget.kind === COMBO && control);
-  if (wantsControl) {
-    const mode = CONTROL_MODES.includes(control) ? control : 'randomize';
-    extras.push({ name: 'control_after_generate', kind: 'CONTROL', values: CONTROL_MODES, default: mode,
-      controls: widgetIndex, options: {}, socketType: COMBO, frontendOnly: true });
+/** The frontend-only widgets that follow `widget` (ComfyUI's value-control companions). */
+function companions(widget, widgetIndex) {
+  const option = widget.options.control_after_generate;
+  let wanted;
+  if (widget.kind === 'INT') wanted = option ?? SEED_NAMES.has(widget.name); // `??`: only an absent option falls back to the name
+  else wanted = (widget.kind === 'FLOAT' || widget.kind === COMBO) && option;
+  if (!wanted) return [];
+  const mode = CONTROL_MODES.includes(option) ? option : 'randomize';
+  const out = [{ name: 'control_after_generate', kind: 'CONTROL', values: CONTROL_MODES, default: mode,
+    controls: widgetIndex, options: {}, socketType: COMBO, frontendOnly: true }];
+  if (widget.kind === COMBO) {
+    out.push({ name: 'control_filter_list', kind: 'STRING', multiline: false, default: '', options: {},
+      socketType: null, frontendOnly: true });
   }
-  if (widget.kind === COMBO && widget.options.image_upload) {
-    extras.push({ name: 'upload', kind: 'IMAGEUPLOAD', default: 'image', controls: widgetIndex,
-      folder: widget.options.image_folder ?? 'input', options: {}, socketType: null, frontendOnly: true });
-  }
-  return extras;
+  return out;
 }
 
 /**
@@ -106,21 +117,28 @@ export function parseNodeDef(name, info, customWidgets = new Map()) {
   for (const category of ['required', 'optional']) {
     const specs = info.input?.[category] ?? {};
     const order = info.input_order?.[category] ?? Object.keys(specs);
-    for (const inputName of order) {
-      if (!(inputName in specs)) continue;
+    const names = [...order.filter((n) => n in specs), ...Object.keys(specs).filter((n) => !order.includes(n))];
+    let uploadFor = -1;
+    for (const inputName of names) {
       const parsed = readInputSpec(specs[inputName]);
       const optional = category === 'optional';
       const widget = widgetFor(inputName, parsed, customWidgets);
       if (widget) {
         widget.optional = optional;
         const index = widgets.push(widget) - 1;
-        widgets.push(...extraWidgets(widget, index));
+        widgets.push(...companions(widget, index));
+        if (!optional && uploadFor < 0 && widget.kind === COMBO && UPLOAD_OPTIONS.some((o) => widget.options[o] === true)) uploadFor = index;
         inputs.push({ name: inputName, type: widget.socketType, optional, widget: inputName, options: parsed.options });
       } else {
         const socket = { name: inputName, type: typeName(parsed.type), optional, options: parsed.options };
         sockets.push(socket);
         inputs.push(socket);
       }
+    }
+    // The upload button's slot comes after the last required widget (ComfyUI's uploadImage extension).
+    if (uploadFor >= 0) {
+      widgets.push({ name: 'upload', kind: 'IMAGEUPLOAD', default: 'image', controls: uploadFor,
+        folder: widgets[uploadFor].options.image_folder ?? 'input', options: {}, socketType: null, frontendOnly: true });
     }
   }
   const outputTypes = info.output ?? [];
