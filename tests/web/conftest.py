@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,10 +15,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from editor_driver import Editor  # tests/web is on sys.path (pytest rootdir-relative import)
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+FIXTURES = HERE / "fixtures"
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -44,23 +48,63 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 60.0) -> Non
     raise RuntimeError(f"server did not answer {url} within {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def web_server(tmp_path_factory):
-    """The stand-in server (tests/web/fake_server.py) on a free port; yields its base URL."""
-    base = tmp_path_factory.mktemp("weft-web")
-    port = _free_port()
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "fake_server: runs against tests/web/fake_server.py because the real server does not yet "
+        "have every node the test needs")
+
+
+def _start(command: list[str], base: Path, port: int):
     log = open(base / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "fake_server.py"), "--port", str(port), "--base-directory", str(base)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(url + "/api/object_info", process)
-        yield {"url": url, "base": base}
+    except Exception:
+        process.terminate()
+        log.close()
+        raise RuntimeError((base / "server.log").read_text()[-3000:])
+    return process, log, url
+
+
+@pytest.fixture(scope="session")
+def real_server(tmp_path_factory):
+    """Weft's own server.py on a free port, with a throw-away base directory holding the test node
+    pack (tests/web/fixtures/test_pack) and an input image."""
+    base = tmp_path_factory.mktemp("weft-real")
+    shutil.copytree(FIXTURES / "test_pack", base / "custom_nodes" / "weft_test_pack")
+    (base / "input").mkdir()
+    Image.new("RGB", (48, 40), (30, 160, 90)).save(base / "input" / "example.png")
+    port = _free_port()
+    process, log, url = _start([sys.executable, "server.py", "--port", str(port), "--base-directory", str(base)], base, port)
+    try:
+        yield {"url": url, "base": base, "kind": "real"}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def fake_server(tmp_path_factory):
+    """The stand-in server (tests/web/fake_server.py)."""
+    base = tmp_path_factory.mktemp("weft-fake")
+    port = _free_port()
+    process, log, url = _start([sys.executable, str(HERE / "fake_server.py"), "--port", str(port), "--base-directory", str(base)], base, port)
+    try:
+        yield {"url": url, "base": base, "kind": "fake"}
     finally:
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def web_server(request):
+    """The real server, or the stand-in for tests marked fake_server."""
+    if request.node.get_closest_marker("fake_server"):
+        return request.getfixturevalue("fake_server")
+    return request.getfixturevalue("real_server")
 
 
 @pytest.fixture(scope="session")

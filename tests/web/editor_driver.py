@@ -28,6 +28,12 @@ class Editor:
         """Wait for the next two frames, so what changed is drawn."""
         self.page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
+    def new_workflow(self, scale: float = 0.8, offset=(40, 80)):
+        """An empty canvas with a known camera, so graph points map to known screen points."""
+        self.js("([s, o]) => { weft.commands.run('new'); weft.view.viewport.ds = {scale: s, offset: o}; weft.view.requestDraw(); }",
+                [scale, list(offset)])
+        self.settle()
+
     def js(self, expression: str, arg=None):
         return self.page.evaluate(expression, arg)
 

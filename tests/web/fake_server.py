@@ -150,8 +150,7 @@ async def object_info(request):
 
 @_both("GET", "/extensions")
 async def extensions(request):
-    folder = FIXTURES / "extensions"
-    return web.json_response(sorted(f"/extensions/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*.js")))
+    return web.json_response([])
 
 
 @_both("GET", "/prompt")
@@ -353,8 +352,6 @@ def build_app(base: Path) -> web.Application:
         "interrupt": False, "paused": False, "posted": [], "step_delay": 0.05, "wake": asyncio.Event(),
     }
     app.add_routes(routes)
-    app.router.add_static("/extensions", FIXTURES / "extensions")
-    app.router.add_static("/scripts", ROOT / "web" / "scripts")
     app.router.add_static("/", ROOT / "web")
 
     async def start_worker(app):

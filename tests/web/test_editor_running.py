@@ -3,7 +3,8 @@ seed control, validation errors shown on the offending node and input, the queue
 
 import pytest
 
-pytestmark = pytest.mark.browser
+# The starter workflow and text-to-image nodes (loaders, KSampler) are not on the real server yet.
+pytestmark = [pytest.mark.browser, pytest.mark.fake_server]
 
 
 def _wait_done(editor, timeout=15000):

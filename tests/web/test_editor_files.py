@@ -1,0 +1,151 @@
+"""Files, against the real server: build and run an image graph, save / reload / open through the
+userdata API, drop a PNG the server wrote and get its workflow back, open a ComfyUI-saved workflow
+(primitive, reroutes, groups, a bypassed and a muted node) and run it."""
+
+import io
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+pytestmark = pytest.mark.browser
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _run(editor, timeout=30000):
+    editor.js("() => { weft.execution.lastResult = null; }")
+    editor.page.click("#queue-button")
+    editor.page.wait_for_function("() => weft.execution.lastResult != null", timeout=timeout)
+    error = editor.js("() => weft.execution.executionError")
+    assert editor.js("() => weft.execution.lastResult.result") == "success", (error or {}).get("exception_message")
+    editor.settle()
+
+
+def _upload(editor, node_id, name, colour=(255, 0, 0)):
+    """Pick a picture with the node's upload button; the combo then selects it."""
+    picture = io.BytesIO()
+    Image.new("RGB", (40, 24), colour).save(picture, "PNG")
+    rect = editor.js(f"() => weft.view.widgetClientRect({node_id}, 1)")
+    with editor.page.expect_file_chooser() as chooser:
+        editor.page.mouse.click(rect["x"] + rect["w"] / 2, rect["y"] + rect["h"] / 2)
+    chooser.value.set_files(files=[{"name": name, "mimeType": "image/png", "buffer": picture.getvalue()}])
+    editor.page.wait_for_function(f"() => weft.doc.nodes.get({node_id}).widgets_values[0] === '{name}'")
+
+
+def _build_image_graph(editor):
+    editor.new_workflow()
+    load = editor.add_node_via_search("load image", editor.graph_to_client(0, 0), pick="LoadImage")
+    invert = editor.add_node_via_search("invert image", editor.graph_to_client(420, 0), pick="ImageInvert")
+    save = editor.add_node_via_search("save image", editor.graph_to_client(760, 0), pick="SaveImage")
+    editor.connect(load, "IMAGE", invert, "image")
+    editor.connect(invert, "IMAGE", save, "images")
+    _upload(editor, load, "red.png")
+    return load, invert, save
+
+
+def _fetch(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def test_build_upload_and_run_an_image_graph_on_the_real_server(editor, web_server):
+    load, invert, save = _build_image_graph(editor)  # uploads red.png through the node's button
+    thumbnail = editor.js(f"() => weft.api.viewUrl({{filename: 'red.png', subfolder: '', type: 'input'}})")
+    editor.page.wait_for_function("(u) => weft.view.images.status(u) === 'loaded'", arg=thumbnail)
+    assert (web_server["base"] / "input" / "red.png").is_file()
+    _run(editor)
+    images = editor.js(f"() => weft.execution.outputs.get('{save}').images")
+    assert len(images) == 1
+    url = editor.js("(img) => weft.api.viewUrl(img)", images[0])
+    editor.page.wait_for_function("(u) => weft.view.images.status(u) === 'loaded'", arg=url)
+    result = Image.open(io.BytesIO(_fetch(web_server["url"] + url)))
+    assert result.size == (40, 24)
+    assert result.convert("RGB").getpixel((5, 5)) == (0, 255, 255), "the real ImageInvert ran"
+
+
+def test_save_reload_and_open_a_workflow_from_the_sidebar(editor, web_server):
+    load, invert, save = _build_image_graph(editor)
+    editor.js(f"() => weft.history.run(() => weft.doc.setTitle({invert}, 'Negative film'))")
+    editor.page.keyboard.press("Control+s")
+    editor.page.fill(".dialog-input", "film negative")
+    editor.page.keyboard.press("Enter")
+    editor.page.wait_for_selector(".toast >> text=Saved")
+    saved = json.loads((web_server["base"] / "user" / "default" / "workflows" / "film negative.json").read_text())
+    assert saved["version"] == 0.4 and len(saved["nodes"]) == 3 and len(saved["links"]) == 2
+    editor.reload()
+    editor.js("() => weft.commands.run('new')")
+    assert editor.node_ids() == []
+    editor.page.click("#workflows-toggle")
+    editor.page.click('.workflow-item[data-name="film negative"] .workflow-open')
+    editor.settle()
+    titles = editor.js("() => [...weft.doc.nodes.values()].map((n) => weft.doc.titleOf(n)).sort()")
+    assert titles == ["Load Image", "Negative film", "Save Image"]
+    assert len(editor.links()) == 2
+    assert editor.page.locator(".workflow-name").inner_text().startswith("film negative")
+
+
+def test_reload_keeps_the_open_workflow(editor):
+    _build_image_graph(editor)
+    editor.page.wait_for_timeout(600)  # the session is written shortly after the last change
+    editor.reload()
+    assert sorted(editor.js("() => [...weft.doc.nodes.values()].map((n) => n.type)")) == ["ImageInvert", "LoadImage", "SaveImage"]
+
+
+def test_drop_a_png_made_by_the_server_and_get_its_workflow_back(editor, web_server):
+    load, invert, save = _build_image_graph(editor)
+    editor.js(f"() => weft.history.run(() => weft.doc.setTitle({save}, 'Keep me'))")
+    _run(editor)
+    image = editor.js(f"() => weft.execution.outputs.get('{save}').images[0]")
+    png = _fetch(web_server["url"] + editor.js("(img) => weft.api.viewUrl(img)", image))
+    editor.js("() => weft.commands.run('new')")
+    assert editor.node_ids() == []
+    editor.drop_file(png, "result.png", "image/png")
+    editor.page.wait_for_function("() => weft.doc.nodes.size === 3")
+    titles = editor.js("() => [...weft.doc.nodes.values()].map((n) => weft.doc.titleOf(n)).sort()")
+    assert titles == ["Invert Image", "Keep me", "Load Image"]
+    assert len(editor.links()) == 2
+
+
+def test_drop_a_comfyui_png(editor):
+    """A PNG written by ComfyUI (tEXt `prompt` and `workflow` chunks) restores its workflow."""
+    workflow = json.loads((FIXTURES / "comfyui_image_workflow.json").read_text())
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", json.dumps({"6": {"class_type": "SaveImage", "inputs": {}}}))
+    info.add_text("workflow", json.dumps(workflow))
+    data = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(data, "PNG", pnginfo=info)
+    editor.drop_file(data.getvalue(), "ComfyUI_00001_.png", "image/png")
+    editor.page.wait_for_function("() => weft.doc.nodes.size === 8")
+    assert editor.js("() => weft.doc.groups.size") == 2
+
+
+def test_open_a_comfyui_workflow_and_run_it(editor, web_server):
+    text = (FIXTURES / "comfyui_image_workflow.json").read_bytes()
+    editor.drop_file(text, "from_comfyui.json", "application/json")
+    editor.page.wait_for_function("() => weft.doc.nodes.size === 8")
+    editor.settle()
+    state = editor.js("""() => ({
+        groups: [...weft.doc.groups.values()].map((g) => [g.title, weft.doc.nodesInGroup(g.id)]),
+        reroutePoints: weft.doc.reroutes.size,
+        modes: Object.fromEntries([...weft.doc.nodes.values()].map((n) => [n.id, n.mode])),
+        primitive: weft.doc.defOf(weft.doc.nodes.get(4)).widgets.map((w) => w.name),
+        rerouteType: weft.doc.outputType(weft.doc.nodes.get(2), 0),
+    })""")
+    assert state["groups"] == [["Filters", [3, 5, 7]], ["Output", [6]]]
+    assert state["reroutePoints"] == 1
+    assert state["modes"]["5"] == 4 and state["modes"]["7"] == 2
+    assert state["primitive"] == ["blur_radius", "control_after_generate"]
+    assert state["rerouteType"] == "IMAGE"
+    editor.page.screenshot(path=str(Path("test-artifacts/web/comfyui_workflow_opened.png")))
+    _run(editor)
+    history = json.loads(_fetch(web_server["url"] + "/api/history?max_items=1"))
+    prompt = next(iter(history.values()))["prompt"][2]
+    # The server ran what the graph means: reroute and primitive resolved, invert bypassed, preview muted.
+    assert sorted(prompt) == ["1", "3", "6"]
+    assert prompt["3"]["inputs"] == {"image": ["1", 0], "blur_radius": 3, "sigma": 1.5}
+    assert prompt["6"]["inputs"]["images"] == ["3", 0]
+    assert prompt["6"]["inputs"]["filename_prefix"] == "from_comfyui"
+    assert editor.js("() => weft.execution.outputs.get('6').images.length") == 1
