@@ -218,6 +218,12 @@ export class WeftApp {
     const node = this.doc.nodes.get(Number(nodeId));
     if (!node || node.flags?.collapsed) return;
     const bottom = nodeLayout(node, this.doc.defOf(node)).contentBottom;
+    const output = this.execution.outputs.get(String(nodeId));
+    if (output?.text && !output.images) {
+      const lines = output.text.flatMap((t) => String(t).split('\n')).length;
+      if (node.size[1] - bottom < lines * 16 + 8) this.doc.setNodeSize(node.id, [node.size[0], bottom + Math.min(lines, 12) * 16 + 12]);
+      return;
+    }
     if (node.size[1] - bottom < MEDIA_AREA_H * 0.8) this.doc.setNodeSize(node.id, [Math.max(node.size[0], 240), bottom + MEDIA_AREA_H]);
   }
 

@@ -47,9 +47,11 @@ export class ApiClient extends Emitter {
     return response;
   }
 
+  /** The JSON answer, or null when the body is empty (ComfyUI answers some POSTs with nothing). */
   async json(path, options) {
     const response = await this.fetch(path, options);
-    return response.status === 204 ? null : response.json();
+    const text = await response.text();
+    return text ? JSON.parse(text) : null;
   }
 
   post(path, body) {

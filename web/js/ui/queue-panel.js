@@ -18,13 +18,23 @@ export class QueuePanel {
     this.list = h('div', { class: 'panel-body' });
     root.append(h('div', { class: 'panel-head' }, h('h2', {}, 'Queue'),
       h('button', { class: 'small', onclick: () => this.refresh() }, 'Refresh'),
-      h('button', { class: 'small', onclick: () => app.api.clearQueue().then(() => this.refresh()) }, 'Clear pending')), this.list);
+      h('button', { class: 'small', onclick: () => this.#act(app.api.clearQueue()) }, 'Clear pending')), this.list);
     app.execution.on('change', ({ kind }) => {
       if (['status', 'execution_start', 'execution_success', 'execution_error', 'execution_interrupted'].includes(kind)) this.refreshSoon();
     });
   }
 
   get visible() { return !this.root.hidden; }
+
+  /** Run a queue/history request, then show the new state (or why it failed). */
+  async #act(request) {
+    try {
+      await request;
+    } catch (error) {
+      this.app.ui.toast(error.message, 'error');
+    }
+    await this.refresh();
+  }
 
   refreshSoon() {
     if (!this.visible) return;
@@ -57,7 +67,7 @@ export class QueuePanel {
       rows.push(this.#job(item, 'running', [h('button', { class: 'small', onclick: () => app.interrupt(item[1]) }, 'Interrupt')]));
     }
     for (const item of queue.queue_pending ?? []) {
-      rows.push(this.#job(item, 'pending', [h('button', { class: 'small cancel', onclick: () => app.api.deleteFromQueue([item[1]]).then(() => this.refresh()) }, 'Cancel')]));
+      rows.push(this.#job(item, 'pending', [h('button', { class: 'small cancel', onclick: () => this.#act(app.api.deleteFromQueue([item[1]])) }, 'Cancel')]));
     }
     const past = Object.entries(history ?? {}).reverse();
     if (past.length) rows.push(h('h3', {}, 'History'));
@@ -68,7 +78,7 @@ export class QueuePanel {
       const row = this.#job(entry.prompt ?? [0, promptId, {}], status, [
         workflow ? h('button', { class: 'small load', onclick: () => app.files.loadWorkflowJson(workflow, { name: null, source: 'history' }) }, 'Load workflow') : null,
         h('button', { class: 'small requeue', onclick: () => app.requeue(entry) }, 'Queue again'),
-        h('button', { class: 'small', onclick: () => app.api.deleteHistory([promptId]).then(() => this.refresh()) }, 'Remove'),
+        h('button', { class: 'small', onclick: () => this.#act(app.api.deleteHistory([promptId])) }, 'Remove'),
       ]);
       if (image) {
         const url = app.api.viewUrl(image);

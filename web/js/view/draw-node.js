@@ -108,16 +108,33 @@ function mediaFor(scene, node, def) {
   if (images?.length) return images.map((image) => ({ url: scene.api.viewUrl(image) }));
   const upload = def.widgets.find((w) => w.kind === 'IMAGEUPLOAD');
   if (upload) {
-    const url = uploadPreviewUrl(scene.api, node.widgets_values[upload.controls], upload.folder);
+    // Only files the server lists (or that were just uploaded): asking for a missing one would
+    // only produce a 404.
+    const value = node.widgets_values[upload.controls];
+    const url = def.widgets[upload.controls].values?.includes(value) ? uploadPreviewUrl(scene.api, value, upload.folder) : null;
     return url ? [{ url }] : [];
   }
   return [];
+}
+
+/** Text a node returned (PreviewAny's `ui.text`), one entry per line. */
+function drawTextOutput(ctx, scene, node, area) {
+  const text = scene.execution.outputs.get(String(node.id))?.text;
+  if (!Array.isArray(text) || !text.length || scene.lowDetail) return false;
+  ctx.font = theme.FONT;
+  ctx.fillStyle = theme.TEXT;
+  ctx.textAlign = 'left';
+  ctx.textBaseline = 'top';
+  const lines = text.flatMap((t) => String(t).split('\n')).slice(0, Math.max(1, Math.floor(area.h / 16)));
+  lines.forEach((line, i) => ctx.fillText(fitText(ctx, line, area.w - 8), area.x + 4, area.y + 2 + i * 16));
+  return true;
 }
 
 function drawMedia(ctx, scene, node, def, layout) {
   const items = mediaFor(scene, node, def);
   const area = { x: 8, y: layout.contentBottom, w: node.size[0] - 16, h: node.size[1] - layout.contentBottom - 8 };
   const cells = [];
+  if (!items.length && drawTextOutput(ctx, scene, node, { ...area, h: Math.max(area.h, 16) })) return cells;
   if (!items.length || area.h < 24) return cells;
   const cols = Math.ceil(Math.sqrt(items.length));
   const rows = Math.ceil(items.length / cols);

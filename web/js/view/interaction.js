@@ -19,6 +19,9 @@ export class Interaction {
     this.lastGraphPoint = null;
     const { canvas } = env.view;
     canvas.addEventListener('pointerdown', (e) => this.#down(e));
+    // The browser would focus the canvas after a press, taking focus from whatever the press just
+    // opened (a list filter, an inline editor); key shortcuts listen on the window anyway.
+    canvas.addEventListener('mousedown', (e) => e.preventDefault());
     canvas.addEventListener('pointermove', (e) => this.#move(e));
     canvas.addEventListener('pointerup', (e) => this.#up(e));
     canvas.addEventListener('pointercancel', (e) => this.#cancel(e));
@@ -35,7 +38,11 @@ export class Interaction {
     const { env } = this;
     const { view } = env;
     this.#pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
-    env.view.canvas.setPointerCapture(e.pointerId);
+    try {
+      env.view.canvas.setPointerCapture(e.pointerId);
+    } catch {
+      // A pointer the browser does not track (e.g. one made up by a script) is simply not captured.
+    }
     if (e.pointerType === 'touch' && this.#pointers.size === 2) {
       this.#gesture?.cancel?.();
       this.#gesture = startPinch(env, this.#pointers);

@@ -1,0 +1,71 @@
+"""Execution errors from the real server shown on their node; text outputs shown on PreviewAny;
+the queue panel cancelling pending jobs and Interrupt (stand-in server, whose worker can pause)."""
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def _build(editor, pattern):
+    return editor.js("""(pattern) => weft.history.run(() => {
+        const doc = weft.doc;
+        const text = doc.addNode('PrimitiveString', [0, 0]);
+        const match = doc.addNode('RegexMatch', [300, 0]);
+        const show = doc.addNode('PreviewAny', [700, 0]);
+        doc.setWidgetValue(text.id, 0, 'Weft weaves');
+        const names = doc.defOf(match).widgets.map((w) => w.name);
+        doc.setWidgetValue(match.id, names.indexOf('regex_pattern'), pattern);
+        doc.connectToWidget(text.id, 0, match.id, 'string');
+        doc.connect(match.id, 0, show.id, 0);
+        return [text.id, match.id, show.id];
+    })""", pattern)
+
+
+def _run(editor):
+    editor.js("() => { weft.execution.lastResult = null; }")
+    editor.page.click("#queue-button")
+    editor.page.wait_for_function("() => weft.execution.lastResult != null", timeout=30000)
+    editor.settle()
+    return editor.js("() => weft.execution.lastResult.result")
+
+
+def test_an_execution_error_is_shown_on_its_node(editor):
+    editor.new_workflow(scale=1.0, offset=(60, 120))
+    load = editor.js("""() => weft.history.run(() => {
+        const load = weft.doc.addNode('LoadImage', [0, 0]);
+        const show = weft.doc.addNode('PreviewImage', [400, 0]);
+        weft.doc.setWidgetValue(load.id, 0, 'no-such-picture.png');
+        weft.doc.connect(load.id, 0, show.id, 0);
+        return load.id;
+    })""")
+    assert _run(editor) == "error"
+    assert editor.js(f"() => weft.execution.nodeStatus({load})") == "error"
+    error = editor.js("() => weft.execution.executionError")
+    assert error["node_type"] == "LoadImage" and "no-such-picture.png" in error["exception_message"]
+    assert "LoadImage failed" in editor.page.locator(".toast.error").first.inner_text()
+    assert editor.js("() => document.querySelector('#progress').textContent") == "Failed"
+
+
+def test_text_outputs_show_on_the_node(editor):
+    editor.new_workflow(scale=1.0, offset=(60, 120))
+    text, match, show = _build(editor, "w.ave")
+    assert _run(editor) == "success"
+    assert editor.js(f"() => weft.execution.outputs.get('{show}').text") == ["True"]
+
+
+@pytest.mark.fake_server
+def test_cancel_a_pending_job_and_interrupt(editor):
+    editor.js("() => fetch('/api/control', {method: 'POST', body: JSON.stringify({paused: true})})")
+    editor.page.fill("#batch-count", "2")
+    editor.page.click("#queue-button")
+    editor.page.click("#queue-toggle")
+    editor.page.wait_for_function("() => document.querySelectorAll('.job.pending').length === 2")
+    assert editor.page.locator("#queue-size").inner_text() == "2"
+    editor.page.locator(".job.pending .cancel").first.click()
+    editor.page.wait_for_function("() => document.querySelectorAll('.job.pending').length === 1")
+    editor.js("() => fetch('/api/control', {method: 'POST', body: JSON.stringify({paused: false})})")
+    editor.page.wait_for_function("() => weft.execution.executingNode != null", timeout=10000)
+    editor.page.click("#interrupt-button")
+    editor.page.wait_for_function("() => weft.execution.lastResult?.result === 'interrupted'", timeout=10000)
+    editor.page.wait_for_function("() => document.querySelectorAll('.job.pending, .job.running').length === 0")
+    assert editor.js("() => document.querySelector('#progress').textContent") == "Interrupted"
