@@ -111,6 +111,24 @@ class Editor:
         return added[0]
 
     # -- files ------------------------------------------------------------------------------
+    def upload_with_button(self, node_id: int, widget_index: int, name: str, data: bytes, mime: str = "image/png"):
+        """Click a node's upload button and choose `data` as file `name` in the file chooser."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        rect = self.js(f"() => weft.view.widgetClientRect({node_id}, {widget_index})")
+        x, y = rect["x"] + rect["w"] / 2, rect["y"] + rect["h"] / 2
+        hit = self.js(f"() => weft.view.hitAt(...weft.view.graphPoint({{clientX: {x}, clientY: {y}}}))")
+        assert hit.get("kind") == "widget" and hit.get("index") == widget_index, hit
+        try:
+            with self.page.expect_file_chooser(timeout=10000) as chooser:
+                self.page.mouse.click(x, y)
+        except PlaywrightTimeout:
+            under = self.js(f"() => document.elementFromPoint({x}, {y})?.outerHTML.slice(0, 120)")
+            busy = self.js("() => weft.interaction.busy")
+            raise AssertionError(f"no file chooser: element under the pointer {under!r}, gesture active {busy}")
+        chooser.value.set_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
+        self.page.wait_for_function(f"() => weft.doc.nodes.get({node_id}).widgets_values[0] === {name!r}")
+
     def drop_file(self, data: bytes, name: str, mime: str, at: tuple[float, float] | None = None):
         """Drop a file on the canvas as a drag-and-drop from the desktop would."""
         x, y = at or self.empty_point()

@@ -246,6 +246,8 @@ async def control(request):
     state = request.app[STATE]
     body = await request.json()
     state["paused"] = bool(body.get("paused"))
+    for name, inputs in body.get("set_inputs", {}).items():
+        state["object_info"][name]["input"]["required"].update(inputs)
     if not state["paused"]:
         state["wake"].set()
     return web.json_response({"paused": state["paused"], "posted": state["posted"]})

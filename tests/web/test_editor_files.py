@@ -28,11 +28,7 @@ def _upload(editor, node_id, name, colour=(255, 0, 0)):
     """Pick a picture with the node's upload button; the combo then selects it."""
     picture = io.BytesIO()
     Image.new("RGB", (40, 24), colour).save(picture, "PNG")
-    rect = editor.js(f"() => weft.view.widgetClientRect({node_id}, 1)")
-    with editor.page.expect_file_chooser() as chooser:
-        editor.page.mouse.click(rect["x"] + rect["w"] / 2, rect["y"] + rect["h"] / 2)
-    chooser.value.set_files(files=[{"name": name, "mimeType": "image/png", "buffer": picture.getvalue()}])
-    editor.page.wait_for_function(f"() => weft.doc.nodes.get({node_id}).widgets_values[0] === '{name}'")
+    editor.upload_with_button(node_id, 1, name, picture.getvalue())
 
 
 def _build_image_graph(editor):
@@ -149,3 +145,28 @@ def test_open_a_comfyui_workflow_and_run_it(editor, web_server):
     assert prompt["6"]["inputs"]["images"] == ["3", 0]
     assert prompt["6"]["inputs"]["filename_prefix"] == "from_comfyui"
     assert editor.js("() => weft.execution.outputs.get('6').images.length") == 1
+
+
+def test_open_a_schema_1_workflow_with_a_subgraph_and_run_it(editor, web_server):
+    workflow = json.loads((FIXTURES / "workflow_schema1_subgraph.json").read_text())
+    assert editor.load_workflow(workflow)
+    editor.settle()
+    instance = editor.js("() => { const n = weft.doc.nodes.get(2); return [weft.doc.titleOf(n), weft.doc.defOf(n).subgraph]; }")
+    assert instance == ["Invert twice", True]
+    assert editor.js("() => weft.placeableDefs().some((d) => d.displayName === 'Invert twice')")
+    saved = editor.js("() => weft.files.workflow()")
+    assert saved["version"] == 0.4 and saved["definitions"]["subgraphs"][0]["name"] == "Invert twice"
+    assert _run_status(editor) == "success"
+    history = json.loads(_fetch(web_server["url"] + "/api/history?max_items=1"))
+    prompt = next(iter(history.values()))["prompt"][2]
+    # The server flattened the subgraph: its two inner nodes ran under colon ids.
+    assert sorted(prompt) == ["1", "2:1", "2:2", "3"]
+    assert prompt["3"]["inputs"]["images"] == ["2:2", 0]
+
+
+def _run_status(editor):
+    editor.js("() => { weft.execution.lastResult = null; }")
+    editor.page.click("#queue-button")
+    editor.page.wait_for_function("() => weft.execution.lastResult != null", timeout=30000)
+    editor.settle()
+    return editor.js("() => weft.execution.lastResult.result")

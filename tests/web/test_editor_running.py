@@ -108,3 +108,16 @@ def test_queue_panel_lists_history_and_loads_a_past_workflow(editor):
     item.locator("button.requeue").click()
     editor.page.wait_for_function("() => document.querySelectorAll('.job.success').length >= 2", timeout=15000)
     assert before == 0
+
+
+def test_model_lists_refresh_from_the_server(editor):
+    loader = editor.node_ids("CheckpointLoaderSimple")[0]
+    editor.js("""() => fetch('/api/control', {method: 'POST', body: JSON.stringify({set_inputs: {CheckpointLoaderSimple:
+        {ckpt_name: [["tiny-sd1.safetensors", "weft-starter.safetensors", "zz-new.safetensors"], {}]}}})})""")
+    editor.page.mouse.click(*editor.empty_point())
+    editor.page.keyboard.press("r")
+    editor.page.wait_for_function("() => weft.catalog.get('CheckpointLoaderSimple').widgets[0].values.includes('zz-new.safetensors')")
+    rect = editor.js(f"() => weft.view.widgetClientRect({loader}, 0)")
+    editor.page.mouse.click(rect["x"] + rect["w"] / 2, rect["y"] + rect["h"] / 2)
+    editor.page.click(".menu.picker .menu-item >> text=zz-new.safetensors")
+    assert editor.node(loader)["widgets_values"] == ["zz-new.safetensors"]

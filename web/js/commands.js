@@ -125,5 +125,6 @@ export function createCommands(app) {
     { id: 'new', label: 'New (empty)', run: () => app.files.newWorkflow({ empty: true }) },
     { id: 'default-workflow', label: 'Load the starter workflow', run: () => app.files.newWorkflow({ empty: false }) },
     { id: 'search', label: 'Add node…', keys: ['ctrl+k'], run: () => app.openSearchAtCenter() },
+    { id: 'refresh', label: 'Refresh model lists', keys: ['r'], run: () => app.refreshNodeDefs() },
   ]);
 }

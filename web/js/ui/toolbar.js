@@ -26,7 +26,7 @@ export class Toolbar {
       menuButton('Workflow', ['new', 'default-workflow', null, 'open', 'save', 'save-as', null, 'download', 'export-api'], { id: 'workflow-menu' }),
       h('button', { id: 'open-button', onclick: cmd('open'), title: 'Open a workflow (.json) or an image made by Weft or ComfyUI (.png)' }, 'Open'),
       h('button', { id: 'save-button', onclick: cmd('save'), title: 'Save to the server (Ctrl+S)' }, 'Save'),
-      menuButton('Edit', ['undo', 'redo', null, 'copy', 'paste', 'duplicate', 'delete', null, 'group', 'mute', 'bypass', 'collapse', null, 'select-all', 'fit']),
+      menuButton('Edit', ['undo', 'redo', null, 'copy', 'paste', 'duplicate', 'delete', null, 'group', 'mute', 'bypass', 'collapse', null, 'select-all', 'fit', null, 'refresh']),
       h('div', { class: 'progress', id: 'progress' }, this.progressBar, this.progressText),
       this.connection,
       h('label', { class: 'batch-label', for: 'batch-count' }, 'Batch'),
