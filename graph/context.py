@@ -95,6 +95,17 @@ def use_context(ctx: ExecutionContext) -> Iterator[ExecutionContext]:
         _current.reset(token)
 
 
+def services_context(services: Any, interrupt: InterruptFlag | None = None):
+    """A context with no running node, for code that needs the services outside a node's execution:
+    ``INPUT_TYPES`` listing model folders, ``VALIDATE_INPUTS``, ``IS_CHANGED``."""
+    return use_context(ExecutionContext("", "", "", services, interrupt or InterruptFlag()))
+
+
+def call_with_services(services: Any, fn: Callable, *args, **kwargs):
+    with services_context(services):
+        return fn(*args, **kwargs)
+
+
 def check_interrupted() -> None:
     ctx = _current.get()
     if ctx is not None:

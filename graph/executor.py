@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .cache import OutputCache
-from .context import ExecutionContext, InterruptFlag, Interrupted, use_context
+from .context import ExecutionContext, InterruptFlag, Interrupted, services_context, use_context
 from .node_call import NodeResult, map_over_lists, merge_results
 from .prompt import DynamicPrompt, is_link, unwrap_literal
 from .registry import NodeRegistry
@@ -359,7 +359,8 @@ class Executor:
         """Run one prompt; events go to ``emit`` (or the executor's default sink)."""
         self.interrupt.clear()
         run = _Run(self, prompt_id, prompt, extra_data or {}, emit or self.emit)
-        return run.run([str(o) for o in outputs])
+        with services_context(self.services, self.interrupt):  # for IS_CHANGED and INPUT_TYPES between nodes
+            return run.run([str(o) for o in outputs])
 
     def reset_caches(self) -> None:
         self.cache.clear()

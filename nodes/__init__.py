@@ -12,6 +12,9 @@ import importlib
 #: The built-in packs, in the order their nodes appear in ``/object_info``.
 BUILTIN_MODULES = (
     "nodes.utils",
+    "nodes.loaders",
+    "nodes.conditioning",
+    "nodes.vae",
     "nodes.latent",
     "nodes.image",
     "nodes.mask",

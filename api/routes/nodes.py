@@ -6,6 +6,8 @@ import asyncio
 
 from aiohttp import web
 
+from graph.context import call_with_services
+
 from ..state import state_of
 
 routes = web.RouteTableDef()
@@ -14,15 +16,16 @@ routes = web.RouteTableDef()
 @routes.get("/object_info")
 async def object_info(request: web.Request) -> web.Response:
     # INPUT_TYPES may scan model folders: keep that off the event loop.
-    info = await asyncio.to_thread(state_of(request).registry.object_info)
+    state = state_of(request)
+    info = await asyncio.to_thread(call_with_services, state.services, state.registry.object_info)
     return web.json_response(info)
 
 
 @routes.get("/object_info/{node_class}")
 async def object_info_for(request: web.Request) -> web.Response:
-    registry = state_of(request).registry
+    state = state_of(request)
     name = request.match_info["node_class"]
-    if name not in registry:
+    if name not in state.registry:
         return web.json_response({})
-    info = await asyncio.to_thread(registry.node_info, name)
+    info = await asyncio.to_thread(call_with_services, state.services, state.registry.node_info, name)
     return web.json_response({name: info})

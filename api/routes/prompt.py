@@ -8,6 +8,7 @@ import uuid
 
 from aiohttp import web
 
+from graph.context import call_with_services
 from graph.jobs import DuplicateJobError, display_number
 from graph.validation import validate_prompt
 from graph.workflow import WorkflowError, is_ui_workflow, workflow_to_prompt
@@ -72,7 +73,8 @@ async def post_prompt(request: web.Request) -> web.Response:
     except (TypeError, ValueError) as exc:
         return error_response(400, "invalid_prompt", "Invalid queue number", str(exc), node_errors={})
 
-    result = await asyncio.to_thread(validate_prompt, prompt, state.registry, targets)
+    result = await asyncio.to_thread(call_with_services, state.services, validate_prompt, prompt, state.registry,
+                                     targets)
     if not result.ok:
         return error_response(400, result.error["type"], result.error["message"], result.error["details"],
                               node_errors=result.node_errors)
@@ -94,7 +96,7 @@ async def _convert_workflow(state, workflow) -> tuple[dict, list[str]] | web.Res
     if not is_ui_workflow(workflow):
         return error_response(400, "invalid_workflow", "workflow is not a UI workflow (nodes and links)",
                               node_errors={})
-    object_info = await asyncio.to_thread(state.registry.object_info)
+    object_info = await asyncio.to_thread(call_with_services, state.services, state.registry.object_info)
     try:
         return await asyncio.to_thread(workflow_to_prompt, workflow, object_info)
     except WorkflowError as exc:

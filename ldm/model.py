@@ -1,0 +1,196 @@
+"""``ModelHandle`` (the ``MODEL`` value) and assembling models from single-file checkpoints.
+
+``load_checkpoint(path)`` reads a file once (memory-mapped), finds its parts by key prefix,
+detects the family from the UNet's shapes, builds the UNet and VAE on the meta device and lets
+them adopt the file's tensors (no copy, storage dtype kept), and hands the text-encoder weights to
+``ldm.text.build_clip``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from ldm.autoencoder import AutoencoderKL, normalize_vae_weights, vae_config_from_state_dict
+from ldm.checkpoint import load_state_dict, save_state_dict
+from ldm.detect import (META_PREDICTION, UNET_PREFIX, VAE_PREFIX, DetectionError, UNetDetection,
+                        detect_unet, find_contents, head_metadata, with_prediction)
+from ldm.devices import ComputeSettings, detect_compute
+from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat
+from ldm.unet import UNetConfig, UNetModel
+from ldm.vae import VaeHandle
+from ldm.vae_keys import diffusers_vae_to_ldm, is_diffusers_vae
+from ldm.weights import adopt_weights, strip_prefix
+
+log = logging.getLogger(__name__)
+
+#: ``UNETLoader.weight_dtype`` choices -> storage dtype (None keeps the file's dtype).
+WEIGHT_DTYPES = {
+    "default": None,
+    "fp8_e4m3fn": torch.float8_e4m3fn,
+    "fp8_e4m3fn_fast": torch.float8_e4m3fn,  # fast fp8 matmul needs an fp8 GPU; same storage here
+    "fp8_e5m2": torch.float8_e5m2,
+}
+
+
+@dataclass
+class ModelHandle:
+    """A diffusion model plus what sampling needs to know about it.
+
+    ``patches`` maps weight keys to lists of patches (LoRA); ``options`` holds sampler hooks.
+    ``clone()`` shares ``unet`` (the weights) and copies both, so patching a clone never changes
+    the original. ``device``/``dtype`` are where and in which dtype the UNet should compute; its
+    layers cast their stored weights to the input's dtype per call.
+    """
+
+    unet: UNetModel
+    config: UNetConfig
+    family: str
+    prediction: str
+    latent_format: LatentFormat
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32
+    patches: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    def clone(self) -> "ModelHandle":
+        return ModelHandle(
+            unet=self.unet, config=self.config, family=self.family, prediction=self.prediction,
+            latent_format=self.latent_format, device=self.device, dtype=self.dtype,
+            patches={key: list(value) for key, value in self.patches.items()},
+            options={key: (list(value) if isinstance(value, list)
+                           else dict(value) if isinstance(value, dict) else value)
+                     for key, value in self.options.items()})
+
+
+class UnavailableClip:
+    """Stands in for a CLIP output that this build cannot provide; every use says why."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def _fail(self, *args, **kwargs):
+        raise RuntimeError(f"CLIP is not available: {self.reason}")
+
+    clone = set_last_layer = tokenize = encode_from_tokens = encode = state_dict = _fail
+
+
+def _compute(compute: ComputeSettings | None) -> ComputeSettings:
+    return compute if compute is not None else detect_compute()
+
+
+def build_unet(unet_sd: dict[str, torch.Tensor], detection: UNetDetection, *,
+               compute: ComputeSettings | None = None,
+               weight_dtype: torch.dtype | None = None) -> ModelHandle:
+    """A :class:`ModelHandle` whose UNet adopts ``unet_sd`` (keys without prefix)."""
+    compute = _compute(compute)
+    if weight_dtype is not None:
+        unet_sd = {k: v.to(weight_dtype) if v.is_floating_point() else v for k, v in unet_sd.items()}
+    unet = UNetModel(detection.config)
+    adopt_weights(unet, unet_sd, what=f"{detection.family} UNet")
+    return ModelHandle(unet=unet, config=detection.config, family=detection.family,
+                       prediction=detection.prediction,
+                       latent_format=FAMILY_LATENT_FORMATS[detection.family],
+                       device=compute.device, dtype=compute.dtype)
+
+
+def build_vae(vae_sd: dict[str, torch.Tensor], *, compute: ComputeSettings | None = None,
+              free_memory=None) -> VaeHandle:
+    """A :class:`VaeHandle` whose autoencoder adopts ``vae_sd`` (keys without prefix)."""
+    compute = _compute(compute)
+    if is_diffusers_vae(vae_sd):
+        vae_sd = diffusers_vae_to_ldm(vae_sd)
+    vae_sd = normalize_vae_weights(vae_sd)
+    model = AutoencoderKL(vae_config_from_state_dict(vae_sd))
+    # Training-only tensors (e.g. the LPIPS loss) ride along in some VAE files.
+    report = adopt_weights(model, {k: v for k, v in vae_sd.items() if not k.startswith("loss.")},
+                           what="VAE", allow_unexpected=True)
+    if report.unexpected:
+        log.info("VAE: ignored %d unexpected weights, e.g. %s", len(report.unexpected), report.unexpected[:3])
+    return VaeHandle(model, device=compute.device, dtype=compute.vae_dtype, free_memory=free_memory)
+
+
+def build_clip(state_dict: dict, family: str, embedding_dirs=()):
+    """The text encoders through ``ldm.text.build_clip``, or an :class:`UnavailableClip`."""
+    if importlib.util.find_spec("ldm.text") is None:
+        return UnavailableClip("the text encoders (ldm.text) are not part of this build yet")
+    from ldm import text
+
+    return text.build_clip(state_dict, family, embedding_dirs=tuple(embedding_dirs))
+
+
+def load_checkpoint(path: str | os.PathLike, *, compute: ComputeSettings | None = None,
+                    embedding_dirs=(), with_clip: bool = True, prediction: str | None = None):
+    """``(ModelHandle, ClipHandle | None, VaeHandle)`` from a single-file checkpoint.
+
+    The CLIP output is ``None`` when the file holds no text encoder (as ComfyUI does), an
+    :class:`UnavailableClip` when this build cannot build it. ``prediction`` ("eps" / "v")
+    overrides the detected prediction type (e.g. from an LDM YAML's ``parameterization``).
+    Raises ``CheckpointError`` for unreadable files and ``DetectionError`` / ``WeightsError`` for
+    unsupported or broken models.
+    """
+    state_dict, metadata = load_state_dict(path)
+    contents = find_contents(state_dict)
+    if contents.unet_prefix is None:
+        raise DetectionError(f"{path}: no diffusion model (UNet) weights found")
+    if contents.vae_prefix is None:
+        raise DetectionError(f"{path}: no VAE weights found (a UNet-only file belongs in "
+                             "models/diffusion_models and loads with UNETLoader)")
+    compute = _compute(compute)
+    unet_sd = strip_prefix(state_dict, contents.unet_prefix)
+    detection = detect_unet(unet_sd, metadata, markers=state_dict)
+    if prediction is not None:
+        detection = with_prediction(detection, prediction)
+    model = build_unet(unet_sd, detection, compute=compute)
+    vae = build_vae(strip_prefix(state_dict, contents.vae_prefix), compute=compute)
+    clip = None
+    if with_clip and contents.has_text:
+        clip = build_clip(state_dict, detection.family, embedding_dirs)
+    log.info("loaded %s: %s (%s-prediction)", path, detection.family, detection.prediction)
+    return model, clip, vae
+
+
+def load_unet(path: str | os.PathLike, *, weight_dtype: str = "default",
+              compute: ComputeSettings | None = None) -> ModelHandle:
+    """A UNet-only file (or the UNet of a full checkpoint) as a :class:`ModelHandle`."""
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype must be one of {sorted(WEIGHT_DTYPES)}, got {weight_dtype!r}")
+    state_dict, metadata = load_state_dict(path)
+    contents = find_contents(state_dict)
+    if contents.unet_prefix is None:
+        raise DetectionError(f"{path}: no UNet weights in CompVis layout found")
+    unet_sd = strip_prefix(state_dict, contents.unet_prefix)
+    detection = detect_unet(unet_sd, metadata, markers=state_dict)
+    return build_unet(unet_sd, detection, compute=compute, weight_dtype=WEIGHT_DTYPES[weight_dtype])
+
+
+def load_vae(path: str | os.PathLike, *, compute: ComputeSettings | None = None) -> VaeHandle:
+    """A VAE-only file (or the VAE of a full checkpoint) as a :class:`VaeHandle`."""
+    state_dict, _ = load_state_dict(path)
+    contents = find_contents(state_dict)
+    if contents.vae_prefix is None:
+        raise DetectionError(f"{path}: no KL-autoencoder weights in CompVis layout found")
+    return build_vae(strip_prefix(state_dict, contents.vae_prefix), compute=compute)
+
+
+def save_checkpoint(path: str | os.PathLike, model: ModelHandle, clip, vae: VaeHandle,
+                    metadata: dict[str, str] | None = None) -> None:
+    """Write ``model``, ``clip`` and ``vae`` as one single-file checkpoint in CompVis layout.
+
+    The head split and prediction type go into the metadata so the file loads back as the same
+    model. Text-encoder weights come from ``clip.state_dict()`` (keys as in a checkpoint).
+    """
+    if any(model.patches.values()):
+        raise ValueError("saving a model with unapplied patches (LoRA) is not supported yet")
+    state_dict = {UNET_PREFIX + k: v for k, v in model.unet.state_dict().items()}
+    state_dict.update({VAE_PREFIX + k: v for k, v in vae.model.state_dict().items()})
+    if clip is not None:
+        state_dict.update(clip.state_dict())
+    meta = dict(metadata or {})
+    meta.update(head_metadata(model.config))
+    meta[META_PREDICTION] = "v" if model.prediction == "v" else "epsilon"
+    save_state_dict(path, state_dict, meta)

@@ -1,0 +1,78 @@
+"""The sampler table: ComfyUI's sampler names → one function each, plus what each needs.
+
+Dispatch is this explicit table, never by building function names from strings. A
+:class:`SamplerSpec` records the facts the caller (:mod:`ldm.sampling.sample`) acts on:
+
+- ``noise``: which noise source to build — ``None``, ``"step"`` (fresh draws,
+  :class:`~ldm.sampling.noise.StepNoiseSampler`) or ``"brownian"``
+  (:class:`~ldm.sampling.noise.BrownianNoiseSampler` over the schedule's range);
+- ``discard_penultimate_sigma``: ComfyUI computes one step more for ``dpm_2``,
+  ``dpm_2_ancestral``, ``uni_pc`` and ``uni_pc_bh2`` and drops the next-to-last sigma (these
+  would otherwise spend their last, most expensive step on the smallest sigma);
+- ``random_inpaint_noise``: ``ddim`` is Euler whose inpainting re-noise uses a separate draw
+  (seed + 1) instead of the start noise, as ComfyUI's ``ddim`` entry does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ldm.sampling.dpm_solver import sample_dpm_adaptive, sample_dpm_fast
+from ldm.sampling.samplers_ode import (sample_deis, sample_dpm_2, sample_dpmpp_2m, sample_euler,
+                                       sample_heun, sample_heunpp2, sample_ipndm, sample_ipndm_v,
+                                       sample_lms)
+from ldm.sampling.samplers_stochastic import (sample_ddpm, sample_dpm_2_ancestral,
+                                              sample_dpmpp_2m_sde, sample_dpmpp_2s_ancestral,
+                                              sample_dpmpp_3m_sde, sample_dpmpp_sde,
+                                              sample_euler_ancestral, sample_lcm)
+from ldm.sampling.unipc import sample_uni_pc, sample_uni_pc_bh2
+
+SamplerFunction = Callable[..., object]
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    function: SamplerFunction
+    noise: str | None = None
+    discard_penultimate_sigma: bool = False
+    random_inpaint_noise: bool = False
+
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    "euler": SamplerSpec(sample_euler),
+    "euler_ancestral": SamplerSpec(sample_euler_ancestral, noise="step"),
+    "heun": SamplerSpec(sample_heun),
+    "heunpp2": SamplerSpec(sample_heunpp2),
+    "dpm_2": SamplerSpec(sample_dpm_2, discard_penultimate_sigma=True),
+    "dpm_2_ancestral": SamplerSpec(sample_dpm_2_ancestral, noise="step", discard_penultimate_sigma=True),
+    "lms": SamplerSpec(sample_lms),
+    "dpm_fast": SamplerSpec(sample_dpm_fast),
+    "dpm_adaptive": SamplerSpec(sample_dpm_adaptive),
+    "dpmpp_2s_ancestral": SamplerSpec(sample_dpmpp_2s_ancestral, noise="step"),
+    "dpmpp_sde": SamplerSpec(sample_dpmpp_sde, noise="brownian"),
+    "dpmpp_2m": SamplerSpec(sample_dpmpp_2m),
+    "dpmpp_2m_sde": SamplerSpec(sample_dpmpp_2m_sde, noise="brownian"),
+    "dpmpp_3m_sde": SamplerSpec(sample_dpmpp_3m_sde, noise="brownian"),
+    "ddpm": SamplerSpec(sample_ddpm, noise="step"),
+    "lcm": SamplerSpec(sample_lcm, noise="step"),
+    "ipndm": SamplerSpec(sample_ipndm),
+    "ipndm_v": SamplerSpec(sample_ipndm_v),
+    "deis": SamplerSpec(sample_deis),
+    "ddim": SamplerSpec(sample_euler, random_inpaint_noise=True),
+    "uni_pc": SamplerSpec(sample_uni_pc, discard_penultimate_sigma=True),
+    "uni_pc_bh2": SamplerSpec(sample_uni_pc_bh2, discard_penultimate_sigma=True),
+}
+
+#: The names a KSampler offers, in ComfyUI's relative order (ComfyUI's further samplers —
+#: the *_cfg_pp, *_gpu, res_multistep, er_sde, seeds, sa_solver families — are not here yet).
+SAMPLER_NAMES = tuple(SAMPLERS)
+DISCARD_PENULTIMATE_SIGMA_SAMPLERS = frozenset(
+    name for name, spec in SAMPLERS.items() if spec.discard_penultimate_sigma)
+
+
+def get_sampler(name: str) -> SamplerSpec:
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise ValueError(f"unknown sampler {name!r}; expected one of {list(SAMPLER_NAMES)}")

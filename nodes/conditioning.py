@@ -1,0 +1,372 @@
+"""Conditioning nodes: text encoding, CLIP and LoRA loaders, and CONDITIONING transforms.
+
+Names, inputs (names, types, defaults, ranges, order), outputs, functions and categories are
+ComfyUI's (v0.3.64: ``nodes.py`` and ``comfy_extras/nodes_clip_sdxl.py``), so API prompts that use
+them run unchanged. Every body delegates to ``ldm.text`` / ``ldm.lora``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import safetensors.torch
+import torch
+
+from graph.context import current_context
+from ldm import lora
+from ldm.text import build_clip_from_files
+from ldm.text import conditioning as cond_ops
+from nodes.services import services
+
+MAX_RESOLUTION = 16384
+#: CLIPLoader / DualCLIPLoader ``type`` choices (ComfyUI v0.3.64); Weft encodes the SD ones.
+CLIP_LOADER_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv",
+                     "pixart", "cosmos", "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2",
+                     "qwen_image", "hunyuan_image"]
+DUAL_CLIP_LOADER_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"]
+_TEXT = {"multiline": True, "dynamicPrompts": True}
+_STRENGTH = {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}
+_LORA_STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
+
+
+def _model_names(kind: str) -> list[str]:
+    """Files of a model folder for a combo. Outside a running prompt (when nothing installed
+    a context) there are no folders to list."""
+    context = current_context()
+    folders = getattr(getattr(context, "services", None), "folders", None)
+    return folders.list_models(kind) if folders is not None else []
+
+
+def _read_weights(path: os.PathLike) -> dict[str, torch.Tensor]:
+    """A weights file, safely: safetensors, or a pickle through ``weights_only``.
+    (To be replaced by ``ldm.checkpoint.load_state_dict`` once the engine's loader is merged.)"""
+    if str(path).lower().endswith((".safetensors", ".sft")):
+        return safetensors.torch.load_file(str(path), device="cpu")
+    data = torch.load(str(path), map_location="cpu", weights_only=True)
+    return data.get("state_dict", data) if isinstance(data, dict) else data
+
+
+def _embedding_dirs() -> list:
+    return list(services().folders.model_roots("embeddings"))
+
+
+# --------------------------------------------------------------------------- text encoding
+
+class CLIPTextEncode:
+    CATEGORY = "conditioning"
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING",)
+    OUTPUT_TOOLTIPS = ("The prompt encoded for the diffusion model.",)
+    DESCRIPTION = "Turns a prompt into conditioning with a CLIP text encoder."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {**_TEXT, "tooltip": "The prompt to encode."}),
+                             "clip": ("CLIP", {"tooltip": "The text encoder to use."})}}
+
+    def encode(self, clip, text):
+        if clip is None:
+            raise RuntimeError("the clip input is None: the checkpoint loader found no text encoder "
+                               "in this checkpoint")
+        return (clip.encode_from_tokens_scheduled(clip.tokenize(text)),)
+
+
+class CLIPTextEncodeSDXL:
+    CATEGORY = "advanced/conditioning"
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        size = {"default": 1024, "min": 0, "max": MAX_RESOLUTION}
+        crop = {"default": 0, "min": 0, "max": MAX_RESOLUTION}
+        return {"required": {"clip": ("CLIP",), "width": ("INT", size), "height": ("INT", size),
+                             "crop_w": ("INT", crop), "crop_h": ("INT", crop),
+                             "target_width": ("INT", size), "target_height": ("INT", size),
+                             "text_g": ("STRING", _TEXT), "text_l": ("STRING", _TEXT)}}
+
+    def encode(self, clip, width, height, crop_w, crop_h, target_width, target_height, text_g, text_l):
+        tokens = cond_ops.sdxl_tokens(clip, text_g, text_l)
+        sizes = {"width": width, "height": height, "crop_w": crop_w, "crop_h": crop_h,
+                 "target_width": target_width, "target_height": target_height}
+        return (clip.encode_from_tokens_scheduled(tokens, add_dict=sizes),)
+
+
+class CLIPTextEncodeSDXLRefiner:
+    CATEGORY = "advanced/conditioning"
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        size = {"default": 1024, "min": 0, "max": MAX_RESOLUTION}
+        return {"required": {"ascore": ("FLOAT", {"default": 6.0, "min": 0.0, "max": 1000.0, "step": 0.01}),
+                             "width": ("INT", size), "height": ("INT", size),
+                             "text": ("STRING", _TEXT), "clip": ("CLIP",)}}
+
+    def encode(self, clip, ascore, width, height, text):
+        extras = {"aesthetic_score": ascore, "width": width, "height": height}
+        return (clip.encode_from_tokens_scheduled(clip.tokenize(text), add_dict=extras),)
+
+
+class CLIPSetLastLayer:
+    CATEGORY = "conditioning"
+    FUNCTION = "set_last_layer"
+    RETURN_TYPES = ("CLIP",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"clip": ("CLIP",),
+                             "stop_at_clip_layer": ("INT", {"default": -1, "min": -24, "max": -1, "step": 1})}}
+
+    def set_last_layer(self, clip, stop_at_clip_layer):
+        clip = clip.clone()
+        clip.set_last_layer(stop_at_clip_layer)
+        return (clip,)
+
+
+# --------------------------------------------------------------------------- loaders
+
+class CLIPLoader:
+    CATEGORY = "advanced/loaders"
+    FUNCTION = "load_clip"
+    RETURN_TYPES = ("CLIP",)
+    DESCRIPTION = ("Loads a standalone text encoder. stable_diffusion: CLIP-L (SD1), OpenCLIP-H (SD2) "
+                   "or OpenCLIP-bigG (SDXL refiner). Other types are listed for workflow "
+                   "compatibility and not supported yet.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"clip_name": (_model_names("text_encoders"),),
+                             "type": (list(CLIP_LOADER_TYPES),)},
+                "optional": {"device": (["default", "cpu"], {"advanced": True})}}
+
+    def load_clip(self, clip_name, type="stable_diffusion", device="default"):
+        # ``device`` picks where the encoder runs; wave 1 computes on the CPU either way.
+        path = services().folders.model_path("text_encoders", clip_name)
+        return (build_clip_from_files([_read_weights(path)], type, _embedding_dirs()),)
+
+
+class DualCLIPLoader:
+    CATEGORY = "advanced/loaders"
+    FUNCTION = "load_clip"
+    RETURN_TYPES = ("CLIP",)
+    DESCRIPTION = "Loads two standalone text encoders. sdxl: CLIP-L and OpenCLIP-bigG, in either order."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = _model_names("text_encoders")
+        return {"required": {"clip_name1": (names,), "clip_name2": (list(names),),
+                             "type": (list(DUAL_CLIP_LOADER_TYPES),)},
+                "optional": {"device": (["default", "cpu"], {"advanced": True})}}
+
+    def load_clip(self, clip_name1, clip_name2, type, device="default"):
+        folders = services().folders
+        files = [_read_weights(folders.model_path("text_encoders", name)) for name in (clip_name1, clip_name2)]
+        return (build_clip_from_files(files, type, _embedding_dirs()),)
+
+
+class LoraLoader:
+    CATEGORY = "loaders"
+    FUNCTION = "load_lora"
+    RETURN_TYPES = ("MODEL", "CLIP")
+    OUTPUT_TOOLTIPS = ("The model with the LoRA.", "The text encoder with the LoRA.")
+    DESCRIPTION = "Adds a LoRA to a model and its text encoder; chain several to stack them."
+
+    def __init__(self):
+        self._cached: tuple | None = None  # (path, weights) of the last file read
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The diffusion model to patch."}),
+            "clip": ("CLIP", {"tooltip": "The text encoder to patch."}),
+            "lora_name": (_model_names("loras"), {"tooltip": "The LoRA file."}),
+            "strength_model": ("FLOAT", {**_LORA_STRENGTH,
+                                         "tooltip": "Strength on the model; may be negative."}),
+            "strength_clip": ("FLOAT", {**_LORA_STRENGTH,
+                                        "tooltip": "Strength on the text encoder; may be negative."}),
+        }}
+
+    def _weights(self, lora_name):
+        path = services().folders.model_path("loras", lora_name)
+        if self._cached is None or self._cached[0] != path:
+            self._cached = (path, _read_weights(path))
+        return self._cached[1]
+
+    def load_lora(self, model, clip, lora_name, strength_model, strength_clip):
+        if strength_model == 0 and strength_clip == 0:
+            return (model, clip)
+        return lora.load_lora_for_models(model, clip, self._weights(lora_name), strength_model, strength_clip)
+
+
+class LoraLoaderModelOnly(LoraLoader):
+    FUNCTION = "load_lora_model_only"
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = None
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "lora_name": (_model_names("loras"),),
+                             "strength_model": ("FLOAT", dict(_LORA_STRENGTH))}}
+
+    def load_lora_model_only(self, model, lora_name, strength_model):
+        return (self.load_lora(model, None, lora_name, strength_model, 0)[0],)
+
+
+# --------------------------------------------------------------------------- transforms
+
+class _ConditioningTransform:
+    CATEGORY = "conditioning"
+    RETURN_TYPES = ("CONDITIONING",)
+
+
+class ConditioningCombine(_ConditioningTransform):
+    FUNCTION = "combine"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning_1": ("CONDITIONING",), "conditioning_2": ("CONDITIONING",)}}
+
+    def combine(self, conditioning_1, conditioning_2):
+        return (cond_ops.combine(conditioning_1, conditioning_2),)
+
+
+class ConditioningAverage(_ConditioningTransform):
+    FUNCTION = "addWeighted"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning_to": ("CONDITIONING",), "conditioning_from": ("CONDITIONING",),
+                             "conditioning_to_strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0,
+                                                                    "step": 0.01})}}
+
+    def addWeighted(self, conditioning_to, conditioning_from, conditioning_to_strength):
+        return (cond_ops.average(conditioning_to, conditioning_from, conditioning_to_strength),)
+
+
+class ConditioningConcat(_ConditioningTransform):
+    FUNCTION = "concat"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning_to": ("CONDITIONING",), "conditioning_from": ("CONDITIONING",)}}
+
+    def concat(self, conditioning_to, conditioning_from):
+        return (cond_ops.concat(conditioning_to, conditioning_from),)
+
+
+class ConditioningSetArea(_ConditioningTransform):
+    FUNCTION = "append"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        size = {"default": 64, "min": 64, "max": MAX_RESOLUTION, "step": 8}
+        offset = {"default": 0, "min": 0, "max": MAX_RESOLUTION, "step": 8}
+        return {"required": {"conditioning": ("CONDITIONING",), "width": ("INT", size),
+                             "height": ("INT", dict(size)), "x": ("INT", offset), "y": ("INT", dict(offset)),
+                             "strength": ("FLOAT", dict(_STRENGTH))}}
+
+    def append(self, conditioning, width, height, x, y, strength):
+        return (cond_ops.set_area(conditioning, width, height, x, y, strength),)
+
+
+class ConditioningSetAreaPercentage(_ConditioningTransform):
+    FUNCTION = "append"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        size = {"default": 1.0, "min": 0, "max": 1.0, "step": 0.01}
+        offset = {"default": 0, "min": 0, "max": 1.0, "step": 0.01}
+        return {"required": {"conditioning": ("CONDITIONING",), "width": ("FLOAT", size),
+                             "height": ("FLOAT", dict(size)), "x": ("FLOAT", offset),
+                             "y": ("FLOAT", dict(offset)), "strength": ("FLOAT", dict(_STRENGTH))}}
+
+    def append(self, conditioning, width, height, x, y, strength):
+        return (cond_ops.set_area_percentage(conditioning, width, height, x, y, strength),)
+
+
+class ConditioningSetAreaStrength(_ConditioningTransform):
+    FUNCTION = "append"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning": ("CONDITIONING",), "strength": ("FLOAT", dict(_STRENGTH))}}
+
+    def append(self, conditioning, strength):
+        return (cond_ops.with_values(conditioning, {"strength": strength}),)
+
+
+class ConditioningSetMask(_ConditioningTransform):
+    FUNCTION = "append"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning": ("CONDITIONING",), "mask": ("MASK",),
+                             "strength": ("FLOAT", dict(_STRENGTH)),
+                             "set_cond_area": (["default", "mask bounds"],)}}
+
+    def append(self, conditioning, mask, set_cond_area, strength):
+        return (cond_ops.set_mask(conditioning, mask, strength, set_cond_area != "default"),)
+
+
+class ConditioningZeroOut(_ConditioningTransform):
+    CATEGORY = "advanced/conditioning"
+    FUNCTION = "zero_out"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning": ("CONDITIONING",)}}
+
+    def zero_out(self, conditioning):
+        return (cond_ops.zero_out(conditioning),)
+
+
+class ConditioningSetTimestepRange(_ConditioningTransform):
+    CATEGORY = "advanced/conditioning"
+    FUNCTION = "set_range"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        start = {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}
+        end = {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}
+        return {"required": {"conditioning": ("CONDITIONING",), "start": ("FLOAT", start),
+                             "end": ("FLOAT", end)}}
+
+    def set_range(self, conditioning, start, end):
+        return (cond_ops.set_timestep_range(conditioning, start, end),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "CLIPTextEncode": CLIPTextEncode,
+    "CLIPTextEncodeSDXL": CLIPTextEncodeSDXL,
+    "CLIPTextEncodeSDXLRefiner": CLIPTextEncodeSDXLRefiner,
+    "CLIPSetLastLayer": CLIPSetLastLayer,
+    "CLIPLoader": CLIPLoader,
+    "DualCLIPLoader": DualCLIPLoader,
+    "LoraLoader": LoraLoader,
+    "LoraLoaderModelOnly": LoraLoaderModelOnly,
+    "ConditioningCombine": ConditioningCombine,
+    "ConditioningAverage": ConditioningAverage,
+    "ConditioningConcat": ConditioningConcat,
+    "ConditioningSetArea": ConditioningSetArea,
+    "ConditioningSetAreaPercentage": ConditioningSetAreaPercentage,
+    "ConditioningSetAreaStrength": ConditioningSetAreaStrength,
+    "ConditioningSetMask": ConditioningSetMask,
+    "ConditioningZeroOut": ConditioningZeroOut,
+    "ConditioningSetTimestepRange": ConditioningSetTimestepRange,
+}
+
+# ComfyUI's table; ConditioningAverage's entry there is keyed "ConditioningAverage " (with a
+# space), so its title is its class name, and so it is here.
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "CLIPTextEncode": "CLIP Text Encode (Prompt)",
+    "CLIPSetLastLayer": "CLIP Set Last Layer",
+    "CLIPLoader": "Load CLIP",
+    "LoraLoader": "Load LoRA",
+    "ConditioningCombine": "Conditioning (Combine)",
+    "ConditioningConcat": "Conditioning (Concat)",
+    "ConditioningSetArea": "Conditioning (Set Area)",
+    "ConditioningSetAreaPercentage": "Conditioning (Set Area with Percentage)",
+    "ConditioningSetMask": "Conditioning (Set Mask)",
+}

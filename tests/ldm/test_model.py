@@ -1,0 +1,128 @@
+"""ldm.model: ModelHandle, checkpoint assembly, UNet-/VAE-only loading, saving."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from ldm.checkpoint import CheckpointError, load_state_dict, save_state_dict
+from ldm.detect import DetectionError
+from ldm.latent_formats import SD15, SD_X4, SDXL
+from ldm.model import (ModelHandle, UnavailableClip, build_clip, load_checkpoint, load_unet, load_vae,
+                       save_checkpoint)
+from ldm.tiny import tiny_checkpoint, write_tiny_checkpoint, write_tiny_unet, write_tiny_vae
+from ldm.weights import strip_prefix
+
+
+@pytest.fixture(scope="module")
+def sd1_file(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.safetensors", "sd1",
+                                 include_text=False)
+
+
+def test_load_checkpoint_assembles_model_and_vae(sd1_file, fp32):
+    model, clip, vae = load_checkpoint(sd1_file, compute=fp32)
+    assert isinstance(model, ModelHandle)
+    assert (model.family, model.prediction, model.latent_format) == ("sd1", "eps", SD15)
+    assert clip is None  # no text encoder in the file, as ComfyUI reports it
+    assert vae.downscale_ratio == 8 and vae.latent_channels == 4
+    assert all(p.dtype == torch.float16 for p in model.unet.parameters())  # file dtype kept
+    assert (model.device, model.dtype) == (torch.device("cpu"), torch.float32)
+
+
+def test_latent_formats_follow_the_family(tmp_path, fp32):
+    for family, fmt in (("sdxl_refiner", SDXL), ("sd_x4", SD_X4), ("sd2_v", SD15)):
+        path = write_tiny_checkpoint(tmp_path / f"{family}.safetensors", family, include_text=False)
+        assert load_checkpoint(path, compute=fp32)[0].latent_format is fmt
+
+
+def test_clone_shares_weights_and_copies_patch_lists(sd1_file, fp32):
+    model = load_checkpoint(sd1_file, compute=fp32)[0]
+    model.patches["input_blocks.0.0.weight"] = [("lora", 1.0)]
+    model.options["sampler_post_cfg_function"] = [print]
+    twin = model.clone()
+    assert twin.unet is model.unet
+    twin.patches["input_blocks.0.0.weight"].append(("lora", 0.5))
+    twin.patches["out.2.weight"] = [("lora", 1.0)]
+    twin.options["sampler_post_cfg_function"].append(len)
+    assert model.patches == {"input_blocks.0.0.weight": [("lora", 1.0)]}
+    assert model.options["sampler_post_cfg_function"] == [print]
+
+
+def test_missing_text_engine_gives_a_clip_that_explains_itself(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ldm.text" else real_find_spec(name, *a))
+    clip = build_clip({"cond_stage_model.x": torch.zeros(1)}, "sd1")
+    assert isinstance(clip, UnavailableClip)
+    with pytest.raises(RuntimeError, match="CLIP is not available: the text encoders"):
+        clip.tokenize("a cat")
+    with pytest.raises(RuntimeError, match="ldm.text"):
+        clip.encode_from_tokens({})
+
+
+def test_unet_only_with_fp8_storage(tmp_path, fp32):
+    path = write_tiny_unet(tmp_path / "unet.safetensors", "sd1")
+    model = load_unet(path, weight_dtype="fp8_e4m3fn", compute=fp32)
+    assert model.family == "sd1"
+    assert model.unet.input_blocks[0][0].weight.dtype == torch.float8_e4m3fn
+    x = torch.randn(1, 4, 8, 8)
+    out = model.unet(x, torch.tensor([10.0]), torch.randn(1, 3, model.config.context_dim))
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="weight_dtype"):
+        load_unet(path, weight_dtype="fp4")
+
+
+def test_vae_only_and_wrong_part_errors(tmp_path, fp32):
+    vae_path = write_tiny_vae(tmp_path / "vae.safetensors")
+    assert load_vae(vae_path, compute=fp32).downscale_ratio == 8
+    with pytest.raises(DetectionError, match="no diffusion model"):
+        load_checkpoint(vae_path, compute=fp32)
+    unet_path = write_tiny_unet(tmp_path / "unet.safetensors", "sd1")
+    with pytest.raises(DetectionError, match="UNETLoader"):
+        load_checkpoint(unet_path, compute=fp32)
+    with pytest.raises(DetectionError, match="KL-autoencoder"):
+        load_vae(unet_path, compute=fp32)
+    bogus = tmp_path / "bogus.safetensors"
+    bogus.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="bogus.safetensors"):
+        load_checkpoint(bogus, compute=fp32)
+
+
+def test_vae_files_with_training_leftovers_load(tmp_path, fp32):
+    state_dict, _ = tiny_checkpoint("sd1", include_text=False)
+    vae_only = strip_prefix(state_dict, "first_stage_model.")
+    vae_only["loss.discriminator.main.0.weight"] = torch.zeros(2, 2)
+    path = tmp_path / "vae_with_loss.safetensors"
+    save_state_dict(path, vae_only)
+    assert load_vae(path, compute=fp32).latent_channels == 4
+
+
+def test_save_round_trip_keeps_family_prediction_and_weights(tmp_path, fp32):
+    source = write_tiny_checkpoint(tmp_path / "src.safetensors", "sd2_v", include_text=False)
+    model, _clip, vae = load_checkpoint(source, compute=fp32)
+    target = tmp_path / "saved.safetensors"
+    save_checkpoint(target, model, None, vae, {"prompt": "{}"})
+    again, _, vae_again = load_checkpoint(target, compute=fp32)
+    assert (again.family, again.prediction, again.config) == ("sd2_v", "v", model.config)
+    original, metadata = load_state_dict(source)
+    saved, saved_meta = load_state_dict(target)
+    assert set(saved) == set(original) and all(torch.equal(saved[k], original[k]) for k in original)
+    assert saved_meta["prompt"] == "{}" and saved_meta["modelspec.prediction_type"] == "v"
+    model.patches["out.2.weight"] = [("lora", 1.0)]
+    with pytest.raises(ValueError, match="patches"):
+        save_checkpoint(tmp_path / "patched.safetensors", model, None, vae)
+
+
+def test_training_checkpoints_with_ema_weights_load_the_regular_weights(tmp_path, fp32):
+    state_dict, metadata = tiny_checkpoint("sd1", include_text=False)
+    # CompVis training checkpoints keep EMA copies with the dots removed from the names
+    state_dict["model_ema.decay"] = torch.tensor(0.9999)
+    state_dict["model_ema.input_blocks00weight"] = torch.zeros(3)
+    path = tmp_path / "with_ema.ckpt"
+    torch.save({"state_dict": state_dict, "global_step": 470000}, path)
+    model, _clip, _vae = load_checkpoint(path, compute=fp32)
+    assert model.family == "sd1"
+    assert torch.equal(model.unet.out[2].weight, state_dict["model.diffusion_model.out.2.weight"])
