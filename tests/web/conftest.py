@@ -75,6 +75,8 @@ def real_server(tmp_path_factory):
     shutil.copytree(FIXTURES / "test_pack", base / "custom_nodes" / "weft_test_pack")
     (base / "input").mkdir()
     Image.new("RGB", (48, 40), (30, 160, 90)).save(base / "input" / "example.png")
+    (base / "models" / "checkpoints").mkdir(parents=True)
+    (base / "models" / "checkpoints" / "broken.safetensors").write_bytes(b"not a checkpoint")
     port = _free_port()
     process, log, url = _start([sys.executable, "server.py", "--port", str(port), "--base-directory", str(base)], base, port)
     try:

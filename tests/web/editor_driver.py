@@ -4,6 +4,9 @@ reads positions and state from `window.weft` (the running editor) to know where 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 
 class Editor:
@@ -23,6 +26,12 @@ class Editor:
     def wait_ready(self):
         self.page.wait_for_function("document.body.dataset.ready === 'true'", timeout=15000)
         self.settle()
+
+    def snapshot(self, name: str):
+        """Save a screenshot of the page now as test-artifacts/web/<name>.png."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.settle()
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
     def settle(self):
         """Wait for the next two frames, so what changed is drawn."""

@@ -30,19 +30,24 @@ def _run(editor):
 
 
 def test_an_execution_error_is_shown_on_its_node(editor):
+    """broken.safetensors (in the test server's checkpoints folder) passes validation and fails to load."""
     editor.new_workflow(scale=1.0, offset=(60, 120))
-    load = editor.js("""() => weft.history.run(() => {
-        const load = weft.doc.addNode('LoadImage', [0, 0]);
-        const show = weft.doc.addNode('PreviewImage', [400, 0]);
-        weft.doc.setWidgetValue(load.id, 0, 'no-such-picture.png');
-        weft.doc.connect(load.id, 0, show.id, 0);
-        return load.id;
+    loader = editor.js("""() => weft.history.run(() => {
+        const loader = weft.doc.addNode('CheckpointLoaderSimple', [0, 0]);
+        const decode = weft.doc.addNode('VAEDecode', [400, 0]);
+        const empty = weft.doc.addNode('EmptyLatentImage', [0, 300]);
+        const show = weft.doc.addNode('PreviewImage', [700, 0]);
+        weft.doc.setWidgetValue(loader.id, 0, 'broken.safetensors');
+        weft.doc.connect(empty.id, 0, decode.id, 0);
+        weft.doc.connect(loader.id, 2, decode.id, 1);
+        weft.doc.connect(decode.id, 0, show.id, 0);
+        return loader.id;
     })""")
     assert _run(editor) == "error"
-    assert editor.js(f"() => weft.execution.nodeStatus({load})") == "error"
+    assert editor.js(f"() => weft.execution.nodeStatus({loader})") == "error"
     error = editor.js("() => weft.execution.executionError")
-    assert error["node_type"] == "LoadImage" and "no-such-picture.png" in error["exception_message"]
-    assert "LoadImage failed" in editor.page.locator(".toast.error").first.inner_text()
+    assert error["node_type"] == "CheckpointLoaderSimple" and error["exception_message"]
+    assert "CheckpointLoaderSimple failed" in editor.page.locator(".toast.error").first.inner_text()
     assert editor.js("() => document.querySelector('#progress').textContent") == "Failed"
 
 

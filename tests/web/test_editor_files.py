@@ -93,6 +93,8 @@ def test_reload_keeps_the_open_workflow(editor):
 def test_drop_a_png_made_by_the_server_and_get_its_workflow_back(editor, web_server):
     load, invert, save = _build_image_graph(editor)
     editor.js(f"() => weft.history.run(() => weft.doc.setTitle({save}, 'Keep me'))")
+    # A new prefix makes SaveImage run again (an unchanged prompt would replay a cached image).
+    editor.js(f"() => weft.history.run(() => weft.doc.setWidgetValue({save}, 0, 'keep_me'))")
     _run(editor)
     image = editor.js(f"() => weft.execution.outputs.get('{save}').images[0]")
     png = _fetch(web_server["url"] + editor.js("(img) => weft.api.viewUrl(img)", image))
@@ -135,7 +137,7 @@ def test_open_a_comfyui_workflow_and_run_it(editor, web_server):
     assert state["modes"]["5"] == 4 and state["modes"]["7"] == 2
     assert state["primitive"] == ["blur_radius", "control_after_generate"]
     assert state["rerouteType"] == "IMAGE"
-    editor.page.screenshot(path=str(Path("test-artifacts/web/comfyui_workflow_opened.png")))
+    editor.snapshot("comfyui_workflow_opened")
     _run(editor)
     history = json.loads(_fetch(web_server["url"] + "/api/history?max_items=1"))
     prompt = next(iter(history.values()))["prompt"][2]

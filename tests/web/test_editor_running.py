@@ -46,6 +46,7 @@ def test_queue_shows_progress_preview_and_the_image_on_save_image(editor):
     assert posted["extra_data"]["extra_pnginfo"]["workflow"]["nodes"]
     assert "prompt" not in posted
     assert editor.js("() => document.querySelector('#progress').textContent").startswith("Done")
+    editor.snapshot("result_image_on_save_image")
     # Click the image on the node: the viewer opens it full size.
     cell = editor.js(f"() => weft.view.mediaCells.get({save})[0]")
     node = editor.node(save)
@@ -82,7 +83,8 @@ def test_a_missing_required_input_is_highlighted_after_queueing(editor, expected
     editor.settle()
     errors = editor.js(f"() => [...weft.execution.inputErrors({sampler})]")
     assert errors == [["model", ["Required input is missing"]]]
-    assert "need attention" in editor.page.locator(".toast.error").first.inner_text()
+    assert "1 node needs attention" in editor.page.locator(".toast.error").first.inner_text()
+    editor.snapshot("missing_required_input_highlighted")
     # Reconnecting and queueing again clears the marks.
     loader = editor.node_ids("CheckpointLoaderSimple")[0]
     editor.connect(loader, "MODEL", sampler, "model")

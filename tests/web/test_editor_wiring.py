@@ -48,7 +48,7 @@ def test_an_incompatible_link_is_refused_visibly(editor):
     # While hovering, the dragged link says why it cannot go there.
     pending = editor.js("() => weft.view.pending")
     assert pending["verdict"] == {"ok": False, "reason": "CLIP cannot go into LATENT"}
-    editor.page.screenshot(path="test-artifacts/web/refused_link_while_dragging.png")
+    editor.snapshot("refused_link_while_dragging")
     mouse.up()
     editor.settle()
     assert editor.links() == before

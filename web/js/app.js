@@ -251,7 +251,7 @@ export class WeftApp {
       const count = Object.keys(error.body.node_errors ?? {}).length;
       const message = error.body.error?.message ?? error.message;
       const details = error.body.error?.details ? ` (${error.body.error.details})` : '';
-      this.ui.toast(count ? `${message}: ${count} node${count > 1 ? 's' : ''} need attention` : `${message}${details}`, 'error');
+      this.ui.toast(count ? `${message}: ${count === 1 ? '1 node needs' : `${count} nodes need`} attention` : `${message}${details}`, 'error');
     } else {
       this.ui.toast(`Could not queue: ${error.message}`, 'error');
     }

@@ -184,19 +184,36 @@ function errorLines(scene, node) {
   return lines;
 }
 
+/** Split `text` into lines that fit `maxWidth` (at spaces; a word too long is cut). */
+function wrap(ctx, text, maxWidth) {
+  const lines = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    const next = line ? `${line} ${word}` : word;
+    if (ctx.measureText(next).width <= maxWidth || !line) line = next;
+    else {
+      lines.push(line);
+      line = word;
+    }
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => fitText(ctx, l, maxWidth));
+}
+
 function drawErrors(ctx, scene, node, width, bottom) {
-  const lines = errorLines(scene, node);
-  if (!lines.length || scene.lowDetail) return;
+  const messages = errorLines(scene, node);
+  if (!messages.length || scene.lowDetail) return;
   ctx.font = theme.FONT;
-  const shown = lines.slice(0, 4);
+  const boxWidth = Math.max(width, 260);
+  const shown = messages.flatMap((m) => wrap(ctx, m, boxWidth - 12)).slice(0, 6);
   const h = shown.length * 17 + 8;
-  roundRect(ctx, 0, bottom + 6, Math.max(width, 260), h, 6);
+  roundRect(ctx, 0, bottom + 6, boxWidth, h, 6);
   ctx.fillStyle = 'rgba(90, 16, 16, 0.92)';
   ctx.fill();
   ctx.fillStyle = '#ffd7d7';
   ctx.textAlign = 'left';
   ctx.textBaseline = 'top';
-  shown.forEach((line, i) => ctx.fillText(fitText(ctx, line, Math.max(width, 260) - 12), 6, bottom + 10 + i * 17));
+  shown.forEach((line, i) => ctx.fillText(line, 6, bottom + 10 + i * 17));
 }
 
 function outline(ctx, scene, node, x, y, w, h) {
