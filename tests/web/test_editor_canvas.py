@@ -281,3 +281,63 @@ def test_widget_to_input_and_back(editor):
     editor.page.click(".menu[data-depth='1'] .menu-item >> text=sigma")
     assert editor.js(f"() => weft.doc.isWidgetLinked(weft.doc.nodes.get({blur}), 'sigma')") is False
     assert [i["name"] for i in editor.node(blur)["inputs"]] == ["image", "blur_radius"]
+
+
+def test_right_click_menu_and_keyboard_search_add_nodes(editor):
+    editor.new_workflow(scale=1.0, offset=(40, 80))
+    x, y = editor.graph_to_client(80, 80)
+    editor.page.mouse.click(x, y, button="right")
+    editor.page.hover(".menu-item >> text=Add Node")
+    editor.page.hover(".menu[data-depth='1'] .menu-item >> text=image")
+    editor.page.click(".menu[data-depth='2'] .menu-item >> text=EmptyImage")
+    empty = editor.node_ids("EmptyImage")
+    assert len(empty) == 1
+    assert editor.node(empty[0])["pos"] == [80, 80 + 30]
+    # Search by keyboard: type, walk the list with the arrows, Enter adds the highlighted one.
+    editor.page.mouse.dblclick(*editor.graph_to_client(500, 80))
+    editor.page.keyboard.type("image")
+    editor.page.keyboard.press("ArrowDown")
+    editor.page.keyboard.press("ArrowDown")
+    chosen = editor.page.locator(".search-item.active").get_attribute("data-type")
+    editor.page.keyboard.press("Enter")
+    assert len(editor.node_ids(chosen)) == (2 if chosen == "EmptyImage" else 1)
+    # Escape closes the search without adding anything.
+    before = len(editor.node_ids())
+    editor.page.mouse.dblclick(*editor.graph_to_client(500, 400))
+    editor.page.keyboard.type("blur")
+    editor.page.keyboard.press("Escape")
+    assert editor.page.locator(".search").count() == 0 and len(editor.node_ids()) == before
+
+
+def test_ctrl_enter_queues_and_the_viewer_walks_a_batch(editor, web_server):
+    editor.new_workflow(scale=1.0, offset=(40, 80))
+    ids = editor.js("""() => weft.history.run(() => {
+        const empty = weft.doc.addNode('EmptyImage', [0, 0]);
+        const save = weft.doc.addNode('SaveImage', [400, 0]);
+        const names = weft.doc.defOf(empty).widgets.map((w) => w.name);
+        weft.doc.setWidgetValue(empty.id, names.indexOf('width'), 24);
+        weft.doc.setWidgetValue(empty.id, names.indexOf('height'), 16);
+        weft.doc.setWidgetValue(empty.id, names.indexOf('batch_size'), 3);
+        weft.doc.setWidgetValue(empty.id, names.indexOf('color'), 0x3366ff);
+        weft.doc.connect(empty.id, 0, save.id, 0);
+        return [empty.id, save.id];
+    })""")
+    save = ids[1]
+    editor.page.mouse.click(*editor.empty_point())
+    editor.page.keyboard.press("Control+Enter")
+    editor.page.wait_for_function("() => weft.execution.lastResult?.result === 'success'", timeout=30000)
+    editor.page.wait_for_function(f"() => weft.view.mediaCells.get({save})?.length === 3")
+    cells = editor.js(f"() => weft.view.mediaCells.get({save})")
+    node = editor.node(save)
+    second = cells[1]
+    editor.page.mouse.click(*editor.graph_to_client(node["pos"][0] + second["x"] + second["w"] / 2, node["pos"][1] + second["y"] + second["h"] / 2))
+    editor.page.wait_for_selector(".viewer img")
+    assert editor.page.locator(".viewer-counter").inner_text() == "2 / 3"
+    editor.page.keyboard.press("ArrowRight")
+    assert editor.page.locator(".viewer-counter").inner_text() == "3 / 3"
+    editor.page.click(".viewer-next")
+    assert editor.page.locator(".viewer-counter").inner_text() == "1 / 3"
+    editor.page.wait_for_function("() => document.querySelector('.viewer img').naturalWidth === 24")
+    editor.snapshot("viewer_batch")
+    editor.page.keyboard.press("Escape")
+    assert editor.page.locator(".viewer").count() == 0
