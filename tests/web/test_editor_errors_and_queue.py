@@ -74,3 +74,29 @@ def test_cancel_a_pending_job_and_interrupt(editor):
     editor.page.wait_for_function("() => weft.execution.lastResult?.result === 'interrupted'", timeout=10000)
     editor.page.wait_for_function("() => document.querySelectorAll('.job.pending, .job.running').length === 0")
     assert editor.js("() => document.querySelector('#progress').textContent") == "Interrupted"
+
+
+def test_queue_panel_on_the_real_server_loads_and_requeues_a_past_job(editor):
+    editor.new_workflow(scale=1.0, offset=(40, 80))
+    editor.js("""() => weft.history.run(() => {
+        const empty = weft.doc.addNode('EmptyImage', [0, 0]);
+        const save = weft.doc.addNode('SaveImage', [400, 0]);
+        weft.doc.setTitle(save.id, 'Panel test');
+        weft.doc.setWidgetValue(save.id, 0, 'panel_test');
+        const names = weft.doc.defOf(empty).widgets.map((w) => w.name);
+        weft.doc.setWidgetValue(empty.id, names.indexOf('width'), 16);
+        weft.doc.setWidgetValue(empty.id, names.indexOf('height'), 16);
+        weft.doc.connect(empty.id, 0, save.id, 0);
+    })""")
+    assert _run(editor) == "success"
+    editor.page.click("#queue-toggle")
+    job = editor.page.locator(".job.success").first
+    job.wait_for()
+    job.locator("img.job-thumb").wait_for()
+    editor.new_workflow()
+    job.locator("button.load").click()
+    editor.settle()
+    assert editor.js("() => [...weft.doc.nodes.values()].map((n) => weft.doc.titleOf(n)).sort()") == ["EmptyImage", "Panel test"]
+    count = editor.page.locator(".job.success").count()
+    job.locator("button.requeue").click()
+    editor.page.wait_for_function(f"() => document.querySelectorAll('.job.success').length > {count}", timeout=30000)

@@ -172,3 +172,17 @@ def _run_status(editor):
     editor.page.wait_for_function("() => weft.execution.lastResult != null", timeout=30000)
     editor.settle()
     return editor.js("() => weft.execution.lastResult.result")
+
+
+def test_dropping_a_plain_image_on_load_image_uploads_it_there(editor, web_server):
+    editor.new_workflow()
+    load = editor.add_node_via_search("load image", editor.graph_to_client(0, 0), pick="LoadImage")
+    data = io.BytesIO()
+    Image.new("RGB", (20, 20), (0, 0, 255)).save(data, "PNG")
+    r = editor.js(f"() => weft.view.nodeClientRect({load})")
+    editor.drop_file(data.getvalue(), "dropped blue.png", "image/png", at=(r["x"] + r["w"] / 2, r["y"] + r["h"] - 20))
+    editor.page.wait_for_function(f"() => weft.doc.nodes.get({load}).widgets_values[0] === 'dropped blue.png'")
+    assert (web_server["base"] / "input" / "dropped blue.png").is_file()
+    assert len(editor.node_ids()) == 1
+    thumbnail = editor.js("() => weft.api.viewUrl({filename: 'dropped blue.png', subfolder: '', type: 'input'})")
+    editor.page.wait_for_function("(u) => weft.view.images.status(u) === 'loaded'", arg=thumbnail)
