@@ -13,6 +13,10 @@ class Editor:
     def __init__(self, page, url: str):
         self.page = page
         self.url = url
+        # A standing listener keeps file-chooser interception on for the whole page, so no click
+        # can race the interception being switched on.
+        self._choosers = []
+        page.on("filechooser", lambda chooser: self._choosers.append(chooser))
 
     # -- page ------------------------------------------------------------------------------
     def open(self, path: str = "/"):
@@ -122,20 +126,21 @@ class Editor:
     # -- files ------------------------------------------------------------------------------
     def upload_with_button(self, node_id: int, widget_index: int, name: str, data: bytes, mime: str = "image/png"):
         """Click a node's upload button and choose `data` as file `name` in the file chooser."""
-        from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
         rect = self.js(f"() => weft.view.widgetClientRect({node_id}, {widget_index})")
         x, y = rect["x"] + rect["w"] / 2, rect["y"] + rect["h"] / 2
         hit = self.js(f"() => weft.view.hitAt(...weft.view.graphPoint({{clientX: {x}, clientY: {y}}}))")
         assert hit.get("kind") == "widget" and hit.get("index") == widget_index, hit
-        try:
-            with self.page.expect_file_chooser(timeout=10000) as chooser:
-                self.page.mouse.click(x, y)
-        except PlaywrightTimeout:
+        self._choosers.clear()
+        self.page.mouse.click(x, y)
+        for _ in range(100):
+            if self._choosers:
+                break
+            self.page.wait_for_timeout(100)
+        else:
             under = self.js(f"() => document.elementFromPoint({x}, {y})?.outerHTML.slice(0, 120)")
             busy = self.js("() => weft.interaction.busy")
             raise AssertionError(f"no file chooser: element under the pointer {under!r}, gesture active {busy}")
-        chooser.value.set_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
+        self._choosers.pop().set_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
         self.page.wait_for_function(f"() => weft.doc.nodes.get({node_id}).widgets_values[0] === {name!r}")
 
     def drop_file(self, data: bytes, name: str, mime: str, at: tuple[float, float] | None = None):

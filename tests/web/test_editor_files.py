@@ -186,3 +186,24 @@ def test_dropping_a_plain_image_on_load_image_uploads_it_there(editor, web_serve
     assert len(editor.node_ids()) == 1
     thumbnail = editor.js("() => weft.api.viewUrl({filename: 'dropped blue.png', subfolder: '', type: 'input'})")
     editor.page.wait_for_function("(u) => weft.view.images.status(u) === 'loaded'", arg=thumbnail)
+
+
+@pytest.mark.parametrize("expected_console_errors", [[r"status of 409"]])
+def test_save_as_an_existing_name_asks_before_replacing(editor, web_server, expected_console_errors):
+    folder = web_server["base"] / "user" / "default" / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "taken.json").write_text('{"nodes": [], "links": [], "version": 0.4}')
+    editor.new_workflow()
+    editor.add_node_via_search("invert image", editor.graph_to_client(0, 0))
+    editor.js("() => { weft.commands.run('save-as'); }")
+    editor.page.fill(".dialog-input", "taken")
+    editor.page.keyboard.press("Enter")
+    editor.page.wait_for_selector(".dialog >> text=Replace “taken”?")
+    editor.page.click(".dialog button >> text=Cancel")
+    assert json.loads((folder / "taken.json").read_text())["nodes"] == []
+    editor.js("() => { weft.commands.run('save-as'); }")
+    editor.page.fill(".dialog-input", "taken")
+    editor.page.keyboard.press("Enter")
+    editor.page.click(".dialog button >> text=Replace")
+    editor.page.wait_for_selector(".toast >> text=Saved")
+    assert len(json.loads((folder / "taken.json").read_text())["nodes"]) == 1

@@ -7,7 +7,7 @@ import { readPngWorkflow } from './model/png-metadata.js';
 import { emptyGraphData } from './model/graph-document.js';
 import { buildDefaultWorkflow } from './model/default-workflow.js';
 import { WORKFLOW_DIR } from './ui/workflow-sidebar.js';
-import { askText } from './ui/dialog.js';
+import { askText, confirmAction } from './ui/dialog.js';
 
 const SESSION_KEY = 'weft.session';
 
@@ -162,15 +162,26 @@ export class WorkflowFiles {
   }
 
   // -- files on the server --------------------------------------------------------------------
+  /** Save to the server. A new name that already exists asks before replacing that file. */
   async save({ askName = false } = {}) {
     let name = this.currentName;
-    if (askName || !name) {
+    const asking = askName || !name;
+    if (asking) {
       name = await askText(this.app.ui.root, { title: 'Save workflow as', value: name ?? 'my workflow', okLabel: 'Save' });
       if (!name) return false;
       name = safeName(name);
     }
+    const path = `${WORKFLOW_DIR}/${name}.json`;
+    const text = JSON.stringify(this.workflow());
     try {
-      await this.app.api.saveUserData(`${WORKFLOW_DIR}/${name}.json`, JSON.stringify(this.workflow()), { overwrite: true });
+      try {
+        await this.app.api.saveUserData(path, text, { overwrite: !asking || name === this.currentName });
+      } catch (error) {
+        if (error.status !== 409) throw error;
+        const replace = await confirmAction(this.app.ui.root, { title: `Replace “${name}”?`, message: 'A saved workflow already has this name.', okLabel: 'Replace' });
+        if (!replace) return false;
+        await this.app.api.saveUserData(path, text, { overwrite: true });
+      }
     } catch (error) {
       this.app.ui.toast(`Could not save: ${error.message}`, 'error');
       return false;

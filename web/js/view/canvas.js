@@ -195,6 +195,19 @@ export class CanvasView {
     }
   }
 
+  /** What to do on an empty canvas, said where the eye goes. */
+  #drawEmptyHint(ctx) {
+    const [cx, cy] = this.viewport.toGraph(this.width / 2, this.height / 2);
+    ctx.save();
+    ctx.font = `${16 / this.viewport.scale}px system-ui, sans-serif`;
+    ctx.fillStyle = theme.TEXT_DIM;
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    ctx.fillText('Double-click to add a node · right-click for the node menu', cx, cy - 12 / this.viewport.scale);
+    ctx.fillText('or drop a workflow (.json) or an image made by Weft or ComfyUI (.png) here', cx, cy + 12 / this.viewport.scale);
+    ctx.restore();
+  }
+
   draw() {
     const t0 = performance.now();
     const { ctx, viewport } = this;
@@ -212,6 +225,7 @@ export class CanvasView {
     this.#layouts = new Map();
     for (const node of this.doc.nodes.values()) this.#layouts.set(node.id, nodeLayout(node, this.doc.defOf(node)));
     this.#drawGrid(ctx, visible);
+    if (!this.doc.nodes.size && !this.doc.groups.size) this.#drawEmptyHint(ctx);
     this.#drawGroups(ctx, scene);
     this.linkMarkers = drawLinks(ctx, scene, (id, kind, slot) => this.socketPos(id, kind, slot), visible);
     this.mediaCells = new Map();

@@ -8,6 +8,7 @@ import { startBoxSelect } from './gestures/box-select.js';
 import { startConnect } from './gestures/connect.js';
 import { startResizeNode, startResizeGroup } from './gestures/resize.js';
 import { isTyping } from '../ui/dom.js';
+import { Tooltip, tooltipFor } from '../ui/tooltip.js';
 
 export class Interaction {
   #gesture = null;
@@ -17,7 +18,9 @@ export class Interaction {
   constructor(env) {
     this.env = env;
     this.lastGraphPoint = null;
+    this.tooltip = new Tooltip(document.body);
     const { canvas } = env.view;
+    canvas.addEventListener('pointerleave', () => this.tooltip.hide());
     canvas.addEventListener('pointerdown', (e) => this.#down(e));
     // The browser would focus the canvas after a press, taking focus from whatever the press just
     // opened (a list filter, an inline editor); key shortcuts listen on the window anyway.
@@ -35,6 +38,7 @@ export class Interaction {
   get busy() { return Boolean(this.#gesture); }
 
   #down(e) {
+    this.tooltip.hide();
     const { env } = this;
     const { view } = env;
     this.#pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
@@ -159,6 +163,7 @@ export class Interaction {
     if (key !== this.hoverKey) {
       this.hoverKey = key;
       view.hover = hit;
+      this.tooltip.schedule(tooltipFor(this.env.doc, hit), e.clientX, e.clientY);
       view.canvas.style.cursor = { output: 'crosshair', input: 'crosshair', resize: 'nwse-resize', 'group-resize': 'nwse-resize', widget: 'pointer', link: 'pointer', collapse: 'pointer', media: 'zoom-in', title: 'move', 'group-title': 'move', reroute: 'move' }[hit.kind] ?? '';
       view.requestDraw();
     }
@@ -199,6 +204,7 @@ export class Interaction {
   }
 
   #wheel(e) {
+    this.tooltip.hide();
     const target = e.target;
     if (target instanceof HTMLTextAreaElement && !e.ctrlKey && target.scrollHeight > target.clientHeight && document.activeElement === target) return;
     if (target.closest?.('.menu, .search, .panel')) return;

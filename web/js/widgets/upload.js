@@ -18,9 +18,14 @@ export const uploadWidget = {
     ctx.fillText('Choose an image to upload…', x + width / 2, y + h / 2);
   },
 
+  // The file chooser opens on release: browsers allow it only with a user activation, which a
+  // mouse press grants after its pointerdown has been handled.
   pointerDown(env, w) {
-    env.ui.chooseFile('image/*', (file) => env.uploadImage(w.node.id, w.def.controls, file, w.def.folder));
-    return null;
+    return {
+      move() {},
+      end() { env.ui.chooseFile('image/*', (file) => env.uploadImage(w.node.id, w.def.controls, file, w.def.folder)); },
+      cancel() {},
+    };
   },
 };
 
