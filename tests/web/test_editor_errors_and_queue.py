@@ -97,6 +97,9 @@ def test_queue_panel_on_the_real_server_loads_and_requeues_a_past_job(editor):
     job.locator("button.load").click()
     editor.settle()
     assert editor.js("() => [...weft.doc.nodes.values()].map((n) => weft.doc.titleOf(n)).sort()") == ["EmptyImage", "Panel test"]
+    # The past job's picture shows on its output node again.
+    save = editor.js("() => [...weft.doc.nodes.values()].find((n) => n.type === 'SaveImage').id")
+    assert editor.js(f"() => weft.execution.outputs.get('{save}').images.length") == 1
     count = editor.page.locator(".job.success").count()
     job.locator("button.requeue").click()
     editor.page.wait_for_function(f"() => document.querySelectorAll('.job.success').length > {count}", timeout=30000)

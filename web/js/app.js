@@ -9,7 +9,6 @@ import { GraphDocument } from './model/graph-document.js';
 import { History } from './model/history.js';
 import { ExecutionState } from './model/execution-state.js';
 import { applyControlsAfterQueue } from './model/seed-control.js';
-import { buildDefaultWorkflow } from './model/default-workflow.js';
 import { TITLE_H, MEDIA_AREA_H, nodeLayout } from './model/geometry.js';
 import { CanvasView } from './view/canvas.js';
 import { DomWidgets } from './view/dom-widgets.js';
@@ -276,5 +275,3 @@ export class WeftApp {
     }
   }
 }
-
-export { buildDefaultWorkflow };

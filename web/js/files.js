@@ -77,12 +77,13 @@ export class WorkflowFiles {
     }
   }
 
-  #load(json) {
+  #load(json, outputs = {}) {
     const { data, ds } = readWorkflow(json);
     this.app.doc.load(data);
     this.app.history.clear();
     this.app.selection.clear();
     this.app.execution.clearErrors();
+    this.app.execution.setOutputs(outputs);
     if (ds) {
       this.app.view.viewport.ds = ds;
       this.app.view.requestDraw();
@@ -91,14 +92,15 @@ export class WorkflowFiles {
     }
   }
 
-  /** Open a UI workflow object. Returns true on success; tells the user why not otherwise. */
-  loadWorkflowJson(json, { name = null } = {}) {
+  /** Open a UI workflow object (with a past job's `outputs` to show). Returns true on success;
+   * tells the user why not otherwise. */
+  loadWorkflowJson(json, { name = null, outputs = {} } = {}) {
     try {
       if (isApiPrompt(json)) {
         this.app.ui.toast('This file is an API prompt: it can be queued, but holds no canvas layout to open.', 'error');
         return false;
       }
-      this.#load(json);
+      this.#load(json, outputs);
       this.#markSaved(name);
       const missing = [...new Set([...this.app.doc.nodes.values()].filter((n) => this.app.doc.defOf(n).missing).map((n) => n.type))];
       if (missing.length) this.app.ui.toast(`Node types this server does not have: ${missing.join(', ')}`, 'error');
@@ -112,6 +114,7 @@ export class WorkflowFiles {
   newWorkflow({ empty }) {
     const { doc, history } = this.app;
     doc.load(emptyGraphData());
+    this.app.execution.setOutputs({});
     if (!empty) buildDefaultWorkflow(doc);
     history.clear();
     this.app.selection.clear();

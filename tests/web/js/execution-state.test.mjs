@@ -46,3 +46,12 @@ test('an execution error marks its node', () => {
   assert.equal(s.nodeStatus(4), 'error');
   assert.equal(s.lastResult.result, 'error');
 });
+
+test('outputs are replaced when another workflow opens, by a past job\'s when it has some', () => {
+  const s = new ExecutionState();
+  s.handle('executed', { node: '7', output: { images: [{ filename: 'a.png' }] } });
+  s.setOutputs({});
+  assert.equal(s.outputs.size, 0);
+  s.setOutputs({ '3:1': { images: [{ filename: 'b.png' }] } });
+  assert.equal(s.outputs.get('3').images[0].filename, 'b.png');
+});

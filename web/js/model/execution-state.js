@@ -141,6 +141,13 @@ export class ExecutionState extends Emitter {
     return Math.min(1, (this.done.size + partial) / total);
   }
 
+  /** Forget every node's results (another workflow was opened), or show a past job's. */
+  setOutputs(outputs = {}) {
+    this.outputs = new Map(Object.entries(outputs).map(([id, ui]) => [topLevelId(id), ui]));
+    this.previews = new Map();
+    this.#changed('outputs-replaced');
+  }
+
   setTotalNodes(count) {
     this.totalNodes = count;
     this.#changed('total');

@@ -76,7 +76,7 @@ export class QueuePanel {
       const status = entry.status?.status_str ?? (entry.status?.completed ? 'success' : 'unknown');
       const workflow = entry.prompt?.[3]?.extra_pnginfo?.workflow;
       const row = this.#job(entry.prompt ?? [0, promptId, {}], status, [
-        workflow ? h('button', { class: 'small load', onclick: () => app.files.loadWorkflowJson(workflow, { name: null, source: 'history' }) }, 'Load workflow') : null,
+        workflow ? h('button', { class: 'small load', onclick: () => app.files.loadWorkflowJson(workflow, { name: null, outputs: entry.outputs }) }, 'Load workflow') : null,
         h('button', { class: 'small requeue', onclick: () => app.requeue(entry) }, 'Queue again'),
         h('button', { class: 'small', onclick: () => this.#act(app.api.deleteHistory([promptId])) }, 'Remove'),
       ]);

@@ -105,10 +105,6 @@ export class CanvasView {
     return { x: a.x, y: a.y, w: row.w * this.viewport.scale, h: row.h * this.viewport.scale };
   }
 
-  widgetScreenRect(nodeId, index) {
-    return this.widgetClientRect(nodeId, index);
-  }
-
   nodeClientRect(nodeId) {
     const node = this.doc.nodes.get(nodeId);
     const [x, y, w, h] = this.doc.bounds(node);

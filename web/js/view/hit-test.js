@@ -1,7 +1,7 @@
 // What lies under a graph point: a reroute point, a node part (socket, widget, title, collapse dot,
 // resize corner, picture), a link marker, a group part, or nothing. Front-most first.
 
-import { TITLE_H, rectContains } from '../model/geometry.js';
+import { rectContains } from '../model/geometry.js';
 
 const near = (ax, ay, bx, by, r) => (ax - bx) ** 2 + (ay - by) ** 2 <= r * r;
 
@@ -66,5 +66,3 @@ export function hitTest(view, gx, gy) {
   const inside = groups.find((g) => rectContains(g.bounding, gx, gy));
   return { kind: 'none', groupId: inside?.id ?? null };
 }
-
-export { TITLE_H };

@@ -24,7 +24,7 @@ export const comboWidget = {
       set(choices[at < 0 ? 0 : next]);
       return null;
     }
-    const rect = env.view.widgetScreenRect(w.node.id, w.index);
+    const rect = env.view.widgetClientRect(w.node.id, w.index);
     env.ui.pickFromList({
       x: rect.x, y: rect.y + rect.h, minWidth: rect.w, items: choices, current: w.value,
       title: w.def.name, onPick: set,

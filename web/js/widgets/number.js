@@ -55,7 +55,7 @@ export const numberWidget = {
         env.history.commit();
         if (dragged) return;
         env.ui.editInline({
-          rect: env.view.widgetScreenRect(w.node.id, w.index),
+          rect: env.view.widgetClientRect(w.node.id, w.index),
           value: formatNumber(w.def, w.value),
           numeric: true,
           commit: (text) => {

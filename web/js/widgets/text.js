@@ -28,7 +28,7 @@ export const textWidget = {
   pointerDown(env, w) {
     if (w.def.multiline) return null;
     env.ui.editInline({
-      rect: env.view.widgetScreenRect(w.node.id, w.index),
+      rect: env.view.widgetClientRect(w.node.id, w.index),
       value: String(w.value ?? ''),
       placeholder: w.def.options?.placeholder ?? '',
       commit: (text) => env.history.run(() => env.doc.setWidgetValue(w.node.id, w.index, text)),
