@@ -68,3 +68,17 @@ test('companion slots follow the server converter (graph/workflow/widgets.py)', 
   assert.equal(def.widgets[10].controls, 0);
   assert.equal(def.widgets[9].multiline, true);
 });
+
+test('saved widget values are read as dicts, legacy forceInput saves and short lists', async () => {
+  const { normalizeWidgetValues } = await import('../../../web/js/model/node-defs.js');
+  const def = parseNodeDef('X', {
+    input: { required: { a: ['INT', { default: 1 }], forced: ['INT', { forceInput: true }], seed: ['INT', { forceInput: true }], b: ['STRING', { default: 'x' }] } },
+    output: [],
+  });
+  assert.deepEqual(def.widgets.map((w) => w.name), ['a', 'b']);
+  assert.deepEqual(normalizeWidgetValues(def, { b: 'hi' }), [1, 'hi']);
+  // pre-1.16: a, forced (dummy), seed (dummy) + its control, b
+  assert.deepEqual(normalizeWidgetValues(def, [5, 0, 0, 'randomize', 'yo']), [5, 'yo']);
+  assert.deepEqual(normalizeWidgetValues(def, [5]), [5, 'x']);
+  assert.deepEqual(normalizeWidgetValues(def, [5, 'z']), [5, 'z']);
+});

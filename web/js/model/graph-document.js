@@ -6,6 +6,7 @@
 import { GraphCore } from './graph-core.js';
 import { subgraphDef } from './catalog.js';
 import { rectInside } from './geometry.js';
+import { normalizeWidgetValues } from './node-defs.js';
 
 const clone = (value) => structuredClone(value);
 
@@ -45,6 +46,10 @@ export class GraphDocument extends GraphCore {
   /** Replace the whole content (open a file, undo, redo). */
   load(data) {
     this.#reset(clone(data));
+    for (const node of this.nodes.values()) {
+      const def = this.defFor(node.type);
+      if (def && !def.virtual) node.widgets_values = normalizeWidgetValues(def, node.widgets_values);
+    }
     this.emit('reset', this);
     for (const node of this.nodes.values()) this.emit('node:created', node);
     this.emit('change', { kind: 'reset' });

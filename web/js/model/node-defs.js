@@ -114,6 +114,7 @@ export function parseNodeDef(name, info, customWidgets = new Map()) {
   const inputs = [];
   const sockets = [];
   const widgets = [];
+  const legacy = [];
   for (const category of ['required', 'optional']) {
     const specs = info.input?.[category] ?? {};
     const order = info.input_order?.[category] ?? Object.keys(specs);
@@ -123,6 +124,11 @@ export function parseNodeDef(name, info, customWidgets = new Map()) {
       const parsed = readInputSpec(specs[inputName]);
       const optional = category === 'optional';
       const widget = widgetFor(inputName, parsed, customWidgets);
+      if (!widget && parsed.options.forceInput) {
+        // Saves from ComfyUI frontends before 1.16 hold a dummy value (and its companions) here.
+        const dummy = widgetFor(inputName, { ...parsed, options: { ...parsed.options, forceInput: false } }, customWidgets);
+        if (dummy) legacy.push({ at: widgets.length, count: 1 + companions(dummy, 0).length });
+      }
       if (widget) {
         widget.optional = optional;
         const index = widgets.push(widget) - 1;
@@ -162,7 +168,33 @@ export function parseNodeDef(name, info, customWidgets = new Map()) {
     sockets,
     widgets,
     outputs,
+    legacyForcedSlots: legacy,
   };
+}
+
+/**
+ * `widgets_values` as this editor lays them out, from what a file holds: a dict by name (some
+ * packs), a pre-1.16 save with dummy slots for forceInput inputs (recognised by its length, as the
+ * server's converter does), or a list too short for the current schema (padded with defaults).
+ */
+export function normalizeWidgetValues(def, saved) {
+  const clone = (v) => structuredClone(v);
+  if (saved && typeof saved === 'object' && !Array.isArray(saved)) {
+    return def.widgets.map((w) => (w.name in saved ? saved[w.name] : clone(w.default)));
+  }
+  let values = Array.isArray(saved) ? saved : [];
+  const dummies = (def.legacyForcedSlots ?? []).reduce((n, d) => n + d.count, 0);
+  if (dummies && values.length === def.widgets.length + dummies) {
+    const skip = new Set();
+    let shift = 0;
+    for (const { at, count } of def.legacyForcedSlots) {
+      for (let i = 0; i < count; i++) skip.add(at + shift + i);
+      shift += count;
+    }
+    values = values.filter((_, i) => !skip.has(i));
+  }
+  if (values.length < def.widgets.length) values = [...values, ...def.widgets.slice(values.length).map((w) => clone(w.default))];
+  return values;
 }
 
 /** The widget definition behind widget index `i`, and the value a node holds for it. */
