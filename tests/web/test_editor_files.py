@@ -207,3 +207,23 @@ def test_save_as_an_existing_name_asks_before_replacing(editor, web_server, expe
     editor.page.click(".dialog button >> text=Replace")
     editor.page.wait_for_selector(".toast >> text=Saved")
     assert len(json.loads((folder / "taken.json").read_text())["nodes"]) == 1
+
+
+def test_a_png_with_only_an_api_prompt_is_laid_out_and_runs(editor, web_server):
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 8, "batch_size": 1, "color": 0xFF0000}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "from_api"}, "_meta": {"title": "Out"}},
+    }
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", json.dumps(prompt))
+    data = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(data, "PNG", pnginfo=info)
+    editor.drop_file(data.getvalue(), "api_only.png", "image/png")
+    editor.page.wait_for_function("() => weft.doc.nodes.size === 3")
+    assert len(editor.links()) == 2
+    assert _run_status(editor) == "success"
+    out = next(n for n in editor.node_ids("SaveImage"))
+    image = editor.js(f"() => weft.execution.outputs.get('{out}').images[0]")
+    pixel = Image.open(io.BytesIO(_fetch(web_server["url"] + editor.js("(i) => weft.api.viewUrl(i)", image)))).convert("RGB").getpixel((0, 0))
+    assert pixel == (0, 255, 255)

@@ -6,6 +6,7 @@ import { readWorkflow, writeWorkflow, isApiPrompt } from './model/workflow-forma
 import { readPngWorkflow } from './model/png-metadata.js';
 import { emptyGraphData } from './model/graph-document.js';
 import { buildDefaultWorkflow } from './model/default-workflow.js';
+import { importApiPrompt } from './model/api-prompt-import.js';
 import { WORKFLOW_DIR } from './ui/workflow-sidebar.js';
 import { askText, confirmAction } from './ui/dialog.js';
 
@@ -96,10 +97,7 @@ export class WorkflowFiles {
    * tells the user why not otherwise. */
   loadWorkflowJson(json, { name = null, outputs = {} } = {}) {
     try {
-      if (isApiPrompt(json)) {
-        this.app.ui.toast('This file is an API prompt: it can be queued, but holds no canvas layout to open.', 'error');
-        return false;
-      }
+      if (isApiPrompt(json)) return this.loadApiPrompt(json, { name });
       this.#load(json, outputs);
       this.#markSaved(name);
       const missing = [...new Set([...this.app.doc.nodes.values()].filter((n) => this.app.doc.defOf(n).missing).map((n) => n.type))];
@@ -109,6 +107,18 @@ export class WorkflowFiles {
       this.app.ui.toast(`Could not open the workflow: ${error.message}`, 'error');
       return false;
     }
+  }
+
+  /** An API prompt has no layout: lay it out as a new graph. */
+  loadApiPrompt(prompt, { name = null } = {}) {
+    this.newWorkflow({ empty: true });
+    const result = importApiPrompt(this.app.doc, prompt);
+    this.app.history.clear();
+    this.app.view.fitView(false);
+    this.#markSaved(name);
+    if (result.skipped.length) this.app.ui.toast(`Node types this server does not have: ${result.skipped.join(', ')}`, 'error');
+    for (const warning of result.warnings) this.app.ui.toast(warning, 'error');
+    return result.added.length > 0;
   }
 
   newWorkflow({ empty }) {
@@ -138,7 +148,8 @@ export class WorkflowFiles {
         return false;
       }
       if (found.workflow) return this.loadWorkflowJson(found.workflow, { name: null });
-      this.app.ui.toast(found.prompt ? `${file.name} holds only an API prompt, no workflow.` : `${file.name} carries no workflow.`, 'error');
+      if (found.prompt) return this.loadApiPrompt(found.prompt);
+      this.app.ui.toast(`${file.name} carries no workflow.`, 'error');
       return false;
     }
     try {
