@@ -24,6 +24,7 @@ from graph.folders import FolderPaths
 from graph.jobs import JobStore
 from graph.registry import NodeRegistry
 from graph.worker import Worker
+from ldm.engine import Engine
 from nodes import register_builtin_nodes
 from nodes.custom import PackReport, load_custom_packs
 from nodes.services import NodeOptions, Services
@@ -120,12 +121,14 @@ def build_state(args: argparse.Namespace, logs: LogBuffer | None = None) -> AppS
                             max_queue_size=args.max_queue_size, max_prompt_nodes=args.max_prompt_nodes)
     services = Services(folders=folders, options=NodeOptions(disable_metadata=args.disable_metadata,
                                                              preview_method=args.preview_method,
-                                                             preview_size=args.preview_size))
+                                                             preview_size=args.preview_size),
+                        engine=Engine())
+    log.info("compute: %s", services.engine.compute.reason)
     cache = OutputCache(max_entries=0 if args.cache_none else args.cache_lru,
                         min_free_ram_bytes=int(args.cache_min_free_ram * 1024 ** 3))
     executor = Executor(registry, cache, services=services)
     store = JobStore(args.database or folders.user / "weft-jobs.sqlite3")
-    worker = Worker(store, executor, send)
+    worker = Worker(store, executor, send, on_free=lambda unload, free: services.engine.unload_all())
     return AppState(registry=registry, store=store, executor=executor, worker=worker, hub=hub, folders=folders,
                     options=options, services=services, packs=pack_reports, logs=logs)
 

@@ -8,7 +8,6 @@ them adopt the file's tensors (no copy, storage dtype kept), and hands the text-
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ldm.autoencoder import AutoencoderKL, normalize_vae_weights, vae_config_from_state_dict
+from ldm import text
 from ldm.checkpoint import load_state_dict, save_state_dict
 from ldm.detect import (META_PREDICTION, UNET_PREFIX, VAE_PREFIX, DetectionError, UNetDetection,
                         detect_unet, find_contents, head_metadata, with_prediction)
@@ -67,18 +67,6 @@ class ModelHandle:
                      for key, value in self.options.items()})
 
 
-class UnavailableClip:
-    """Stands in for a CLIP output that this build cannot provide; every use says why."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-    def _fail(self, *args, **kwargs):
-        raise RuntimeError(f"CLIP is not available: {self.reason}")
-
-    clone = set_last_layer = tokenize = encode_from_tokens = encode = state_dict = _fail
-
-
 def _compute(compute: ComputeSettings | None) -> ComputeSettings:
     return compute if compute is not None else detect_compute()
 
@@ -115,11 +103,7 @@ def build_vae(vae_sd: dict[str, torch.Tensor], *, compute: ComputeSettings | Non
 
 
 def build_clip(state_dict: dict, family: str, embedding_dirs=()):
-    """The text encoders through ``ldm.text.build_clip``, or an :class:`UnavailableClip`."""
-    if importlib.util.find_spec("ldm.text") is None:
-        return UnavailableClip("the text encoders (ldm.text) are not part of this build yet")
-    from ldm import text
-
+    """The text encoders of a full checkpoint (``ldm.text``)."""
     return text.build_clip(state_dict, family, embedding_dirs=tuple(embedding_dirs))
 
 
@@ -127,8 +111,7 @@ def load_checkpoint(path: str | os.PathLike, *, compute: ComputeSettings | None 
                     embedding_dirs=(), with_clip: bool = True, prediction: str | None = None):
     """``(ModelHandle, ClipHandle | None, VaeHandle)`` from a single-file checkpoint.
 
-    The CLIP output is ``None`` when the file holds no text encoder (as ComfyUI does), an
-    :class:`UnavailableClip` when this build cannot build it. ``prediction`` ("eps" / "v")
+    The CLIP output is ``None`` when the file holds no text encoder (as ComfyUI does). ``prediction`` ("eps" / "v")
     overrides the detected prediction type (e.g. from an LDM YAML's ``parameterization``).
     Raises ``CheckpointError`` for unreadable files and ``DetectionError`` / ``WeightsError`` for
     unsupported or broken models.

@@ -12,7 +12,6 @@ Weights are random (seeded); a few MB per file.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ldm.autoencoder import AutoencoderKL, VaeConfig
+from ldm import text
 from ldm.checkpoint import save_state_dict
 from ldm.detect import FAMILIES, SDXL_SIZE_EMBED, UNET_PREFIX, VAE_PREFIX, head_metadata
 from ldm.unet import UNetConfig, UNetModel
@@ -104,12 +104,8 @@ def tiny_vae_config(family: str) -> VaeConfig:
     return X4_VAE if family == "sd_x4" else SD_VAE
 
 
-def tiny_text_state_dict(family: str, seed: int = 0) -> dict[str, torch.Tensor] | None:
-    """Text-encoder weights from ``ldm.text`` when that part of the engine is present."""
-    if importlib.util.find_spec("ldm.text") is None:
-        return None
-    from ldm import text
-
+def tiny_text_state_dict(family: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Tiny random text-encoder weights in ``family``'s checkpoint layout (``ldm.text``)."""
     return text.tiny_text_state_dict(family, seed=seed)
 
 
@@ -136,17 +132,17 @@ def tiny_checkpoint(family: str, seed: int = 0, include_text: bool | None = None
                     dtype: torch.dtype = torch.float32) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """``(state_dict, metadata)`` of a full tiny single-file checkpoint of ``family``.
 
-    ``include_text``: None adds text encoders when ``ldm.text`` is available, False never does.
-    UNet and VAE weights are stored in ``dtype``; text weights as ``ldm.text`` makes them.
+    ``include_text``: None or True adds the family's text encoders, False leaves them out.
+    All floating-point weights are stored in ``dtype`` (fp16 by default, like most downloads).
     """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {sorted(FAMILIES)}")
     text_sd = tiny_text_state_dict(family, seed) if include_text in (None, True) else None
-    if include_text and text_sd is None:
-        raise RuntimeError("text-encoder weights need ldm.text, which is not part of this build")
     widths = _text_widths(family, text_sd)
     unet_sd = tiny_unet_state_dict(family, seed, widths)
     state_dict = {UNET_PREFIX + k: v.to(dtype) for k, v in unet_sd.items()}
     state_dict.update({VAE_PREFIX + k: v.to(dtype) for k, v in tiny_vae_state_dict(family, seed).items()})
-    state_dict.update(text_sd or {})
+    state_dict.update({k: v.to(dtype) if v.is_floating_point() else v for k, v in (text_sd or {}).items()})
     return state_dict, _metadata(family, widths)
 
 

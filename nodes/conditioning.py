@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 
-import safetensors.torch
 import torch
 
 from graph.context import current_context
 from ldm import lora
+from ldm.checkpoint import load_state_dict
 from ldm.text import build_clip_from_files
 from ldm.text import conditioning as cond_ops
 from nodes.services import services
@@ -38,12 +38,8 @@ def _model_names(kind: str) -> list[str]:
 
 
 def _read_weights(path: os.PathLike) -> dict[str, torch.Tensor]:
-    """A weights file, safely: safetensors, or a pickle through ``weights_only``.
-    (To be replaced by ``ldm.checkpoint.load_state_dict`` once the engine's loader is merged.)"""
-    if str(path).lower().endswith((".safetensors", ".sft")):
-        return safetensors.torch.load_file(str(path), device="cpu")
-    data = torch.load(str(path), map_location="cpu", weights_only=True)
-    return data.get("state_dict", data) if isinstance(data, dict) else data
+    """A weights file, read safely by its content (see ldm.checkpoint)."""
+    return load_state_dict(path)[0]
 
 
 def _embedding_dirs() -> list:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -178,18 +179,35 @@ NODE_CLASS_MAPPINGS = {"Gate": Gate, "Boom": Boom, "Chatty": Chatty}
 '''
 
 
-@pytest.fixture
-def base_dir(tmp_path):
-    (tmp_path / "custom_nodes").mkdir()
-    (tmp_path / "custom_nodes" / "weft_test_pack.py").write_text(TEST_PACK)
-    return tmp_path
+def make_base(folder: Path) -> Path:
+    (folder / "custom_nodes").mkdir(exist_ok=True)
+    (folder / "custom_nodes" / "weft_test_pack.py").write_text(TEST_PACK)
+    return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """One base directory per test module, shared by the module's server (starting a server costs seconds)."""
+    return make_base(tmp_path_factory.mktemp("weft"))
+
+
+@pytest.fixture(scope="module")
 def server(base_dir):
     proc = ServerProcess(base_dir).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def fresh_base_dir(tmp_path):
+    """A base directory of its own, for tests that start servers with other flags."""
+    return make_base(tmp_path)
+
+
+def gate_files(base_dir: Path) -> tuple[Path, Path]:
+    """A fresh (gate, marker) pair for one Gate job."""
+    token = uuid.uuid4().hex
+    return base_dir / f"gate-{token}", base_dir / f"marker-{token}"
 
 
 def preview_prompt(text: str, source: dict | None = None) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ import torch
 from ldm.checkpoint import CheckpointError, load_state_dict, save_state_dict
 from ldm.detect import DetectionError
 from ldm.latent_formats import SD15, SD_X4, SDXL
-from ldm.model import (ModelHandle, UnavailableClip, build_clip, load_checkpoint, load_unet, load_vae,
+from ldm.model import (ModelHandle, load_checkpoint, load_unet, load_vae,
                        save_checkpoint)
 from ldm.tiny import tiny_checkpoint, write_tiny_checkpoint, write_tiny_unet, write_tiny_vae
 from ldm.weights import strip_prefix
@@ -51,16 +50,20 @@ def test_clone_shares_weights_and_copies_patch_lists(sd1_file, fp32):
     assert model.options["sampler_post_cfg_function"] == [print]
 
 
-def test_missing_text_engine_gives_a_clip_that_explains_itself(monkeypatch):
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "ldm.text" else real_find_spec(name, *a))
-    clip = build_clip({"cond_stage_model.x": torch.zeros(1)}, "sd1")
-    assert isinstance(clip, UnavailableClip)
-    with pytest.raises(RuntimeError, match="CLIP is not available: the text encoders"):
-        clip.tokenize("a cat")
-    with pytest.raises(RuntimeError, match="ldm.text"):
-        clip.encode_from_tokens({})
+@pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl", "sdxl_refiner"])
+def test_full_checkpoint_brings_its_text_encoders(tmp_path, fp32, family):
+    from ldm.text import ClipHandle
+    path = write_tiny_checkpoint(tmp_path / f"{family}.safetensors", family)
+    model, clip, _ = load_checkpoint(path, compute=fp32)
+    assert isinstance(clip, ClipHandle)
+    cond, pooled = clip.encode_from_tokens(clip.tokenize("a red circle"), return_pooled=True)
+    assert cond.shape == (1, 77, model.config.context_dim)
+    assert pooled is not None and pooled.shape[0] == 1  # ComfyUI keeps a pooled output for every family
+
+
+def test_checkpoint_without_text_encoder_gives_no_clip(tmp_path, fp32):
+    path = write_tiny_checkpoint(tmp_path / "no-text.safetensors", "sd1", include_text=False)
+    assert load_checkpoint(path, compute=fp32)[1] is None
 
 
 def test_unet_only_with_fp8_storage(tmp_path, fp32):

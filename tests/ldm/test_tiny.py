@@ -20,7 +20,7 @@ def test_cli_writes_a_loadable_set(tmp_path, fp32):
     checkpoints = sorted((tmp_path / "checkpoints").glob("*.safetensors"))
     assert len(checkpoints) == len(FAMILIES)
     for path in checkpoints:
-        assert path.stat().st_size < 8_000_000  # a few MB each
+        assert path.stat().st_size < 16_000_000  # a few MB each; most of it is CLIP's 49408-token embedding
         model, _clip, _vae = load_checkpoint(path, compute=fp32)
         assert path.name == f"tiny_{model.family}.safetensors"
     for path in (tmp_path / "diffusion_models").glob("*.safetensors"):
@@ -55,9 +55,6 @@ def test_unknown_family():
 def test_text_weights_from_ldm_text_when_asked(monkeypatch):
     import ldm.tiny as tiny
 
-    monkeypatch.setattr(tiny, "tiny_text_state_dict", lambda family, seed=0: None)
-    with pytest.raises(RuntimeError, match="ldm.text"):
-        tiny.tiny_checkpoint("sd1", include_text=True)
     fake_text = {"cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.ones(40)}
     monkeypatch.setattr(tiny, "tiny_text_state_dict", lambda family, seed=0: fake_text)
     state_dict, _ = tiny.tiny_checkpoint("sd1", include_text=True)
