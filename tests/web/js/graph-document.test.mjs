@@ -78,6 +78,7 @@ test('PrimitiveNode adopts the widget it drives and mirrors its value', () => {
   doc.setWidgetValue(k1.id, 0, 1234);
   doc.connectToWidget(prim.id, 0, k1.id, 'seed');
   assert.equal(prim.outputs[0].type, 'INT');
+  assert.equal(prim.outputs[0].name, 'INT');
   assert.deepEqual(prim.outputs[0].widget, { name: 'seed' });
   assert.deepEqual(doc.defOf(prim).widgets.map((w) => w.name), ['seed', 'control_after_generate']);
   assert.deepEqual(prim.widgets_values, [1234, 'fixed']);

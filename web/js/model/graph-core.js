@@ -309,6 +309,7 @@ export class GraphCore extends Emitter {
     const index = this.defOf(target).widgets.findIndex((w) => w.name === input.widget.name);
     if (isFirst) {
       output.type = input.type;
+      output.name = input.type; // ComfyUI names a wired primitive's output after its type
       output.widget = { name: input.widget.name };
       const def = this.defOf(primitive);
       const values = def.widgets.map((w) => clone(w.default));
@@ -331,6 +332,7 @@ export class GraphCore extends Emitter {
     if (input && input.link === linkId) input.link = null;
     if (origin?.type === 'PrimitiveNode' && output && !output.links.length) {
       output.type = ANY;
+      output.name = 'connect to widget input';
       delete output.widget;
     }
     this.linkRemoved(link);
