@@ -4,17 +4,8 @@
 
 import { h, placeWithin } from './dom.js';
 import { searchNodes } from '../model/fuzzy.js';
-import { typesCompatible } from '../model/types.js';
+import { parseQuery, typeFilter } from '../model/search-filters.js';
 import { typeColor } from '../view/theme.js';
-
-function acceptsInput(def, type) {
-  return def.sockets.some((s) => typesCompatible(type, s.type))
-    || def.widgets.some((w) => w.socketType && !w.frontendOnly && typesCompatible(type, w.socketType));
-}
-
-function givesOutput(def, type) {
-  return def.outputs.some((o) => typesCompatible(o.type, type)) && !(def.primitive && !['INT', 'FLOAT', 'STRING', 'BOOLEAN', 'COMBO'].includes(type));
-}
 
 function allTypes(defs) {
   const types = new Set();
@@ -64,13 +55,9 @@ export class NodeSearch {
       onPick(def);
     };
     const render = () => {
-      let text = query.value;
-      let inType = inSelect.value;
-      let outType = outSelect.value;
-      text = text.replace(/\b(in|input):(\S+)/gi, (_, __, t) => { inType = t.toUpperCase(); return ''; });
-      text = text.replace(/\b(out|output):(\S+)/gi, (_, __, t) => { outType = t.toUpperCase(); return ''; });
-      const accept = (def) => (!inType || acceptsInput(def, inType)) && (!outType || givesOutput(def, outType));
-      results = searchNodes(defs, text, accept, 60);
+      const typed = parseQuery(query.value);
+      const accept = typeFilter(typed.input ?? inSelect.value, typed.output ?? outSelect.value);
+      results = searchNodes(defs, typed.text, accept, 60);
       active = Math.min(active, Math.max(0, results.length - 1));
       list.replaceChildren(...results.map((def, i) => {
         const dots = (types_) => types_.map((t) => h('span', { class: 'dot', title: t, style: { background: typeColor(t) } }));
