@@ -90,3 +90,12 @@ test('unknown node types survive a round trip untouched', () => {
   assert.deepEqual(out.widgets_values, { a: 1 });
   assert.equal(out.shape, 2);
 });
+
+test('a link table keyed by id is read like a list', () => {
+  const nodes = [
+    { id: 1, type: 'ImageInvert', pos: [0, 0], inputs: [{ name: 'image', type: 'IMAGE', link: null }], outputs: [{ name: 'IMAGE', type: 'IMAGE', links: [4] }] },
+    { id: 2, type: 'ImageInvert', pos: [300, 0], inputs: [{ name: 'image', type: 'IMAGE', link: 4 }], outputs: [{ name: 'IMAGE', type: 'IMAGE', links: [] }] },
+  ];
+  const { data } = readWorkflow({ version: 1, state: {}, nodes, links: { 4: { id: 4, origin_id: 1, origin_slot: 0, target_id: 2, target_slot: 0, type: 'IMAGE' } } });
+  assert.deepEqual(data.links.map((l) => l.id), [4]);
+});

@@ -38,7 +38,9 @@ function readNode(raw) {
 
 function readLinks(json, schema1) {
   const links = [];
-  for (const raw of json.links ?? []) {
+  // Some writers key the link table by id (an object) instead of listing it.
+  const table = Array.isArray(json.links) ? json.links : Object.values(json.links ?? {});
+  for (const raw of table) {
     if (!raw) continue;
     const link = schema1 || !Array.isArray(raw)
       ? { id: raw.id, origin_id: raw.origin_id, origin_slot: raw.origin_slot, target_id: raw.target_id, target_slot: raw.target_slot, type: raw.type ?? '*' }
