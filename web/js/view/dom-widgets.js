@@ -3,6 +3,8 @@
 // pan or zoom touches one style, not every textarea. Far zoomed out they hide and the canvas paints
 // a preview. One focus-to-blur editing session is one undo step.
 
+import { rectsOverlap } from '../model/geometry.js';
+
 const HIDE_BELOW_SCALE = 0.5;
 
 export class DomWidgets {
@@ -39,6 +41,14 @@ export class DomWidgets {
     const show = viewport.scale >= HIDE_BELOW_SCALE;
     const visible = viewport.visibleRect(this.view.width, this.view.height);
     const seen = new Set();
+    // A textarea floats above the canvas, so one under another node hides (the canvas paints it).
+    const ordered = this.view.nodesInZOrder();
+    const rank = new Map(ordered.map((n, i) => [n.id, i]));
+    const boxes = ordered.map((n) => this.doc.bounds(n));
+    const covered = (node, rect) => {
+      for (let i = rank.get(node.id) + 1; i < ordered.length; i++) if (rectsOverlap(boxes[i], rect)) return true;
+      return false;
+    };
     for (const node of this.doc.nodes.values()) {
       const def = this.doc.defOf(node);
       if (!def.widgets.some((w) => w.multiline)) continue;
@@ -57,7 +67,8 @@ export class DomWidgets {
         const x = node.pos[0] + row.x;
         const y = node.pos[1] + row.y;
         const onScreen = x < visible[0] + visible[2] && x + row.w > visible[0] && y < visible[1] + visible[3] && y + row.h > visible[1];
-        const shown = show && onScreen && !node.flags?.collapsed && !this.doc.isWidgetLinked(node, wdef.name);
+        const shown = show && onScreen && !node.flags?.collapsed && !this.doc.isWidgetLinked(node, wdef.name)
+          && (document.activeElement === entry.el || !covered(node, [x, y, row.w, row.h]));
         if (shown !== entry.shown) {
           entry.el.style.display = shown ? '' : 'none';
           entry.shown = shown;
