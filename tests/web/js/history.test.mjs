@@ -43,3 +43,12 @@ test('a step that throws still records what it did', () => {
   assert.throws(() => history.run(() => { doc.addNode('ImageInvert', [0, 0]); throw new Error('boom'); }));
   assert.equal(history.canUndo, true);
 });
+
+test('clear() also drops an unfinished step, so undo works again after opening a file', () => {
+  const doc = newDoc();
+  const history = new History(doc);
+  history.begin();
+  history.clear();
+  history.run(() => doc.addNode('ImageInvert', [0, 0]));
+  assert.equal(history.undo(), true);
+});

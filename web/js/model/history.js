@@ -70,10 +70,12 @@ export class History {
     return true;
   }
 
-  /** Forget everything (a different workflow was opened). */
+  /** Forget everything (a different workflow was opened), an unfinished step too. */
   clear() {
     this.#undo = [];
     this.#redo = [];
+    this.#depth = 0;
+    this.#before = null;
     this.#doc.emit('history', this);
   }
 }

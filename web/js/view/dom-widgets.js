@@ -60,6 +60,7 @@ export class DomWidgets {
         seen.add(key);
         let entry = this.#els.get(key);
         if (!entry || entry.node !== node) {
+          if (entry && document.activeElement === entry.el) this.history.commit();
           entry?.el.remove();
           entry = this.#create(node, row.index, wdef);
           this.#els.set(key, entry);
@@ -85,6 +86,8 @@ export class DomWidgets {
     }
     for (const [key, entry] of this.#els) {
       if (seen.has(key)) continue;
+      // A focused textarea that goes away sends no blur: close its editing step here.
+      if (document.activeElement === entry.el) this.history.commit();
       entry.el.remove();
       this.#els.delete(key);
     }
