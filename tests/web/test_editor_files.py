@@ -227,3 +227,27 @@ def test_a_png_with_only_an_api_prompt_is_laid_out_and_runs(editor, web_server):
     image = editor.js(f"() => weft.execution.outputs.get('{out}').images[0]")
     pixel = Image.open(io.BytesIO(_fetch(web_server["url"] + editor.js("(i) => weft.api.viewUrl(i)", image)))).convert("RGB").getpixel((0, 0))
     assert pixel == (0, 255, 255)
+
+
+def test_filename_prefix_patterns_are_filled_in_and_the_image_keeps_them(editor, web_server):
+    import datetime
+
+    editor.new_workflow()
+    save = editor.js("""() => weft.history.run(() => {
+        const empty = weft.doc.addNode('EmptyImage', [0, 0]);
+        weft.doc.setTitle(empty.id, 'Size');
+        const names = weft.doc.defOf(empty).widgets.map((w) => w.name);
+        weft.doc.setWidgetValue(empty.id, names.indexOf('width'), 16);
+        weft.doc.setWidgetValue(empty.id, names.indexOf('height'), 8);
+        const save = weft.doc.addNode('SaveImage', [400, 0]);
+        weft.doc.setWidgetValue(save.id, 0, 'dated/%date:yyyy%_%Size.width%');
+        weft.doc.connect(empty.id, 0, save.id, 0);
+        return save.id;
+    })""")
+    assert _run_status(editor) == "success"
+    image = editor.js(f"() => weft.execution.outputs.get('{save}').images[0]")
+    assert image["subfolder"] == "dated"
+    assert image["filename"].startswith(f"{datetime.date.today().year}_16")
+    png = Image.open(io.BytesIO(_fetch(web_server["url"] + editor.js("(i) => weft.api.viewUrl(i)", image))))
+    embedded = json.loads(png.text["workflow"])
+    assert next(n for n in embedded["nodes"] if n["type"] == "SaveImage")["widgets_values"] == ["dated/%date:yyyy%_%Size.width%"]

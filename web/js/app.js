@@ -9,6 +9,7 @@ import { GraphDocument } from './model/graph-document.js';
 import { History } from './model/history.js';
 import { ExecutionState } from './model/execution-state.js';
 import { applyControlsAfterQueue } from './model/seed-control.js';
+import { withTextReplacements } from './model/text-replacements.js';
 import { TITLE_H, MEDIA_AREA_H, nodeLayout } from './model/geometry.js';
 import { CanvasView } from './view/canvas.js';
 import { DomWidgets } from './view/dom-widgets.js';
@@ -231,8 +232,11 @@ export class WeftApp {
     this.execution.clearErrors();
     for (let i = 0; i < batch; i++) {
       const workflow = this.files.workflow();
+      // The server converts the copy with %date:…% / %Node.widget% filled in; the image keeps the original.
+      const widgetNames = (node) => (this.doc.nodes.get(node.id) ? this.doc.defOf(this.doc.nodes.get(node.id)).widgets.map((w) => w.name) : []);
+      const sent = withTextReplacements(workflow, widgetNames);
       try {
-        const result = await this.api.queuePrompt({ workflow, front, extraData: { extra_pnginfo: { workflow } } });
+        const result = await this.api.queuePrompt({ workflow: sent, front, extraData: { extra_pnginfo: { workflow } } });
         if (result?.node_errors && Object.keys(result.node_errors).length) this.execution.setPromptErrors({ node_errors: result.node_errors });
       } catch (error) {
         this.#rejected(error);
