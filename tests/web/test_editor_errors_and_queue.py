@@ -55,7 +55,7 @@ def test_text_outputs_show_on_the_node(editor):
     editor.new_workflow(scale=1.0, offset=(60, 120))
     text, match, show = _build(editor, "w.ave")
     assert _run(editor) == "success"
-    assert editor.js(f"() => weft.execution.outputs.get('{show}').text") == ["True"]
+    assert editor.js(f"() => weft.execution.outputFor('{show}').text") == ["True"]
 
 
 @pytest.mark.fake_server
@@ -99,7 +99,7 @@ def test_queue_panel_on_the_real_server_loads_and_requeues_a_past_job(editor):
     assert editor.js("() => [...weft.doc.nodes.values()].map((n) => weft.doc.titleOf(n)).sort()") == ["EmptyImage", "Panel test"]
     # The past job's picture shows on its output node again.
     save = editor.js("() => [...weft.doc.nodes.values()].find((n) => n.type === 'SaveImage').id")
-    assert editor.js(f"() => weft.execution.outputs.get('{save}').images.length") == 1
+    assert editor.js(f"() => weft.execution.outputFor('{save}').images.length") == 1
     count = editor.page.locator(".job.success").count()
     job.locator("button.requeue").click()
     editor.page.wait_for_function(f"() => document.querySelectorAll('.job.success').length > {count}", timeout=30000)

@@ -38,7 +38,7 @@ def test_a_pack_extension_adds_a_widget_and_its_node_runs(editor, web_server):
     editor.page.click("#queue-button")
     editor.page.wait_for_function("() => weft.execution.lastResult != null", timeout=30000)
     assert editor.js("() => weft.execution.lastResult.result") == "success"
-    image = editor.js(f"() => weft.execution.outputs.get('{save}').images[0]")
+    image = editor.js(f"() => weft.execution.outputFor('{save}').images[0]")
     url = web_server["url"] + editor.js("(img) => weft.api.viewUrl(img)", image)
     with urllib.request.urlopen(url) as response:
         pixel = Image.open(io.BytesIO(response.read())).convert("RGB").getpixel((0, 0))

@@ -53,7 +53,7 @@ def test_build_upload_and_run_an_image_graph_on_the_real_server(editor, web_serv
     editor.page.wait_for_function("(u) => weft.view.images.status(u) === 'loaded'", arg=thumbnail)
     assert (web_server["base"] / "input" / "red.png").is_file()
     _run(editor)
-    images = editor.js(f"() => weft.execution.outputs.get('{save}').images")
+    images = editor.js(f"() => weft.execution.outputFor('{save}').images")
     assert len(images) == 1
     url = editor.js("(img) => weft.api.viewUrl(img)", images[0])
     editor.page.wait_for_function("(u) => weft.view.images.status(u) === 'loaded'", arg=url)
@@ -96,7 +96,7 @@ def test_drop_a_png_made_by_the_server_and_get_its_workflow_back(editor, web_ser
     # A new prefix makes SaveImage run again (an unchanged prompt would replay a cached image).
     editor.js(f"() => weft.history.run(() => weft.doc.setWidgetValue({save}, 0, 'keep_me'))")
     _run(editor)
-    image = editor.js(f"() => weft.execution.outputs.get('{save}').images[0]")
+    image = editor.js(f"() => weft.execution.outputFor('{save}').images[0]")
     png = _fetch(web_server["url"] + editor.js("(img) => weft.api.viewUrl(img)", image))
     editor.js("() => weft.commands.run('new')")
     assert editor.node_ids() == []
@@ -146,7 +146,7 @@ def test_open_a_comfyui_workflow_and_run_it(editor, web_server):
     assert prompt["3"]["inputs"] == {"image": ["1", 0], "blur_radius": 3, "sigma": 1.5}
     assert prompt["6"]["inputs"]["images"] == ["3", 0]
     assert prompt["6"]["inputs"]["filename_prefix"] == "from_comfyui"
-    assert editor.js("() => weft.execution.outputs.get('6').images.length") == 1
+    assert editor.js("() => weft.execution.outputFor('6').images.length") == 1
 
 
 def test_open_a_schema_1_workflow_with_a_subgraph_and_run_it(editor, web_server):
@@ -224,7 +224,7 @@ def test_a_png_with_only_an_api_prompt_is_laid_out_and_runs(editor, web_server):
     assert len(editor.links()) == 2
     assert _run_status(editor) == "success"
     out = next(n for n in editor.node_ids("SaveImage"))
-    image = editor.js(f"() => weft.execution.outputs.get('{out}').images[0]")
+    image = editor.js(f"() => weft.execution.outputFor('{out}').images[0]")
     pixel = Image.open(io.BytesIO(_fetch(web_server["url"] + editor.js("(i) => weft.api.viewUrl(i)", image)))).convert("RGB").getpixel((0, 0))
     assert pixel == (0, 255, 255)
 
@@ -245,7 +245,7 @@ def test_filename_prefix_patterns_are_filled_in_and_the_image_keeps_them(editor,
         return save.id;
     })""")
     assert _run_status(editor) == "success"
-    image = editor.js(f"() => weft.execution.outputs.get('{save}').images[0]")
+    image = editor.js(f"() => weft.execution.outputFor('{save}').images[0]")
     assert image["subfolder"] == "dated"
     assert image["filename"].startswith(f"{datetime.date.today().year}_16")
     png = Image.open(io.BytesIO(_fetch(web_server["url"] + editor.js("(i) => weft.api.viewUrl(i)", image))))

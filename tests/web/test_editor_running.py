@@ -33,7 +33,7 @@ def test_queue_shows_progress_preview_and_the_image_on_save_image(editor):
     assert str(sampler) in observed["running"]
     assert str(sampler) in observed["previews"], "the sampler showed live previews"
     assert observed["progress"]
-    images = editor.js(f"() => weft.execution.outputs.get('{save}').images")
+    images = editor.js(f"() => weft.execution.outputFor('{save}').images")
     assert len(images) == 1 and images[0]["type"] == "output"
     url = editor.js("(img) => weft.api.viewUrl(img)", images[0])
     editor.page.wait_for_function("(u) => weft.view.images.status(u) === 'loaded'", arg=url)

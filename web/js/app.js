@@ -168,7 +168,7 @@ export class WeftApp {
   }
 
   openNodeImages(nodeId, index) {
-    const images = this.execution.outputs.get(String(nodeId))?.images ?? [];
+    const images = this.execution.outputFor(nodeId)?.images ?? [];
     if (images.length) this.ui.viewer.open(images.map((img) => this.api.viewUrl(img)), index);
   }
 
@@ -199,7 +199,8 @@ export class WeftApp {
     });
     this.api.on('preview', ({ blob, meta }) => this.execution.setPreview(blob, meta?.display_node_id ?? meta?.node_id ?? null));
     this.execution.on('change', ({ kind, nodeId }) => {
-      if (kind === 'output' || kind === 'preview') this.#ensureMediaRoom(nodeId);
+      const viewId = kind === 'output' || kind === 'preview' ? this.execution.viewIdOf(nodeId) : null;
+      if (viewId != null) this.#ensureMediaRoom(viewId);
     });
   }
 
@@ -218,7 +219,7 @@ export class WeftApp {
     const node = this.doc.nodes.get(Number(nodeId));
     if (!node || node.flags?.collapsed) return;
     const bottom = nodeLayout(node, this.doc.defOf(node)).contentBottom;
-    const output = this.execution.outputs.get(String(nodeId));
+    const output = this.execution.outputFor(nodeId);
     if (output?.text && !output.images) {
       const lines = output.text.flatMap((t) => String(t).split('\n')).length;
       if (node.size[1] - bottom < lines * 16 + 8) this.doc.setNodeSize(node.id, [node.size[0], bottom + Math.min(lines, 12) * 16 + 12]);

@@ -12,13 +12,13 @@ test('a run: executing node, progress, outputs, success', () => {
   s.handle('progress', { node: '5', value: 1, max: 2, prompt_id: 'p' });
   assert.equal(s.overallProgress(), 1.5 / 4);
   s.setPreview(new Blob(['x']));
-  assert.ok(s.previews.has('5'));
+  assert.ok(s.previewFor(5));
   s.handle('executing', { node: '7', prompt_id: 'p' });
   s.handle('executed', { node: '7', output: { images: [{ filename: 'a.png', subfolder: '', type: 'output' }] }, prompt_id: 'p' });
   s.handle('executing', { node: null, prompt_id: 'p' });
   s.handle('execution_success', { prompt_id: 'p' });
   assert.deepEqual(s.lastResult, { promptId: 'p', result: 'success' });
-  assert.equal(s.outputs.get('7').images[0].filename, 'a.png');
+  assert.equal(s.outputFor(7).images[0].filename, 'a.png');
   assert.equal(s.executingNode, null);
   assert.equal(s.overallProgress(), null);
 });
@@ -53,5 +53,26 @@ test('outputs are replaced when another workflow opens, by a past job\'s when it
   s.setOutputs({});
   assert.equal(s.outputs.size, 0);
   s.setOutputs({ '3:1': { images: [{ filename: 'b.png' }] } });
-  assert.equal(s.outputs.get('3').images[0].filename, 'b.png');
+  assert.equal(s.outputFor(3).images[0].filename, 'b.png', 'an instance shows what its inner nodes made');
+});
+
+test('a scope shows the level inside a subgraph instance', () => {
+  const s = new ExecutionState();
+  s.handle('execution_start', { prompt_id: 'p' });
+  s.handle('executing', { node: '2:1', display_node: '2:1', prompt_id: 'p' });
+  s.handle('progress', { node: '2:1', value: 2, max: 4, prompt_id: 'p' });
+  assert.equal(s.nodeStatus(2), 'running');
+  assert.equal(s.nodeStatus(1), null);
+  assert.deepEqual(s.progressFor(2), { value: 2, max: 4 });
+  s.setScope('2');
+  assert.equal(s.nodeStatus(1), 'running');
+  assert.equal(s.nodeStatus(2), null);
+  assert.equal(s.viewIdOf('2:1'), '1');
+  assert.equal(s.viewIdOf('7'), null);
+  s.setPromptErrors({ node_errors: { '2:1': { errors: [{ message: 'bad', extra_info: { input_name: 'image' } }] } } });
+  assert.deepEqual([...s.inputErrors(1)], [['image', ['bad']]]);
+  s.setScope('');
+  s.handle('execution_success', { prompt_id: 'p' });
+  assert.equal(s.nodeStatus(2), 'error', 'an instance shows the errors of its inner nodes');
+  assert.deepEqual([...s.inputErrors(2)], []);
 });

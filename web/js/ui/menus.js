@@ -79,7 +79,7 @@ export class CanvasMenus {
       { label: 'No colour', run: () => app.history.run(() => doc.setNodeColor(ids, null)) },
       ...Object.entries(NODE_COLOR_PRESETS).map(([name, [color, bg]]) => ({ label: name.replace('_', ' '), run: () => app.history.run(() => doc.setNodeColor(ids, color, bg)) })),
     ];
-    const images = app.execution.outputs.get(String(nodeId))?.images ?? [];
+    const images = app.execution.outputFor(nodeId)?.images ?? [];
     this.#show([
       { label: 'Rename…', run: () => app.editNodeTitle(nodeId) },
       { ...this.#cmd('collapse', node.flags?.collapsed ? 'Expand' : 'Collapse') },

@@ -63,7 +63,8 @@ export class Toolbar {
       return;
     }
     const running = execution.executingNode;
-    const node = running != null ? doc.nodes.get(Number(running.split(':')[0])) : null;
+    const viewId = running != null ? execution.viewIdOf(running) : null;
+    const node = viewId != null ? doc.nodes.get(Number(viewId)) : null;
     const steps = running != null ? execution.nodeProgress.get(running) : null;
     const label = node ? doc.titleOf(node) : running ?? 'Starting';
     this.progressText.textContent = `${Math.round(fraction * 100)}% · ${label}${steps ? ` ${steps.value}/${steps.max}` : ''}`;

@@ -102,9 +102,9 @@ function drawWidgets(ctx, scene, node, def, layout) {
 
 function mediaFor(scene, node, def) {
   const id = String(node.id);
-  const preview = scene.execution.previews.get(id);
+  const preview = scene.execution.previewFor(id);
   if (preview) return [{ bitmap: scene.images.blob(preview) }];
-  const images = scene.execution.outputs.get(id)?.images;
+  const images = scene.execution.outputFor(id)?.images;
   if (images?.length) return images.map((image) => ({ url: scene.api.viewUrl(image) }));
   const upload = def.widgets.find((w) => w.kind === 'IMAGEUPLOAD');
   if (upload) {
@@ -119,7 +119,7 @@ function mediaFor(scene, node, def) {
 
 /** Text a node returned (PreviewAny's `ui.text`), one entry per line. */
 function drawTextOutput(ctx, scene, node, area) {
-  const text = scene.execution.outputs.get(String(node.id))?.text;
+  const text = scene.execution.outputFor(node.id)?.text;
   if (!Array.isArray(text) || !text.length || scene.lowDetail) return false;
   ctx.font = theme.FONT;
   ctx.fillStyle = theme.TEXT;
@@ -163,9 +163,7 @@ function drawMedia(ctx, scene, node, def, layout) {
 }
 
 function drawProgress(ctx, scene, node) {
-  const running = scene.execution.executingNode;
-  if (running == null || running.split(':')[0] !== String(node.id)) return;
-  const p = scene.execution.nodeProgress.get(running);
+  const p = scene.execution.progressFor(node.id);
   if (!p?.max) return;
   ctx.fillStyle = '#103a22';
   ctx.fillRect(0, 0, node.size[0], 5);
@@ -175,12 +173,12 @@ function drawProgress(ctx, scene, node) {
 
 function errorLines(scene, node) {
   const lines = [];
-  for (const e of scene.execution.nodeErrors.get(String(node.id))?.errors ?? []) {
+  for (const e of scene.execution.errorsFor(node.id)) {
     const where = e.extra_info?.input_name ? `${e.extra_info.input_name}: ` : '';
     lines.push(`${where}${e.message}${e.details ? ` — ${e.details}` : ''}`);
   }
-  const ex = scene.execution.executionError;
-  if (ex?.nodeId === String(node.id)) lines.push(`${ex.exception_type ?? 'Error'}: ${ex.exception_message ?? ''}`);
+  const ex = scene.execution.executionErrorFor(node.id);
+  if (ex) lines.push(`${ex.exception_type ?? 'Error'}: ${ex.exception_message ?? ''}`);
   return lines;
 }
 
