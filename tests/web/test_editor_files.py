@@ -251,3 +251,33 @@ def test_filename_prefix_patterns_are_filled_in_and_the_image_keeps_them(editor,
     png = Image.open(io.BytesIO(_fetch(web_server["url"] + editor.js("(i) => weft.api.viewUrl(i)", image))))
     embedded = json.loads(png.text["workflow"])
     assert next(n for n in embedded["nodes"] if n["type"] == "SaveImage")["widgets_values"] == ["dated/%date:yyyy%_%Size.width%"]
+
+
+def test_open_a_subgraph_edit_it_and_run_the_workflow(editor, web_server):
+    workflow = json.loads((FIXTURES / "workflow_schema1_subgraph.json").read_text())
+    assert editor.load_workflow(workflow)
+    editor.settle()
+    r = editor.js("() => weft.view.nodeClientRect(2)")
+    editor.page.mouse.dblclick(r["x"] + r["w"] / 2, r["y"] + r["h"] - 8)
+    editor.page.wait_for_selector("#breadcrumb:not([hidden])")
+    assert editor.page.locator("#breadcrumb .crumb.current").inner_text() == "Invert twice"
+    assert sorted(editor.node_ids()) == [-20, -10, 1, 2]
+    # Put a blur between the second invert and the subgraph's output, by dragging links.
+    blur = editor.add_node_via_search("image blur", editor.graph_to_client(300, 220), pick="ImageBlur")
+    editor.connect(2, "IMAGE", blur, "image")
+    editor.drag(editor.socket_point(blur, "output", 0), editor.socket_point(-20, "input", 0))
+    assert [l["origin_id"] for l in editor.links_into(-20)] == [blur]
+    editor.snapshot("inside_a_subgraph")
+    # Queueing from inside runs the whole workflow, with the edit.
+    assert _run_status(editor) == "success"
+    history = json.loads(_fetch(web_server["url"] + "/api/history?max_items=1"))
+    prompt = next(iter(history.values()))["prompt"][2]
+    assert sorted(prompt) == ["1", "2:1", "2:2", f"2:{blur}", "3"]
+    assert prompt["3"]["inputs"]["images"] == [f"2:{blur}", 0]
+    editor.page.keyboard.press("Escape")
+    editor.page.wait_for_selector("#breadcrumb", state="hidden")
+    assert sorted(editor.node_ids()) == [1, 2, 3]
+    definition = editor.js("() => weft.files.workflow().definitions.subgraphs[0]")
+    assert sorted(n["type"] for n in definition["nodes"]) == ["ImageBlur", "ImageInvert", "ImageInvert"]
+    [out_link] = definition["outputs"][0]["linkIds"]
+    assert next(l for l in definition["links"] if l["id"] == out_link)["origin_id"] == blur

@@ -23,6 +23,7 @@ import { CanvasMenus } from './ui/menus.js';
 import { Toolbar } from './ui/toolbar.js';
 import { QueuePanel } from './ui/queue-panel.js';
 import { WorkflowSidebar } from './ui/workflow-sidebar.js';
+import { SubgraphNavigator } from './subgraphs.js';
 
 export class WeftApp {
   constructor(root) {
@@ -56,6 +57,7 @@ export class WeftApp {
     this.view.onDrawn = () => this.domWidgets.sync();
 
     this.ui = new EditorUi(this.root, { getDefs: () => this.placeableDefs() });
+    this.subgraphs = new SubgraphNavigator(this, this.root.querySelector('#breadcrumb'));
     this.commands = createCommands(this);
     this.menus = new CanvasMenus(this);
     this.files = new WorkflowFiles(this);
@@ -79,6 +81,11 @@ export class WeftApp {
   // -- node definitions ---------------------------------------------------------------------------
   placeableDefs() {
     return [...this.catalog.all(), ...this.doc.subgraphDefs.values()];
+  }
+
+  /** The whole workflow as document data, whichever subgraph level the canvas shows. */
+  graphData() {
+    return this.subgraphs.rootData();
   }
 
   #lastRefresh = 0;

@@ -48,12 +48,14 @@ export class Commands {
 export function createCommands(app) {
   const { doc, history, selection, view } = app;
   const selected = () => [...selection.nodes];
+  // A subgraph's input/output panels (negative ids) are part of the level, never copied.
+  const copyable = () => selected().filter((id) => id >= 0);
   const step = (fn) => history.run(fn);
 
   const pastePoint = () => app.interaction?.lastGraphPoint ?? view.viewport.toGraph(view.width / 2, view.height / 2);
   const copy = () => {
     if (!selection.nodes.size && !selection.groups.size) return false;
-    localStorage.setItem(CLIPBOARD_KEY, JSON.stringify(copySelection(doc, selected(), [...selection.groups])));
+    localStorage.setItem(CLIPBOARD_KEY, JSON.stringify(copySelection(doc, copyable(), [...selection.groups])));
     return true;
   };
   const paste = (keepInputs) => {
@@ -68,15 +70,15 @@ export function createCommands(app) {
   const deleteSelection = () => {
     if (selection.empty) return;
     step(() => {
-      doc.removeNodes(selected());
+      doc.removeNodes(selected()); // a subgraph's input/output panels refuse to go
       for (const id of selection.groups) doc.removeGroup(id);
       for (const id of selection.reroutes) doc.removeReroute(id);
     });
     selection.clear();
   };
   const duplicate = (offset) => {
-    if (!selection.nodes.size) return;
-    const clip = copySelection(doc, selected());
+    if (!copyable().length) return;
+    const clip = copySelection(doc, copyable());
     const ids = step(() => pasteClip(doc, clip, [clip.origin[0] + offset, clip.origin[1] + offset]));
     selection.set({ nodes: ids });
     view.bringToFront(ids);
@@ -126,5 +128,7 @@ export function createCommands(app) {
     { id: 'default-workflow', label: 'Load the starter workflow', run: () => app.files.newWorkflow({ empty: false }) },
     { id: 'search', label: 'Add node…', keys: ['ctrl+k'], run: () => app.openSearchAtCenter() },
     { id: 'refresh', label: 'Refresh model lists', keys: ['r'], run: () => app.refreshNodeDefs() },
+    { id: 'open-subgraph', label: 'Open subgraph', run: (nodeId) => app.subgraphs.open(nodeId ?? [...selection.nodes][0]) },
+    { id: 'close-subgraph', label: 'Close subgraph', keys: ['escape'], run: () => app.subgraphs.close() },
   ]);
 }

@@ -36,11 +36,11 @@ export class WorkflowFiles {
   // -- the open workflow ------------------------------------------------------------------------
   /** The document as a schema-0.4 workflow, with the current camera. */
   workflow() {
-    return writeWorkflow(this.app.doc.toData(), { ds: this.app.view.viewport.ds });
+    return writeWorkflow(this.app.graphData(), { ds: this.app.subgraphs.rootDs() });
   }
 
   get dirty() {
-    return this.#savedSnapshot !== JSON.stringify(this.app.doc.toData());
+    return this.#savedSnapshot !== JSON.stringify(this.app.graphData());
   }
 
   #changed() {
@@ -51,7 +51,7 @@ export class WorkflowFiles {
 
   #markSaved(name) {
     this.currentName = name;
-    this.#savedSnapshot = JSON.stringify(this.app.doc.toData());
+    this.#savedSnapshot = JSON.stringify(this.app.graphData());
     this.app.toolbar?.setName(name, false);
     this.persistSession();
   }
@@ -80,6 +80,7 @@ export class WorkflowFiles {
 
   #load(json, outputs = {}) {
     const { data, ds } = readWorkflow(json);
+    this.app.subgraphs.reset();
     this.app.doc.load(data);
     this.app.history.clear();
     this.app.selection.clear();
@@ -123,6 +124,7 @@ export class WorkflowFiles {
 
   newWorkflow({ empty }) {
     const { doc, history } = this.app;
+    this.app.subgraphs.reset();
     doc.load(emptyGraphData());
     this.app.execution.setOutputs({});
     if (!empty) buildDefaultWorkflow(doc);

@@ -6,6 +6,7 @@
 import { Emitter } from './events.js';
 import { missingDef } from './catalog.js';
 import { primitiveDef } from './primitives.js';
+import { subgraphPanelDef, isSubgraphPanel } from './subgraph-io.js';
 import { defaultNodeSize, nodeBounds } from './geometry.js';
 import { ANY, typesCompatible } from './types.js';
 
@@ -28,6 +29,7 @@ export class GraphCore extends Emitter {
   // -- definitions ----------------------------------------------------------------------------
   defOf(node) {
     if (node.type === 'PrimitiveNode') return primitiveDef(node, () => this.#firstTarget(node));
+    if (isSubgraphPanel(node)) return subgraphPanelDef(node);
     return this.catalog.get(node.type) ?? this.subgraphDefs.get(node.type) ?? missingDef(node);
   }
 
@@ -74,7 +76,7 @@ export class GraphCore extends Emitter {
   removeNodes(ids) {
     for (const id of ids) {
       const node = this.nodes.get(id);
-      if (!node) continue;
+      if (!node || isSubgraphPanel(node)) continue; // a subgraph's input/output panels stay
       for (const input of node.inputs) if (input.link != null) this.removeLink(input.link);
       for (const output of node.outputs) for (const linkId of [...(output.links ?? [])]) this.removeLink(linkId);
       this.nodes.delete(id);

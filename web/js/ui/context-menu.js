@@ -13,7 +13,9 @@ export class Menus {
       if (this.#open && !e.target.closest?.('.menu')) this.close();
     }, true);
     document.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape' && this.#open) this.close();
+      if (e.key !== 'Escape' || !this.#open) return;
+      this.close();
+      e.stopPropagation(); // this Escape was for the menu, not for the canvas
     });
   }
 

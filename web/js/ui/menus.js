@@ -81,6 +81,7 @@ export class CanvasMenus {
     ];
     const images = app.execution.outputFor(nodeId)?.images ?? [];
     this.#show([
+      app.subgraphs.canOpen(node) ? { label: 'Open subgraph', hint: 'double-click', run: () => app.subgraphs.open(nodeId) } : null,
       { label: 'Rename…', run: () => app.editNodeTitle(nodeId) },
       { ...this.#cmd('collapse', node.flags?.collapsed ? 'Expand' : 'Collapse') },
       { ...this.#cmd('mute', node.mode === 2 ? 'Unmute' : 'Mute'), checked: node.mode === 2 },

@@ -53,7 +53,15 @@ function drawTitle(ctx, scene, node, def, width, collapsed) {
   ctx.textAlign = 'left';
   ctx.textBaseline = 'middle';
   const title = scene.doc.titleOf(node) + (node.mode === 4 ? '  (bypassed)' : node.mode === 2 ? '  (muted)' : '');
-  ctx.fillText(fitText(ctx, title, width - 34), 26, -TITLE_H / 2);
+  const badge = def.subgraph ? 22 : 0;
+  ctx.fillText(fitText(ctx, title, width - 34 - badge), 26, -TITLE_H / 2);
+  if (badge && !collapsed) {
+    // A subgraph instance: double-click opens it.
+    ctx.strokeStyle = theme.TEXT_DIM;
+    ctx.lineWidth = 1.5;
+    ctx.strokeRect(width - 24, -TITLE_H / 2 - 6, 10, 10);
+    ctx.strokeRect(width - 20, -TITLE_H / 2 - 2, 10, 10);
+  }
 }
 
 function drawSocketsAndLabels(ctx, scene, node, def, layout) {

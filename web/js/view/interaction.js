@@ -188,7 +188,8 @@ export class Interaction {
     const { env } = this;
     const [gx, gy] = env.view.graphPoint(e);
     const hit = env.view.hitAt(gx, gy);
-    if (hit.kind === 'title') env.editNodeTitle(hit.nodeId);
+    if (hit.kind === 'node' && env.subgraphs.canOpen(env.doc.nodes.get(hit.nodeId))) env.subgraphs.open(hit.nodeId);
+    else if (hit.kind === 'title') env.editNodeTitle(hit.nodeId);
     else if (hit.kind === 'group-title') env.editGroupTitle(hit.groupId);
     else if (hit.kind === 'none') {
       env.ui.openSearch({ clientX: e.clientX, clientY: e.clientY, graphPos: [gx, gy], onPick: (def) => env.addNodeAt(def.name, [gx, gy]) });
