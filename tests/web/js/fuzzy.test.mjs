@@ -20,3 +20,11 @@ test('search ranks by display name, type name and category', () => {
   const withLatentInput = searchNodes(defs, '', (d) => d.sockets.some((s) => s.type === 'LATENT'));
   assert.deepEqual(new Set(withLatentInput.map((d) => d.name)), new Set(['KSampler', 'VAEDecode', 'LatentUpscale']));
 });
+
+test('a whole phrase beats scattered words: "clip text encode" finds CLIPTextEncode before the SDXL one', () => {
+  const sdxl = { name: 'CLIPTextEncodeSDXL', displayName: 'CLIPTextEncodeSDXL', category: 'advanced/conditioning', sockets: [], widgets: [], outputs: [] };
+  const ranked = searchNodes([sdxl, ...defs], 'clip text encode').map((d) => d.name);
+  assert.equal(ranked[0], 'CLIPTextEncode');
+  assert.equal(searchNodes([sdxl, ...defs], 'cliptextencode')[0].name, 'CLIPTextEncode');
+  assert.equal(searchNodes([sdxl, ...defs], 'sdxl')[0].name, 'CLIPTextEncodeSDXL');
+});

@@ -38,7 +38,9 @@ export function searchNodes(defs, query, accept = () => true, limit = 100) {
       ranked.push({ def, score: 0 });
       continue;
     }
-    let total = 0;
+    // The whole query as a phrase: in the display name, or (spaces dropped) in the type name.
+    const phrase = (field, text) => (field.includes(text) ? 2000 + (field.startsWith(text) ? 500 : 0) - field.length : 0);
+    let total = Math.max(phrase(def.displayName.toLowerCase(), q), phrase(def.name.toLowerCase(), q.replace(/\s+/g, '')));
     let ok = true;
     for (const word of words) {
       const best = Math.max(fuzzyScore(word, def.displayName) * 1.5, fuzzyScore(word, def.name), fuzzyScore(word, def.category) * 0.6);
