@@ -43,7 +43,7 @@ export function searchNodes(defs, query, accept = () => true, limit = 100) {
     let total = Math.max(phrase(def.displayName.toLowerCase(), q), phrase(def.name.toLowerCase(), q.replace(/\s+/g, '')));
     let ok = true;
     for (const word of words) {
-      const best = Math.max(fuzzyScore(word, def.displayName) * 1.5, fuzzyScore(word, def.name), fuzzyScore(word, def.category) * 0.6);
+      const best = Math.max(fuzzyScore(word, def.displayName), fuzzyScore(word, def.name), fuzzyScore(word, def.category) * 0.6);
       if (best < 0) { ok = false; break; }
       total += best;
     }
