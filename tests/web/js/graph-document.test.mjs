@@ -155,3 +155,17 @@ test('mode and collapse toggle for a selection', () => {
   doc.setTitle(a.id, '');
   assert.equal(doc.titleOf(a), 'Invert Image');
 });
+
+test('the starter workflow prefers the shipped starter model, else the first checkpoint', async () => {
+  const { buildDefaultWorkflow } = await import('../../../web/js/model/default-workflow.js');
+  const withStarter = newDoc();
+  const roles = buildDefaultWorkflow(withStarter);
+  assert.equal(roles.loader.widgets_values[0], 'weft-starter.safetensors');
+  assert.equal(withStarter.links.size, 9);
+  const info = structuredClone((await import('./helpers.mjs')).objectInfo);
+  info.CheckpointLoaderSimple.input.required.ckpt_name[0] = ['a.safetensors', 'b.safetensors'];
+  const { NodeCatalog } = await import('../../../web/js/model/catalog.js');
+  const { GraphDocument } = await import('../../../web/js/model/graph-document.js');
+  const other = new GraphDocument(new NodeCatalog(info));
+  assert.equal(buildDefaultWorkflow(other).loader.widgets_values[0], 'a.safetensors');
+});
