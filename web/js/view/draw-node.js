@@ -96,15 +96,20 @@ function drawSocketsAndLabels(ctx, scene, node, def, layout) {
 }
 
 function drawWidgets(ctx, scene, node, def, layout) {
+  const base = ctx.globalAlpha;
   for (const row of layout.widgets) {
     const wdef = def.widgets[row.index];
     if (scene.doc.isWidgetLinked(node, wdef.name)) continue; // drawn as a socket row instead
     const kind = scene.widgetKinds.get(wdef.kind) ?? scene.widgetKinds.get('UNKNOWN');
     const hover = scene.hover?.kind === 'widget' && scene.hover.nodeId === node.id && scene.hover.index === row.index;
+    // A companion (control_after_generate, upload) of a widget that a link drives has nothing to do.
+    const idle = wdef.controls != null && scene.doc.isWidgetLinked(node, def.widgets[wdef.controls]?.name);
+    ctx.globalAlpha = base * (idle ? 0.35 : 1);
     kind.draw(ctx, {
       rect: row, def: wdef, node, index: row.index, value: node.widgets_values?.[row.index], label: wdef.label ?? wdef.name,
       hover, lowDetail: scene.lowDetail, domActive: scene.domActive(node.id, row.index), scene,
     });
+    ctx.globalAlpha = base;
   }
 }
 
