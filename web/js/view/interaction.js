@@ -52,7 +52,10 @@ export class Interaction {
       this.#gesture = startPinch(env, this.#pointers);
       return;
     }
-    if (this.#gesture) return;
+    if (this.#gesture && e.pointerType === 'touch') return;
+    // A mouse has one pointer: a press while a gesture is open means its release got lost.
+    this.#gesture?.cancel?.();
+    this.#gesture = null;
     if (document.activeElement instanceof HTMLElement && isTyping(document.activeElement)) document.activeElement.blur();
     if (e.button === 1 || (e.button === 0 && this.#space)) {
       e.preventDefault();
