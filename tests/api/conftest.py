@@ -34,25 +34,8 @@ class ServerProcess:
         self.process: subprocess.Popen | None = None
         self.log_path = base / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 60) -> "ServerProcess":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "server.py"), "--port", str(self.port), "--base-directory", str(self.base),
-             *self.extra_args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                self.get("/prompt")
-                return self
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log()}")
-
-    def start_with_token(self, timeout: float = 60) -> "ServerProcess":
-        """Start a server that answers 401 without a token: ready when it answers at all."""
+    def start(self, timeout: float = 60, *, needs_token: bool = False) -> "ServerProcess":
+        """Start the server and wait until it answers (``needs_token``: any answer, 401 included)."""
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "server.py"), "--port", str(self.port), "--base-directory", str(self.base),
@@ -64,11 +47,16 @@ class ServerProcess:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
                 status, _ = self.get("/prompt")
-                if status:
+                if status == 200 or needs_token:
                     return self
             except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def start_with_token(self, timeout: float = 60) -> "ServerProcess":
+        """Start a server that answers 401 without a token."""
+        return self.start(timeout, needs_token=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -30,7 +30,7 @@ class Honest:
     def run(self, text):
         return (text.upper(),)
 
-NODE_CLASS_MAPPINGS = {"CLIPTextEncode": FakeSampler, "HonestNode": Honest}
+NODE_CLASS_MAPPINGS = {"CLIPTextEncode": FakeSampler, "KSampler": FakeSampler, "HonestNode": Honest}
 """,
     "route_thief.py": """
 from server import PromptServer
@@ -90,8 +90,11 @@ def test_pack_cannot_replace_core_nodes(pack_server):
     impostor = report_of(pack_server, "impostor")
     assert impostor["loaded"] and impostor["nodes"] == ["HonestNode"]
     assert "core node" in impostor["rejected"]["CLIPTextEncode"]
+    assert "core node" in impostor["rejected"]["KSampler"]
     info = pack_server.get("/object_info")[1]
-    assert info["CLIPTextEncode"]["python_module"] == "nodes" and info["CLIPTextEncode"]["category"] != "evil"
+    for core in ("CLIPTextEncode", "KSampler"):
+        assert info[core]["python_module"] == "nodes" and info[core]["category"] != "evil"
+    assert "LATENT" == info["KSampler"]["output"][0] and "seed" in info["KSampler"]["input"]["required"]
     assert info["HonestNode"]["python_module"] == "custom_nodes.impostor"
     _, body = pack_server.post("/prompt", {"prompt": preview_prompt("", {"class_type": "HonestNode",
                                                                           "inputs": {"text": "ok"}})})
