@@ -48,12 +48,6 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 60.0) -> Non
     raise RuntimeError(f"server did not answer {url} within {timeout}s")
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "fake_server: runs against tests/web/fake_server.py because the real server does not yet "
-        "have every node the test needs")
-
-
 def _start(command: list[str], base: Path, port: int):
     log = open(base / "server.log", "w")
     process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -68,45 +62,25 @@ def _start(command: list[str], base: Path, port: int):
 
 
 @pytest.fixture(scope="session")
-def real_server(tmp_path_factory):
-    """Weft's own server.py on a free port, with a throw-away base directory holding the test node
-    pack (tests/web/fixtures/test_pack) and an input image."""
+def web_server(tmp_path_factory):
+    """Weft's own server.py on a free port, with a throw-away base directory holding tiny generated
+    checkpoints, one broken checkpoint, the test node pack (tests/web/fixtures/test_pack) and an
+    input image."""
     base = tmp_path_factory.mktemp("weft-real")
     shutil.copytree(FIXTURES / "test_pack", base / "custom_nodes" / "weft_test_pack")
     (base / "input").mkdir()
     Image.new("RGB", (48, 40), (30, 160, 90)).save(base / "input" / "example.png")
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    (base / "models" / "checkpoints" / "broken.safetensors").write_bytes(b"not a checkpoint")
+    # Tiny random checkpoints in the real key layouts (ldm/tiny.py), and one that is not a checkpoint.
+    subprocess.run([sys.executable, "-m", "ldm.tiny", str(base / "models")], cwd=ROOT, check=True, capture_output=True)
+    (base / "models" / "checkpoints" / "zz-broken.safetensors").write_bytes(b"not a checkpoint")
     port = _free_port()
     process, log, url = _start([sys.executable, "server.py", "--port", str(port), "--base-directory", str(base)], base, port)
     try:
-        yield {"url": url, "base": base, "kind": "real"}
+        yield {"url": url, "base": base}
     finally:
         process.terminate()
         process.wait(timeout=20)
         log.close()
-
-
-@pytest.fixture(scope="session")
-def fake_server(tmp_path_factory):
-    """The stand-in server (tests/web/fake_server.py)."""
-    base = tmp_path_factory.mktemp("weft-fake")
-    port = _free_port()
-    process, log, url = _start([sys.executable, str(HERE / "fake_server.py"), "--port", str(port), "--base-directory", str(base)], base, port)
-    try:
-        yield {"url": url, "base": base, "kind": "fake"}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
-
-
-@pytest.fixture
-def web_server(request):
-    """The real server, or the stand-in for tests marked fake_server."""
-    if request.node.get_closest_marker("fake_server"):
-        return request.getfixturevalue("fake_server")
-    return request.getfixturevalue("real_server")
 
 
 @pytest.fixture(scope="session")

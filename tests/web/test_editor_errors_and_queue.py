@@ -1,5 +1,5 @@
-"""Execution errors from the real server shown on their node; text outputs shown on PreviewAny;
-the queue panel cancelling pending jobs and Interrupt (stand-in server, whose worker can pause)."""
+"""Execution errors shown on their node; text outputs shown on PreviewAny; the queue panel:
+cancelling pending jobs, Interrupt, loading and re-queueing a past job."""
 
 import pytest
 
@@ -30,14 +30,14 @@ def _run(editor):
 
 
 def test_an_execution_error_is_shown_on_its_node(editor):
-    """broken.safetensors (in the test server's checkpoints folder) passes validation and fails to load."""
+    """zz-broken.safetensors (in the test server's checkpoints folder) passes validation and fails to load."""
     editor.new_workflow(scale=1.0, offset=(60, 120))
     loader = editor.js("""() => weft.history.run(() => {
         const loader = weft.doc.addNode('CheckpointLoaderSimple', [0, 0]);
         const decode = weft.doc.addNode('VAEDecode', [400, 0]);
         const empty = weft.doc.addNode('EmptyLatentImage', [0, 300]);
         const show = weft.doc.addNode('PreviewImage', [700, 0]);
-        weft.doc.setWidgetValue(loader.id, 0, 'broken.safetensors');
+        weft.doc.setWidgetValue(loader.id, 0, 'zz-broken.safetensors');
         weft.doc.connect(empty.id, 0, decode.id, 0);
         weft.doc.connect(loader.id, 2, decode.id, 1);
         weft.doc.connect(decode.id, 0, show.id, 0);
@@ -58,20 +58,27 @@ def test_text_outputs_show_on_the_node(editor):
     assert editor.js(f"() => weft.execution.outputFor('{show}').text") == ["True"]
 
 
-@pytest.mark.fake_server
-def test_cancel_a_pending_job_and_interrupt(editor):
-    editor.js("() => fetch('/api/control', {method: 'POST', body: JSON.stringify({paused: true})})")
-    editor.page.fill("#batch-count", "2")
-    editor.page.click("#queue-button")
+def test_cancel_pending_jobs_and_interrupt_the_running_one(editor):
+    """Three long jobs (many steps on the tiny model): cancel the two waiting, interrupt the one running."""
+    editor.js("""() => weft.history.run(() => {
+        for (const node of weft.doc.nodes.values()) {
+          const names = weft.doc.defOf(node).widgets.map((w) => w.name);
+          if (node.type === 'EmptyLatentImage') { weft.doc.setWidgetValue(node.id, names.indexOf('width'), 64); weft.doc.setWidgetValue(node.id, names.indexOf('height'), 64); }
+          if (node.type === 'KSampler') weft.doc.setWidgetValue(node.id, names.indexOf('steps'), 400);
+        }
+    })""")
     editor.page.click("#queue-toggle")
+    editor.page.fill("#batch-count", "3")
+    editor.page.click("#queue-button")
+    editor.page.wait_for_function("() => weft.execution.progressFor(weft.execution.executingNode?.split(':')[0] ?? '')?.value > 0", timeout=60000)
     editor.page.wait_for_function("() => document.querySelectorAll('.job.pending').length === 2")
-    assert editor.page.locator("#queue-size").inner_text() == "2"
-    editor.page.locator(".job.pending .cancel").first.click()
-    editor.page.wait_for_function("() => document.querySelectorAll('.job.pending').length === 1")
-    editor.js("() => fetch('/api/control', {method: 'POST', body: JSON.stringify({paused: false})})")
-    editor.page.wait_for_function("() => weft.execution.executingNode != null", timeout=10000)
+    assert editor.page.locator("#queue-size").inner_text() == "3"
+    for remaining in (1, 0):
+        editor.page.locator(".job.pending .cancel").first.click()
+        editor.page.wait_for_function(f"() => document.querySelectorAll('.job.pending').length === {remaining}")
     editor.page.click("#interrupt-button")
-    editor.page.wait_for_function("() => weft.execution.lastResult?.result === 'interrupted'", timeout=10000)
+    editor.page.wait_for_function("() => weft.execution.lastResult?.result === 'interrupted'", timeout=30000)
+    editor.page.wait_for_function("() => weft.execution.queueRemaining === 0")
     editor.page.wait_for_function("() => document.querySelectorAll('.job.pending, .job.running').length === 0")
     assert editor.js("() => document.querySelector('#progress').textContent") == "Interrupted"
 

@@ -281,3 +281,21 @@ def test_open_a_subgraph_edit_it_and_run_the_workflow(editor, web_server):
     assert sorted(n["type"] for n in definition["nodes"]) == ["ImageBlur", "ImageInvert", "ImageInvert"]
     [out_link] = definition["outputs"][0]["linkIds"]
     assert next(l for l in definition["links"] if l["id"] == out_link)["origin_id"] == blur
+
+
+def test_open_a_comfyui_text_to_image_workflow_and_run_it(editor, web_server):
+    """ComfyUI's own save of a text-to-image graph: a primitive drives the seed, a Reroute node carries
+    the VAE, a reroute point sits on a link, two groups, a muted preview, a note."""
+    editor.drop_file((FIXTURES / "comfyui_workflow_0_4.json").read_bytes(), "txt2img.json", "application/json")
+    editor.page.wait_for_function("() => weft.doc.nodes.size === 11")
+    assert editor.js("() => weft.doc.groups.size") == 2 and editor.js("() => weft.doc.reroutes.size") == 1
+    editor.snapshot("comfyui_txt2img_opened")
+    assert _run_status(editor) == "success"
+    history = json.loads(_fetch(web_server["url"] + "/api/history?max_items=1"))
+    prompt = next(iter(history.values()))["prompt"][2]
+    assert sorted(prompt) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert prompt["5"]["inputs"]["seed"] == 42 and prompt["5"]["inputs"]["steps"] == 2
+    assert prompt["6"]["inputs"]["vae"] == ["1", 2]
+    assert prompt["2"]["inputs"]["text"] == "a red fox in the snow"
+    images = editor.js("() => weft.execution.outputFor('7').images")
+    assert len(images) == 1 and images[0]["filename"].startswith("from-comfyui")

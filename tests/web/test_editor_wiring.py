@@ -2,8 +2,7 @@
 
 import pytest
 
-# The starter workflow and text-to-image nodes (loaders, KSampler) are not on the real server yet.
-pytestmark = [pytest.mark.browser, pytest.mark.fake_server]
+pytestmark = pytest.mark.browser
 
 
 def _place(editor, query, at_graph, pick=None):
