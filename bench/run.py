@@ -11,6 +11,7 @@ other processes falls on both; memory comes from fresh processes (``bench.probe`
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -50,7 +51,7 @@ GPU_PLAN = Plan(families=("sd15", "sdxl"), size={"sd15": 512, "sdxl": 1024}, ste
                 fp32_repeats=0,
                 probe_steps=8, probe_modes=("normalvram", "lowvram", "novram"),
                 compile_modes=("reduce-overhead",))
-QUICK_PLAN = Plan(families=("sd15",), size={"sd15": 64}, steps=2, repeats=1, t2i_repeats=1, fp32_repeats=1,
+QUICK_PLAN = Plan(families=("sd15",), size={"sd15": 64, "sdxl": 64}, steps=2, repeats=1, t2i_repeats=1, fp32_repeats=1,
                   probe_steps=1,
                   probe_modes=("normalvram",), diffusers_channels_last=True)
 
@@ -209,6 +210,9 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
     weft.release()
     theirs.release()
     del weft, theirs
+    gc.collect()  # the probes below load the model again in processes of their own
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
     for mode in plan.probe_modes:
         ours_probe = probe(name, "weft", mode, size, plan.probe_steps)
