@@ -45,15 +45,13 @@ class Plan:
     diffusers_channels_last: bool = False
 
 
-CPU_PLAN = Plan(families=("sd15",), size={"sd15": 256}, steps=4, repeats=2, t2i_repeats=2, fp32_repeats=1, probe_steps=1,
-                probe_modes=("normalvram",), diffusers_channels_last=True)
+CPU_PLAN = Plan(families=("sd15",), size={"sd15": 256}, steps=4, repeats=2, t2i_repeats=2, fp32_repeats=1,
+                probe_steps=1, probe_modes=("normalvram",), diffusers_channels_last=True)
 GPU_PLAN = Plan(families=("sd15", "sdxl"), size={"sd15": 512, "sdxl": 1024}, steps=20, repeats=10, t2i_repeats=2,
-                fp32_repeats=0,
-                probe_steps=8, probe_modes=("normalvram", "lowvram", "novram"),
+                fp32_repeats=0, probe_steps=8, probe_modes=("normalvram", "lowvram", "novram"),
                 compile_modes=("reduce-overhead",))
-QUICK_PLAN = Plan(families=("sd15",), size={"sd15": 64, "sdxl": 64}, steps=2, repeats=1, t2i_repeats=1, fp32_repeats=1,
-                  probe_steps=1,
-                  probe_modes=("normalvram",), diffusers_channels_last=True)
+QUICK_PLAN = Plan(families=("sd15",), size={"sd15": 64, "sdxl": 64}, steps=2, repeats=1, t2i_repeats=1,
+                  fp32_repeats=1, probe_steps=1, probe_modes=("normalvram",), diffusers_channels_last=True)
 
 
 @dataclass
