@@ -119,6 +119,24 @@ class MemoryManager:
                 self._empty_cache(device)
             return freed
 
+    def _keep_low_vram_total(self, entry: LoadedModel, cap: int) -> None:
+        """``lowvram`` bounds the weights of *all* models on the device, not each one: others
+        give up what this model's share would push past ``low_vram_weights``."""
+        device = entry.placement.device
+        others = [e for e in reversed(self._loaded)
+                  if e is not entry and e.placement.device == device and e.model is not None]
+        excess = sum(e.resident_bytes for e in others) + cap - self.options.low_vram_weights
+        if excess <= 0:
+            return
+        sizes = [LoadedSize(i, e.resident_bytes, in_use=e.users > 0) for i, e in enumerate(others)]
+        for step in plan_unload(sizes, excess, smart=self.options.smart_memory):
+            model = others[step.key]
+            if step.full:
+                model.unload()
+            else:
+                model.unload_bytes(step.bytes)
+        self._empty_cache(device)
+
     # --- loading --------------------------------------------------------------------------------
 
     def load(self, model: nn.Module, placement: Placement, *, patches: Mapping | None = None,
@@ -139,6 +157,8 @@ class MemoryManager:
                     self.options.reserve + self.options.min_inference_bytes)
                 if missing > 0:
                     self.free_memory(missing + inference_bytes + margin, device, keep=(entry,))
+                if self.options.mode is VramMode.LOW:
+                    self._keep_low_vram_total(entry, cap)
                 budget = entry.total_bytes if force_full else resident_budget(
                     self.options, device_is_cpu=cpu_mode, free_bytes=self.free_bytes(device),
                     model_bytes=entry.total_bytes, already_resident=entry.resident_bytes,

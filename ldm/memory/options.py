@@ -8,7 +8,7 @@ The modes are ComfyUI's flags (``--gpu-only``, ``--highvram``, ``--normalvram``,
 | ``gpu_only`` | every model fully resident; never offloaded | results stay on the device |
 | ``highvram`` | fully resident; offloaded only when another model needs the room | CPU |
 | ``normalvram`` | fully resident when it fits (after offloading least-recently-used models), else partially | CPU |
-| ``lowvram`` | at most ``low_vram_weights`` bytes of a model resident; the rest streamed per forward | CPU |
+| ``lowvram`` | at most ``low_vram_weights`` bytes of weights resident (all models together); the rest streamed per forward | CPU |
 | ``novram`` | nothing resident: every layer streamed per forward | CPU |
 | ``cpu`` | everything computes on the CPU | CPU |
 
@@ -45,7 +45,7 @@ class MemoryOptions:
     mode: VramMode = VramMode.NORMAL
     reserve_bytes: int | None = None  # ``--reserve-vram``; None = default_reserve_bytes()
     smart_memory: bool = True  # False (``--disable-smart-memory``): whole models leave the device after use
-    low_vram_weights: int = 1 * GIB  # resident weight bytes per model in ``lowvram``
+    low_vram_weights: int = 1 * GIB  # resident weight bytes, all models together, in ``lowvram``
     min_inference_bytes: int = 800 * MIB  # kept free for activations beyond the caller's estimate
     pin_memory: bool = True  # page-lock streamed weights on the host (faster, asynchronous copies)
     prefetch: bool = True  # copy the next streamed layer on a side CUDA stream while this one runs

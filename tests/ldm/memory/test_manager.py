@@ -214,3 +214,17 @@ def test_changing_placement_reloads_and_in_use_models_cannot_move():
     weight = handle.unet.input_blocks[0][0].weight
     assert weight.dtype == torch.bfloat16 and weight.is_contiguous(memory_format=torch.channels_last)
     assert len(manager.loaded_models()) == 1
+
+
+def test_low_vram_bounds_the_weights_of_all_models_together():
+    a, b = tiny_unet_handle(seed=1), tiny_unet_handle(seed=2)
+    _, probe = run(manager_with(10 ** 10), a, FP32)
+    size = probe.total_bytes
+    probe.unload()
+    budget = int(size * 0.6)
+    manager = manager_with(10 ** 10, mode=VramMode.LOW, low_vram_weights=budget)
+    run(manager, a, FP32)
+    assert manager.find(a.unet).resident_bytes <= budget
+    run(manager, b, FP32)  # b takes its share; a gives up what would exceed the total
+    assert manager.resident_bytes() <= budget
+    assert manager.find(b.unet).resident_bytes > 0
