@@ -94,12 +94,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, help_text in (("--gpu-only", "keep every model and every intermediate result on the GPU"),
                             ("--highvram", "load models fully on the GPU; offload only when another needs the room"),
                             ("--normalvram", "load fully when a model fits, else partially (default)"),
-                            ("--lowvram", "keep at most --lowvram-weights GB of a model on the GPU, stream the rest"),
+                            ("--lowvram", "keep at most --lowvram-weights GB of weights on the GPU, stream the rest"),
                             ("--novram", "keep no weights on the GPU: stream every layer per call"),
                             ("--cpu", "compute everything on the CPU")):
         vram.add_argument(flag, action="store_true", help=help_text)
     engine.add_argument("--lowvram-weights", type=float, default=1.0, metavar="GB",
-                        help="resident weights per model in --lowvram (default 1)")
+                        help="resident weights, all models together, in --lowvram (default 1)")
     engine.add_argument("--reserve-vram", type=float, default=None, metavar="GB",
                         help="GPU memory to leave for other programs (default 0.4; 0.6 on Windows)")
     engine.add_argument("--disable-smart-memory", action="store_true",
