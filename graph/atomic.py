@@ -24,6 +24,20 @@ def _fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (0o666 less the umask). mkstemp makes
+    0o600 files, which would hide saved images from other users of the machine. The umask is
+    read without setting it: ``os.umask`` swaps a process-wide value, which is racy in threads."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o644
+
+
 def _publish_new(temp_name: str, path: Path) -> None:
     try:
         os.link(temp_name, path)  # atomic, and refuses an existing name
@@ -45,6 +59,7 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = Fals
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".weft-", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
