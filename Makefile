@@ -25,13 +25,17 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/pyth
 run: $(VENV)/.runtime-installed
 	$(PY) server.py --listen $(HOST) --port $(PORT) $(ARGS)
 
-# Browser tests drive Debian's Chromium; as root (CI) it is installed when missing.
+# Browser tests drive Debian's Chromium and the editor's model tests run under Node.js; as root
+# (CI) whichever is missing is installed from Debian's packages.
 browser-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "chromium is missing: install Debian's chromium package (browser tests need /usr/bin/chromium)"; \
+	    echo "missing:$$missing — install these Debian packages (browser and editor tests need them)"; \
 	  fi; \
 	fi
 
@@ -48,6 +52,10 @@ starter-model: $(VENV)/.runtime-installed
 
 eval-starter: $(VENV)/.runtime-installed
 	$(PY) -m ldm.training.evaluate models/checkpoints/weft-starter.safetensors
+
+# Weft against diffusers on whatever device is present: bench/results/<device>.json + bench/README.md.
+bench: $(VENV)/.dev-installed
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,6 +9,7 @@ import secrets
 import sys
 from pathlib import Path
 
+import torch
 import yaml
 from aiohttp import web
 
@@ -24,7 +25,10 @@ from graph.folders import FolderPaths
 from graph.jobs import JobStore
 from graph.registry import NodeRegistry
 from graph.worker import Worker
-from ldm.engine import Engine
+from ldm.devices import UNET_PRECISIONS, VAE_PRECISIONS, PrecisionOptions, detect_compute
+from ldm.engine import COMPILE_MODES, Engine
+from ldm.memory import MemoryOptions, VramMode
+from ldm.memory.options import GIB
 from nodes import register_builtin_nodes
 from nodes.custom import PackReport, load_custom_packs
 from nodes.services import NodeOptions, Services
@@ -78,8 +82,75 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="with --disable-all-custom-nodes: load these packs anyway")
     packs.add_argument("--custom-node-import-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="give up on a pack whose import takes longer (default 30)")
+    add_engine_arguments(parser)
     parser.add_argument("--verbose", nargs="?", const="DEBUG", default="INFO", help="log level (bare: DEBUG)")
     return parser.parse_args(argv)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """ComfyUI's device, VRAM and precision flags (docs/memory.md says what each one does here)."""
+    engine = parser.add_argument_group("devices, memory and precision")
+    vram = engine.add_mutually_exclusive_group()
+    for flag, help_text in (("--gpu-only", "keep every model and every intermediate result on the GPU"),
+                            ("--highvram", "load models fully on the GPU; offload only when another needs the room"),
+                            ("--normalvram", "load fully when a model fits, else partially (default)"),
+                            ("--lowvram", "keep at most --lowvram-weights GB of weights on the GPU, stream the rest"),
+                            ("--novram", "keep no weights on the GPU: stream every layer per call"),
+                            ("--cpu", "compute everything on the CPU")):
+        vram.add_argument(flag, action="store_true", help=help_text)
+    engine.add_argument("--lowvram-weights", type=float, default=1.0, metavar="GB",
+                        help="resident weights, all models together, in --lowvram (default 1)")
+    engine.add_argument("--reserve-vram", type=float, default=None, metavar="GB",
+                        help="GPU memory to leave for other programs (default 0.4; 0.6 on Windows)")
+    engine.add_argument("--disable-smart-memory", action="store_true",
+                        help="take whole models off the GPU after each use instead of keeping them loaded")
+    engine.add_argument("--disable-pinned-memory", action="store_true",
+                        help="stream weights from pageable host memory (slower, synchronous copies)")
+    engine.add_argument("--disable-async-offload", action="store_true",
+                        help="no prefetch of the next streamed layer on a side CUDA stream")
+    engine.add_argument("--cuda-device", type=int, default=None, metavar="N", help="the CUDA device to use")
+    unet = engine.add_mutually_exclusive_group()
+    for name in UNET_PRECISIONS:
+        unet.add_argument(f"--{name}-unet", dest="unet_precision", action="store_const", const=name,
+                          help=f"UNet weights in {name}" + (" (cast per layer to the compute dtype)"
+                                                            if name.startswith("fp8") else ""))
+    vae = engine.add_mutually_exclusive_group()
+    for name in VAE_PRECISIONS:
+        vae.add_argument(f"--{name}-vae", dest="vae_precision", action="store_const", const=name,
+                         help=f"run the VAE in {name}")
+    engine.add_argument("--cpu-vae", action="store_true", help="run the VAE on the CPU")
+    engine.add_argument("--force-fp32", action="store_true", help="compute everything in float32")
+    engine.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+                        help="torch.compile the UNet when fully loaded (bare: default mode; "
+                             "reduce-overhead adds CUDA graphs)")
+    engine.add_argument("--text-cache", type=int, default=64, metavar="N",
+                        help="text encodings kept for re-use (default 64; 0 disables)")
+
+
+def vram_mode(args: argparse.Namespace) -> VramMode:
+    for flag, mode in (("gpu_only", VramMode.GPU_ONLY), ("highvram", VramMode.HIGH), ("lowvram", VramMode.LOW),
+                       ("novram", VramMode.NONE), ("cpu", VramMode.CPU)):
+        if getattr(args, flag, False):
+            return mode
+    return VramMode.NORMAL
+
+
+def build_engine(args: argparse.Namespace) -> Engine:
+    """The engine from the device, memory and precision flags."""
+    mode = vram_mode(args)
+    device = None
+    if mode is VramMode.CPU or not torch.cuda.is_available():
+        device, mode = "cpu", VramMode.CPU
+    elif args.cuda_device is not None:
+        device = f"cuda:{args.cuda_device}"
+    precision = PrecisionOptions(unet=args.unet_precision, vae=args.vae_precision, cpu_vae=args.cpu_vae,
+                                 force_fp32=args.force_fp32)
+    memory = MemoryOptions(mode=mode, smart_memory=not args.disable_smart_memory,
+                           reserve_bytes=None if args.reserve_vram is None else int(args.reserve_vram * GIB),
+                           low_vram_weights=int(args.lowvram_weights * GIB),
+                           pin_memory=not args.disable_pinned_memory, prefetch=not args.disable_async_offload)
+    return Engine(detect_compute(device, precision=precision), memory, compile_mode=args.compile,
+                  text_cache_entries=args.text_cache)
 
 
 def listen_addresses(args: argparse.Namespace) -> list[str]:
@@ -122,13 +193,14 @@ def build_state(args: argparse.Namespace, logs: LogBuffer | None = None) -> AppS
     services = Services(folders=folders, options=NodeOptions(disable_metadata=args.disable_metadata,
                                                              preview_method=args.preview_method,
                                                              preview_size=args.preview_size),
-                        engine=Engine())
-    log.info("compute: %s", services.engine.compute.reason)
+                        engine=build_engine(args))
+    log.info("compute: %s; memory: %s", services.engine.compute.reason, services.engine.options.mode.value)
     cache = OutputCache(max_entries=0 if args.cache_none else args.cache_lru,
                         min_free_ram_bytes=int(args.cache_min_free_ram * 1024 ** 3))
     executor = Executor(registry, cache, services=services)
     store = JobStore(args.database or folders.user / "weft-jobs.sqlite3")
-    worker = Worker(store, executor, send, on_free=lambda unload, free: services.engine.unload_all())
+    worker = Worker(store, executor, send, on_free=lambda unload, free: (
+        services.engine.free_memory() if free else services.engine.unload_all()))
     return AppState(registry=registry, store=store, executor=executor, worker=worker, hub=hub, folders=folders,
                     options=options, services=services, packs=pack_reports, logs=logs)
 

@@ -101,27 +101,35 @@ class _Run:
         current = None
         try:
             stack: list[str] = list(reversed(outputs))
+            # Nodes waiting for their sources: the path of the walk. A source on it is a cycle; a
+            # source merely pushed (for another node) and not yet visited is not.
+            waiting: set[str] = set()
             while stack:
                 current = stack[-1]
                 if current in self.results:
                     stack.pop()
+                    waiting.discard(current)
                     continue
                 if self._use_cache(current):
                     stack.pop()
+                    waiting.discard(current)
                     continue
                 missing = [s for s in self._needed_sources(current) if s not in self.results]
                 if missing:
                     for source in missing:
-                        if source in stack:
+                        if source in waiting or source == current:
                             raise ExecutionFailure(f"Dependency cycle detected at node {source}")
+                    waiting.add(current)
                     stack.extend(missing)
                     continue
                 self.executor.interrupt.raise_if_set()
                 more = self._execute(current)
                 if more:
+                    waiting.add(current)
                     stack.extend(s for s in more if s not in self.results)
                     continue
                 stack.pop()
+                waiting.discard(current)
         except Interrupted:
             self.outcome.status = "interrupted"
             self.emit("execution_interrupted", {

@@ -159,6 +159,18 @@ class FolderPaths:
         return folders[folder_type]
 
 
+FOLDER_TYPES = ("input", "output", "temp")
+
+
+def split_annotated_name(name: str, default_type: str) -> tuple[str, str]:
+    """ComfyUI's ``name.png [output]`` annotation: (name, folder type)."""
+    for folder_type in FOLDER_TYPES:
+        suffix = f" [{folder_type}]"
+        if name.endswith(suffix):
+            return name[: -len(suffix)], folder_type
+    return name, default_type
+
+
 def list_files(root: Path, extensions: tuple[str, ...] | None = None) -> list[str]:
     """Files under ``root`` (recursively, following no symlink out of it) as ``/``-joined names."""
     out: list[str] = []

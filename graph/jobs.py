@@ -69,6 +69,10 @@ class DuplicateJobError(ValueError):
     """The prompt id is already queued or in the history."""
 
 
+class QueueFullError(RuntimeError):
+    """The queue already holds as many pending jobs as it may."""
+
+
 class JobStore:
     def __init__(self, path: str | Path, history_limit: int = 10_000) -> None:
         self.path = str(path)
@@ -105,11 +109,15 @@ class JobStore:
 
     # -- queue ---------------------------------------------------------------------------------
     def submit(self, prompt_id: str, number: float, prompt: dict, extra_data: dict, outputs: list[str],
-               client_id: str | None = None) -> None:
+               client_id: str | None = None, max_pending: int | None = None) -> None:
+        """Queue a job (committed when this returns); QueueFullError past ``max_pending``."""
         extra = {k: v for k, v in (extra_data or {}).items() if k not in SECRET_KEYS}
         with self._lock:
             try:
                 with self._tx():
+                    if max_pending is not None and self._db.execute(
+                            "SELECT COUNT(*) FROM jobs WHERE state='pending'").fetchone()[0] >= max_pending:
+                        raise QueueFullError(f"the queue holds {max_pending} pending jobs")
                     if self._db.execute("SELECT 1 FROM history WHERE prompt_id=?", (prompt_id,)).fetchone():
                         raise DuplicateJobError(prompt_id)
                     self._db.execute(

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import write_atomic
 from .folders import UnsafePathError, check_relative_name, safe_join
 
 BATCH_NUM = "%batch_num%"
@@ -93,56 +93,6 @@ def resolve_save_target(root: str | os.PathLike, filename_prefix: str, width: in
     folder = safe_join(root, subfolder) if subfolder else safe_join(root)
     return SaveTarget(folder=folder, filename=parts[-1], subfolder=subfolder,
                       counter=next_counter(folder, parts[-1]))
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make a rename in ``folder`` durable; not every platform can open a directory."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` so that readers see the whole file or nothing.
-
-    The bytes go to a hidden temporary file in the same folder, are flushed to disk, and the
-    file is then published under its name: with a hard link when ``overwrite`` is False (fails
-    with FileExistsError if the name is taken), else with an atomic rename. The temporary file
-    never outlives the call.
-    """
-    path = Path(path)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".weft-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(temp_name, path)
-        else:
-            _publish_new(temp_name, path)
-        _fsync_directory(path.parent)
-    finally:
-        if os.path.lexists(temp_name):
-            os.unlink(temp_name)
-
-
-def _publish_new(temp_name: str, path: Path) -> None:
-    try:
-        os.link(temp_name, path)  # atomic, and refuses an existing name
-    except FileExistsError:
-        raise
-    except OSError:  # a filesystem without hard links: check, then rename
-        if os.path.lexists(path):
-            raise FileExistsError(path) from None
-        os.replace(temp_name, path)
 
 
 def write_numbered(target: SaveTarget, counter: int, batch_number: int, extension: str,

@@ -18,7 +18,6 @@ text is skipped; a truncated file yields the chunks read so far) and strict abou
 from __future__ import annotations
 
 import io
-import json
 import os
 import struct
 import zlib
@@ -237,19 +236,3 @@ def read_text(source: bytes | str | os.PathLike | BinaryIO) -> dict[str, str]:
     finally:
         if stream is not source:
             stream.close()
-
-
-def read_graph(source: bytes | str | os.PathLike | BinaryIO) -> dict:
-    """The graph a PNG carries: ``{"prompt": dict, "workflow": dict}``, each key present only
-    when its chunk exists and holds a JSON object."""
-    found = {}
-    for key, text in read_text(source).items():
-        if key not in ("prompt", "workflow"):
-            continue
-        try:
-            value = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            found[key] = value
-    return found

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldm.ops import META, Operations
+from ldm.ops import META, Operations, SlicedAttention, attention
 
 GROUPS = 32
 NORM_EPS = 1e-6
@@ -63,10 +63,10 @@ class ResnetBlock(nn.Module):
         h = self.conv1(F.silu(self.norm1(x)))
         h = self.conv2(F.silu(self.norm2(h)))
         skip = self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x
-        return skip + h
+        return h.add_(skip)  # in place on the fresh conv output; a + b == b + a exactly
 
 
-class AttnBlock(nn.Module):
+class AttnBlock(SlicedAttention, nn.Module):
     """Single-head self-attention over the pixels, with 1x1 conv projections."""
 
     def __init__(self, channels: int, ops: Operations):
@@ -80,11 +80,13 @@ class AttnBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         hidden = self.norm(x)
-        # [B, C, H, W] -> [B, 1, H*W, C]
-        q, k, v = (t(hidden).flatten(2).transpose(1, 2).unsqueeze(1) for t in (self.q, self.k, self.v))
-        out = F.scaled_dot_product_attention(q, k, v)
-        out = out.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
-        return x + self.proj_out(out)
+        # [B, C, H, W] -> [B, 1, H*W, C]: a view when the map is channels-last (NHWC in memory)
+        q, k, v = (t(hidden).permute(0, 2, 3, 1).reshape(b, 1, h * w, c) for t in (self.q, self.k, self.v))
+        out = attention(q, k, v, self.attention_slice_bytes)
+        out = out.reshape(b, h, w, c).permute(0, 3, 1, 2)  # back to [B, C, H, W], channels-last strides
+        if not x.is_contiguous(memory_format=torch.channels_last):
+            out = out.contiguous()  # keep the input's layout
+        return self.proj_out(out).add_(x)
 
 
 class Downsample(nn.Module):

@@ -131,13 +131,17 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, dict(metadata)
 
 
-def _load_torch(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
+def _torch_load(path: Path, kind: str) -> Any:
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=(kind == "torch_zip"))
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=(kind == "torch_zip"))
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refusal, never a crash
         raise CheckpointError(
             f"{path}: refused to load with torch.load(weights_only=True): "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def _load_torch(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
+    loaded = _torch_load(path, kind)
     if not isinstance(loaded, dict):
         raise CheckpointError(f"{path}: holds a {type(loaded).__name__}, not a state dict")
     # Lightning-era .ckpt files nest the weights under "state_dict".
@@ -151,6 +155,26 @@ def _load_torch(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, metadata
 
 
+def _sniffed(path: str | os.PathLike) -> tuple[Path, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    kind = sniff_format(path)
+    if kind != "safetensors" and path.suffix.lower() in (".safetensors", ".sft"):
+        # A pickle wearing a safetensors name is a trap: refuse before any unpickling.
+        raise CheckpointError(f"{path}: named .safetensors but holds a torch pickle; refusing it")
+    return path, kind
+
+
+def load_object(path: str | os.PathLike) -> Any:
+    """The raw contents of a weights file, for formats that nest (textual-inversion ``.pt``):
+    the tensor dict of a safetensors file, else what ``torch.load(weights_only=True)`` gives."""
+    path, kind = _sniffed(path)
+    if kind == "safetensors":
+        return _load_safetensors(path)[0]
+    return _torch_load(path, kind)
+
+
 def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """``(state_dict, metadata)`` of a single-file checkpoint; raises :class:`CheckpointError`.
 
@@ -158,15 +182,9 @@ def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     are copy-on-write views of a memory map, so loading costs address space, not memory, until
     the weights are used; ``metadata`` is the header's ``__metadata__`` (strings).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    kind = sniff_format(path)
+    path, kind = _sniffed(path)
     if kind == "safetensors":
         return _load_safetensors(path)
-    if path.suffix.lower() in (".safetensors", ".sft"):
-        # A pickle wearing a safetensors name is a trap: refuse before any unpickling.
-        raise CheckpointError(f"{path}: named .safetensors but holds a torch pickle; refusing it")
     return _load_torch(path, kind)
 
 

@@ -99,7 +99,8 @@ def build_vae(vae_sd: dict[str, torch.Tensor], *, compute: ComputeSettings | Non
                            what="VAE", allow_unexpected=True)
     if report.unexpected:
         log.info("VAE: ignored %d unexpected weights, e.g. %s", len(report.unexpected), report.unexpected[:3])
-    return VaeHandle(model, device=compute.device, dtype=compute.vae_dtype, free_memory=free_memory)
+    return VaeHandle(model, device=compute.vae_device, dtype=compute.vae_dtype, free_memory=free_memory,
+                     fallback_dtype=compute.vae_fallback_dtype)
 
 
 def build_clip(state_dict: dict, family: str, embedding_dirs=()):

@@ -6,8 +6,9 @@ Every model in ``ldm/`` builds its layers through an :class:`Operations` object 
 * skip random initialisation (the weights come from a checkpoint, and building on the ``meta``
   device then loading with ``assign=True`` costs no memory at all);
 * cast their weights to the input's dtype and device inside ``forward`` when they differ, so the
-  weights can stay on the CPU in their storage dtype (fp16, bf16, fp8) and be streamed to the
-  compute device one layer at a time by the memory manager.
+  weights can stay on the CPU in their storage dtype (fp16, bf16, fp8);
+* take their weights from a ``weight_stream`` when the memory manager sets one (layers it keeps
+  off the compute device: moved, prefetched and LoRA-patched per call, see ``ldm.memory``).
 
 Nothing is monkeypatched: a model built with another ``Operations`` gets other layers.
 """
@@ -30,56 +31,104 @@ def cast_like(tensor: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor |
     return tensor.to(device=like.device, dtype=like.dtype, non_blocking=True)
 
 
-class Linear(nn.Linear):
+class StreamableLayer:
+    """A layer whose weights may be handed to it per call by a weight stream.
+
+    ``weight_stream`` is ``None`` (use the layer's own ``weight``/``bias``) or an object with
+    ``fetch(layer) -> (weight, bias)``, set by the memory manager on layers it keeps off the
+    compute device: the stream returns them on the device, LoRA-patched, just in time.
+    """
+
+    weight_stream = None
+
+    def stored_weights(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.weight_stream is not None:
+            return self.weight_stream.fetch(self)
+        return self.weight, self.bias
+
+    def weights_like(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        weight, bias = self.stored_weights()
+        return cast_like(weight, x), cast_like(bias, x)
+
+
+class Linear(StreamableLayer, nn.Linear):
     def reset_parameters(self) -> None:  # weights come from a checkpoint
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, cast_like(self.weight, x), cast_like(self.bias, x))
+        return F.linear(x, *self.weights_like(x))
 
 
-class Conv2d(nn.Conv2d):
+class Conv2d(StreamableLayer, nn.Conv2d):
     def reset_parameters(self) -> None:
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, cast_like(self.weight, x), cast_like(self.bias, x))
+        return self._conv_forward(x, *self.weights_like(x))
 
 
-class GroupNorm(nn.GroupNorm):
-    """Group norm computed in float32 and returned in the input's dtype (CompVis' GroupNorm32)."""
+class GroupNorm(StreamableLayer, nn.GroupNorm):
+    """Group norm in the input's dtype; the kernels accumulate the statistics in float32
+    (CPU and CUDA), so half-precision maps need no upcast copy (CompVis' GroupNorm32 made one)."""
 
     def reset_parameters(self) -> None:
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        out = F.group_norm(x32, self.num_groups, cast_like(self.weight, x32), cast_like(self.bias, x32),
-                           self.eps)
-        return out.to(x.dtype)
+        return F.group_norm(x, self.num_groups, *self.weights_like(x), self.eps)
 
 
-class LayerNorm(nn.LayerNorm):
+class LayerNorm(StreamableLayer, nn.LayerNorm):
     def reset_parameters(self) -> None:
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, self.normalized_shape, cast_like(self.weight, x), cast_like(self.bias, x),
-                            self.eps)
+        return F.layer_norm(x, self.normalized_shape, *self.weights_like(x), self.eps)
 
 
-class Embedding(nn.Embedding):
+class Embedding(StreamableLayer, nn.Embedding):
+    bias = None
+
     def reset_parameters(self) -> None:
         return None
 
     def forward(self, indices: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
-        weight = self.weight
+        weight, _ = self.stored_weights()
         if weight.device != indices.device:
             weight = weight.to(indices.device, non_blocking=True)
         if out_dtype is not None and weight.dtype != out_dtype:
             weight = weight.to(out_dtype)
         return F.embedding(indices, weight, self.padding_idx, self.max_norm, self.norm_type,
                            self.scale_grad_by_freq, self.sparse)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              max_score_bytes: int | None = None) -> torch.Tensor:
+    """Scaled dot-product attention over ``[B, heads, L, d]``; in query slices when asked.
+
+    SDPA's fused kernels (flash / memory-efficient on CUDA, flash on the CPU) never hold the
+    ``[B, heads, Lq, Lk]`` score matrix, but its math fallback does. With ``max_score_bytes`` the
+    queries are processed in slices whose score matrix stays under it; every query row attends
+    independently, so the result is the same.
+    """
+    if max_score_bytes is None:
+        return F.scaled_dot_product_attention(q, k, v)
+    b, heads, length, _ = q.shape
+    per_row = b * heads * k.shape[-2] * q.element_size()
+    rows = max(1, int(max_score_bytes) // max(per_row, 1))
+    if rows >= length:
+        return F.scaled_dot_product_attention(q, k, v)
+    out = torch.empty((b, heads, length, v.shape[-1]), dtype=q.dtype, device=q.device)
+    for start in range(0, length, rows):
+        out[:, :, start:start + rows] = F.scaled_dot_product_attention(q[:, :, start:start + rows], k, v)
+    return out
+
+
+class SlicedAttention:
+    """Mixin of attention modules: ``attention_slice_bytes`` (None = whole) is set by the engine
+    when device memory is short (``ldm.engine``)."""
+
+    attention_slice_bytes: int | None = None
 
 
 @dataclass(frozen=True)

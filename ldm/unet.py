@@ -10,7 +10,9 @@ class/ADM vector to it (SDXL: pooled text + size embeddings; x4 upscaler: noise 
 
 Every attribute is named after its checkpoint key (after ``model.diffusion_model.``), so
 ``load_state_dict`` is the whole loader. Attention runs through
-``torch.nn.functional.scaled_dot_product_attention``.
+``torch.nn.functional.scaled_dot_product_attention`` (``ldm.ops.attention``: sliced over the
+queries when the engine says memory is short). Activations may be channels-last: the transformer's
+reshapes are views then, and residual adds happen in place on fresh branch outputs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldm.ops import META, Operations
+from ldm.ops import META, Operations, SlicedAttention, attention
 
 GROUPS = 32  # every GroupNorm of the CompVis UNet uses 32 groups
 
@@ -89,7 +91,7 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
     return embedding
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(SlicedAttention, nn.Module):
     """Multi-head attention of ``x`` over ``context`` (or itself): to_q/to_k/to_v, to_out.0."""
 
     def __init__(self, query_dim: int, context_dim: int, heads: int, dim_head: int, ops: Operations):
@@ -107,7 +109,7 @@ class CrossAttention(nn.Module):
         # [B, L, heads*d] -> [B, heads, L, d]
         q, k, v = (t.view(batch, -1, self.heads, t.shape[-1] // self.heads).transpose(1, 2)
                    for t in (self.to_q(x), self.to_k(context), self.to_v(context)))
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v, self.attention_slice_bytes)
         out = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[3])
         return self.to_out[0](out)
 
@@ -148,9 +150,11 @@ class BasicTransformerBlock(nn.Module):
         self.norm3 = ops.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        x = self.attn1(self.norm1(x), context if self.disable_self_attn else None) + x
-        x = self.attn2(self.norm2(x), context) + x
-        return self.ff(self.norm3(x)) + x
+        # Residual adds in place on the fresh branch outputs (a + b == b + a exactly): no new
+        # activation-sized buffers, and autograd-safe (a linear layer's backward needs no output).
+        x = self.attn1(self.norm1(x), context if self.disable_self_attn else None).add_(x)
+        x = self.attn2(self.norm2(x), context).add_(x)
+        return self.ff(self.norm3(x)).add_(x)
 
 
 class SpatialTransformer(nn.Module):
@@ -173,17 +177,22 @@ class SpatialTransformer(nn.Module):
         hidden = self.norm(x)
         if not self.use_linear:
             hidden = self.proj_in(hidden)
-        hidden = hidden.flatten(2).transpose(1, 2)  # [B, C, H, W] -> [B, H*W, C]
+        # [B, C, H, W] -> [B, H*W, C]: a free view when the map is channels-last (NHWC in memory).
+        channels_last = hidden.is_contiguous(memory_format=torch.channels_last)
+        hidden = hidden.permute(0, 2, 3, 1).reshape(b, h * w, -1)
         if self.use_linear:
             hidden = self.proj_in(hidden)
         for block in self.transformer_blocks:
             hidden = block(hidden, context)
         if self.use_linear:
             hidden = self.proj_out(hidden)
-        hidden = hidden.transpose(1, 2).reshape(b, -1, h, w)
+        # [B, H*W, C] -> [B, C, H, W], back in the input's memory layout (a view for channels-last).
+        hidden = hidden.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        if not channels_last:
+            hidden = hidden.contiguous()
         if not self.use_linear:
             hidden = self.proj_out(hidden)
-        return hidden + x
+        return hidden.add_(x)
 
 
 class ResBlock(nn.Module):
@@ -200,9 +209,8 @@ class ResBlock(nn.Module):
                                 else ops.Conv2d(channels, out_channels, 1))
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.in_layers(x)
-        h = h + self.emb_layers(emb)[:, :, None, None]
-        return self.skip_connection(x) + self.out_layers(h)
+        h = self.in_layers(x).add_(self.emb_layers(emb)[:, :, None, None])
+        return self.out_layers(h).add_(self.skip_connection(x))
 
 
 class Downsample(nn.Module):

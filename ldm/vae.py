@@ -97,11 +97,13 @@ class VaeHandle:
     """A loaded KL autoencoder with the device, dtype and memory policy to run it."""
 
     def __init__(self, model: AutoencoderKL, *, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32, free_memory: Callable[[], int] | None = None):
+                 dtype: torch.dtype = torch.float32, free_memory: Callable[[], int] | None = None,
+                 fallback_dtype: torch.dtype = torch.float32):
         self.model = model
         self.config = model.config
         self.device = torch.device(device)
         self.dtype = dtype
+        self.fallback_dtype = fallback_dtype  # a non-finite fp16 decode is redone in this dtype
         self._free_memory = free_memory or (lambda: free_memory_bytes(self.device))
 
     @property
@@ -159,7 +161,13 @@ class VaeHandle:
 
     def _decode_chw(self, z: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.model.decode(z.to(self.device, self.dtype)).float().cpu()
+            decoded = self.model.decode(z.to(self.device, self.dtype))
+            if self.dtype == torch.float16 and not bool(torch.isfinite(decoded).all()):
+                # fp16 overflows in some VAEs (SDXL's): redo this pass in a wider dtype; the
+                # layers cast their fp16 weights per call.
+                log.warning("VAE decode overflowed in float16; redoing it in %s", self.fallback_dtype)
+                decoded = self.model.decode(z.to(self.device, self.fallback_dtype))
+            return decoded.float().cpu()
 
     @staticmethod
     def _to_chw(pixels: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,10 @@ BUILTIN_MODULES = (
     "nodes.latent",
     "nodes.image",
     "nodes.mask",
+    "nodes.sampling",
+    "nodes.custom_sampling",
+    "nodes.model_patches",
+    "nodes.inpaint",
     "nodes.training",
 )
 

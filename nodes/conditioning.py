@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 
-import safetensors.torch
 import torch
 
 from graph.context import current_context
 from ldm import lora
+from ldm.checkpoint import load_state_dict
 from ldm.text import build_clip_from_files
 from ldm.text import conditioning as cond_ops
 from nodes.services import services
@@ -38,12 +38,18 @@ def _model_names(kind: str) -> list[str]:
 
 
 def _read_weights(path: os.PathLike) -> dict[str, torch.Tensor]:
-    """A weights file, safely: safetensors, or a pickle through ``weights_only``.
-    (To be replaced by ``ldm.checkpoint.load_state_dict`` once the engine's loader is merged.)"""
-    if str(path).lower().endswith((".safetensors", ".sft")):
-        return safetensors.torch.load_file(str(path), device="cpu")
-    data = torch.load(str(path), map_location="cpu", weights_only=True)
-    return data.get("state_dict", data) if isinstance(data, dict) else data
+    """A weights file, read safely by its content (see ldm.checkpoint)."""
+    return load_state_dict(path)[0]
+
+
+def encode_tokens(clip, tokens, add_dict=None) -> list:
+    """CONDITIONING for ``tokens``: through the engine (text device, cache by model and tokens)
+    when the server built one, else directly."""
+    context = current_context()
+    engine = getattr(getattr(context, "services", None), "engine", None)
+    if engine is None:
+        return clip.encode_from_tokens_scheduled(tokens, add_dict=add_dict)
+    return engine.encode_tokens(clip, tokens, add_dict)
 
 
 def _embedding_dirs() -> list:
@@ -68,7 +74,7 @@ class CLIPTextEncode:
         if clip is None:
             raise RuntimeError("the clip input is None: the checkpoint loader found no text encoder "
                                "in this checkpoint")
-        return (clip.encode_from_tokens_scheduled(clip.tokenize(text)),)
+        return (encode_tokens(clip, clip.tokenize(text)),)
 
 
 class CLIPTextEncodeSDXL:
@@ -89,7 +95,7 @@ class CLIPTextEncodeSDXL:
         tokens = cond_ops.sdxl_tokens(clip, text_g, text_l)
         sizes = {"width": width, "height": height, "crop_w": crop_w, "crop_h": crop_h,
                  "target_width": target_width, "target_height": target_height}
-        return (clip.encode_from_tokens_scheduled(tokens, add_dict=sizes),)
+        return (encode_tokens(clip, tokens, add_dict=sizes),)
 
 
 class CLIPTextEncodeSDXLRefiner:
@@ -106,7 +112,7 @@ class CLIPTextEncodeSDXLRefiner:
 
     def encode(self, clip, ascore, width, height, text):
         extras = {"aesthetic_score": ascore, "width": width, "height": height}
-        return (clip.encode_from_tokens_scheduled(clip.tokenize(text), add_dict=extras),)
+        return (encode_tokens(clip, clip.tokenize(text), add_dict=extras),)
 
 
 class CLIPSetLastLayer:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from graph.context import check_interrupted, current_context
-from graph.folders import FolderPaths, UnsafePathError, safe_join
+from graph.folders import FolderPaths, UnsafePathError, safe_join, split_annotated_name
 from graph.output_files import resolve_save_target, write_numbered
 from graph.png_metadata import PngMetadataError, add_text_chunks, check_keyword
 from ldm import image_io, imaging
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 MAX_RESOLUTION = 16384
 IMAGE_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 CROP_METHODS = ["disabled", "center"]
-FOLDER_ANNOTATIONS = ("input", "output", "temp")
 
 
 # -- files ---------------------------------------------------------------------------------------------
@@ -56,13 +55,8 @@ def annotated_path(folders: FolderPaths, name: str) -> Path:
     Raises UnsafePathError for names that would leave their folder."""
     if not isinstance(name, str):
         raise UnsafePathError(f"an image name must be a string, got {type(name).__name__}")
-    folder = folders.input
-    for folder_type in FOLDER_ANNOTATIONS:
-        suffix = f" [{folder_type}]"
-        if name.endswith(suffix):
-            name, folder = name[:-len(suffix)], folders.folder_for(folder_type)
-            break
-    return safe_join(folder, name)
+    name, folder_type = split_annotated_name(name, "input")
+    return safe_join(folders.folder_for(folder_type), name)
 
 
 def input_image_names(folders: FolderPaths | None) -> list[str]:

@@ -150,6 +150,11 @@ class CheckpointSave:
                 metadata["prompt"] = json.dumps(prompt)
             for key, value in (extra_pnginfo or {}).items():
                 metadata[key] = json.dumps(value)
+        unload = getattr(found.engine, "unload_all", None)
+        if unload is not None:
+            # Loaded models hold device copies (compute dtype, maybe another clone's LoRA); the
+            # file gets the stored weights, which unloading puts back.
+            unload()
         save_checkpoint(path, model, clip, vae, metadata)
         return {}
 

@@ -8,10 +8,13 @@ multiple).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
+
+from graph.context import current_context
 
 _TEMPORAL = {
     "temporal_size": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 4,
@@ -19,6 +22,16 @@ _TEMPORAL = {
     "temporal_overlap": ("INT", {"default": 8, "min": 4, "max": 4096, "step": 4,
                                  "tooltip": "Only used for video VAEs: Amount of frames to overlap."}),
 }
+
+
+def using_vae(vae, inference_bytes: int = 0):
+    """The engine's ``use_vae`` (the VAE on its device, room made for ``inference_bytes`` of
+    activations) when the server built an engine; else nothing to prepare."""
+    context = current_context()
+    engine = getattr(getattr(context, "services", None), "engine", None)
+    if engine is None:
+        return contextlib.nullcontext(vae)
+    return engine.use_vae(vae, inference_bytes=inference_bytes)
 
 
 def _spatial_overlap(tile_size: int, overlap: int) -> int:
@@ -39,7 +52,9 @@ class VAEDecode:
                              "vae": ("VAE", {"tooltip": "The VAE model used for decoding the latent."})}}
 
     def decode(self, vae, samples):
-        return (vae.decode(samples["samples"]),)
+        latents = samples["samples"]
+        with using_vae(vae, vae.decode_memory_bytes((1, *latents.shape[1:]))):
+            return (vae.decode(latents),)
 
 
 class VAEEncode:
@@ -52,7 +67,8 @@ class VAEEncode:
         return {"required": {"pixels": ("IMAGE",), "vae": ("VAE",)}}
 
     def encode(self, vae, pixels):
-        return ({"samples": vae.encode(pixels[:, :, :, :3])},)
+        with using_vae(vae, vae.encode_memory_bytes((1, *pixels.shape[1:]))):
+            return ({"samples": vae.encode(pixels[:, :, :, :3])},)
 
 
 class VAEDecodeTiled:
@@ -69,8 +85,9 @@ class VAEDecodeTiled:
 
     def decode(self, vae, samples, tile_size, overlap=64, temporal_size=64, temporal_overlap=8):
         # temporal_size / temporal_overlap only matter for video VAEs, which Weft has not yet.
-        return (vae.decode_tiled(samples["samples"], tile_size=tile_size,
-                                 overlap=_spatial_overlap(tile_size, overlap)),)
+        with using_vae(vae):
+            return (vae.decode_tiled(samples["samples"], tile_size=tile_size,
+                                     overlap=_spatial_overlap(tile_size, overlap)),)
 
 
 class VAEEncodeTiled:
@@ -86,8 +103,9 @@ class VAEEncodeTiled:
                              **_TEMPORAL}}
 
     def encode(self, vae, pixels, tile_size, overlap, temporal_size=64, temporal_overlap=8):
-        latents = vae.encode_tiled(pixels[:, :, :, :3], tile_size=tile_size,
-                                   overlap=_spatial_overlap(tile_size, overlap))
+        with using_vae(vae):
+            latents = vae.encode_tiled(pixels[:, :, :, :3], tile_size=tile_size,
+                                       overlap=_spatial_overlap(tile_size, overlap))
         return ({"samples": latents},)
 
 
@@ -128,7 +146,8 @@ class VAEEncodeForInpaint:
         grown = grow_mask(mask, grow_mask_by)
         keep = (1.0 - mask.round()).squeeze(1).unsqueeze(-1)  # [B, H, W, 1]
         pixels = (pixels - 0.5) * keep + 0.5  # masked pixels become neutral grey
-        latents = vae.encode(pixels)
+        with using_vae(vae, vae.encode_memory_bytes((1, *pixels.shape[1:]))):
+            latents = vae.encode(pixels)
         return ({"samples": latents, "noise_mask": grown[:, :, :height, :width].round()},)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from graph.atomic import atomic_write_bytes, create_exclusive
-from graph.folders import UnsafePathError, check_relative_name, safe_join
+from graph.folders import UnsafePathError, check_relative_name, safe_join, split_annotated_name
 
 from ..errors import error_response
 from ..images import BadImageError, apply_mask_alpha, check_image, convert_for_view, open_checked
@@ -155,19 +155,10 @@ def _existing_file(request: web.Request, folder_type: str, subfolder: str, filen
     return path
 
 
-def split_annotation(filename: str, default_type: str) -> tuple[str, str]:
-    """ComfyUI's ``name.png [output]`` annotation names the folder type."""
-    for folder_type in ("input", "output", "temp"):
-        suffix = f" [{folder_type}]"
-        if filename.endswith(suffix):
-            return filename[: -len(suffix)], folder_type
-    return filename, default_type
-
-
 @routes.get("/view")
 async def view(request: web.Request) -> web.StreamResponse:
     query = request.query
-    filename, folder_type = split_annotation(query.get("filename", ""), query.get("type") or "output")
+    filename, folder_type = split_annotated_name(query.get("filename", ""), query.get("type") or "output")
     path = _existing_file(request, folder_type, query.get("subfolder", ""), filename)
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
     extension = path.suffix.lower()

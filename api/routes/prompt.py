@@ -9,7 +9,7 @@ import uuid
 from aiohttp import web
 
 from graph.context import call_with_services
-from graph.jobs import DuplicateJobError, display_number
+from graph.jobs import DuplicateJobError, QueueFullError, display_number
 from graph.validation import validate_prompt
 from graph.workflow import WorkflowError, is_ui_workflow, workflow_to_prompt
 
@@ -22,6 +22,11 @@ routes = web.RouteTableDef()
 @routes.get("/prompt")
 async def get_prompt(request: web.Request) -> web.Response:
     return web.json_response({"exec_info": {"queue_remaining": state_of(request).worker.queue_remaining()}})
+
+
+def _queue_full(limit: int) -> web.Response:
+    return error_response(429, "queue_full", f"The queue holds {limit} jobs; try again later", node_errors={},
+                          headers={"Retry-After": "5"})
 
 
 def _queue_number(body: dict, state) -> float:
@@ -37,9 +42,8 @@ def _queue_number(body: dict, state) -> float:
 async def post_prompt(request: web.Request) -> web.Response:
     state = state_of(request)
     options = state.options
-    if state.store.count_pending() >= options.max_queue_size:
-        return error_response(429, "queue_full", f"The queue holds {options.max_queue_size} jobs; try again later",
-                              node_errors={}, headers={"Retry-After": "5"})
+    if state.store.count_pending() >= options.max_queue_size:  # cheap early answer; submit() decides
+        return _queue_full(options.max_queue_size)
     body = await read_json(request, default={}, max_bytes=options.max_json_bytes, max_depth=options.max_json_depth)
     if not isinstance(body, dict):
         return error_response(400, "invalid_prompt", "The request body must be a JSON object", node_errors={})
@@ -82,7 +86,9 @@ async def post_prompt(request: web.Request) -> web.Response:
         extra_data = {**extra_data, "client_id": client_id}
     try:
         await asyncio.to_thread(state.store.submit, prompt_id, number, result.prompt, extra_data, result.outputs,
-                                client_id)
+                                client_id, options.max_queue_size)
+    except QueueFullError:
+        return _queue_full(options.max_queue_size)
     except DuplicateJobError:
         return error_response(409, "duplicate_prompt_id", "A job with this prompt_id already exists", prompt_id)
     state.worker.broadcast_status()

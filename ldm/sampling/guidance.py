@@ -290,15 +290,27 @@ class CFGGuider:
         """Resolve the conditioning for one job: areas, masks at latent size, timestep ranges as
         sigmas, model inputs, and matching areas on both sides. ``latent_image`` is in model
         space (after ``process_latent_in``)."""
-        sides = []
-        for prompt_type, conditioning in (("positive", self.positive), ("negative", self.negative)):
-            ctx = CondContext(noise_shape=noise_shape, latent_image=latent_image, denoise_mask=denoise_mask,
-                              prompt_type=prompt_type, seed=seed, process_latent_in=self.model.process_latent_in)
-            sides.append([_entry(pair, self.model.sampling, ctx, self.model.model_conds) for pair in conditioning])
-        positive, negative = sides
-        _add_matching_areas(positive, negative)
-        _add_matching_areas(negative, positive)
+        positive, negative = prepare_sides(self.model, (("positive", self.positive), ("negative", self.negative)),
+                                           noise_shape, latent_image, denoise_mask, seed)
         return GuidedDenoiser(self.model, positive, negative, self.cfg)
+
+
+def prepare_sides(model: GuidedModel, conditionings: Sequence[tuple[str, Conditioning]],
+                  noise_shape: torch.Size, latent_image: Tensor | None = None,
+                  denoise_mask: Tensor | None = None, seed: int = 0) -> list[list[CondEntry]]:
+    """Resolve several CONDITIONING lists for one job, each with its prompt type ("positive" /
+    "negative": the SDXL refiner's default aesthetic score depends on it); every area of one
+    side gets a counterpart on each other side (ComfyUI's ``process_conds``)."""
+    sides = []
+    for prompt_type, conditioning in conditionings:
+        ctx = CondContext(noise_shape=noise_shape, latent_image=latent_image, denoise_mask=denoise_mask,
+                          prompt_type=prompt_type, seed=seed, process_latent_in=model.process_latent_in)
+        sides.append([_entry(pair, model.sampling, ctx, model.model_conds) for pair in conditioning])
+    for i, side in enumerate(sides):
+        for j, other in enumerate(sides):
+            if i != j:
+                _add_matching_areas(side, other)
+    return sides
 
 
 @dataclass

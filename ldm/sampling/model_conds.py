@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ldm import adm
 from ldm.sampling.model_sampling import ScheduleConfig, alphas_cumprod
 from ldm.sampling.noise import cpu_generator
 
@@ -178,19 +179,11 @@ def inpaint_conds(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
     return out
 
 
-def timestep_embedding(values: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
-    """Sinusoidal embedding ``[cos | sin]`` of scalars (DDPM / "Attention is all you need")."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
-    args = values.float().reshape(-1, 1) * freqs.reshape(1, -1)
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-def _adm(pooled: Tensor | None, numbers: list[float]) -> Tensor:
+def _pooled(entry: dict[str, Any]) -> Tensor:
+    pooled = entry.get("pooled_output")
     if pooled is None:
         raise ValueError("SDXL conditioning needs a pooled_output (encode with return_pooled)")
-    flat = timestep_embedding(torch.tensor(numbers), 256).flatten().unsqueeze(0)
-    return torch.cat([pooled.float(), flat.repeat(pooled.shape[0], 1)], dim=1)
+    return pooled
 
 
 def _size_defaults(entry: dict[str, Any], ctx: CondContext) -> tuple[int, int]:
@@ -202,9 +195,9 @@ def sdxl_conds(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
     """SDXL base: ``y`` = pooled text embedding ++ embeddings of (h, w, crop_h, crop_w, target h, w)."""
     out = text_conds(entry, ctx)
     width, height = _size_defaults(entry, ctx)
-    numbers = [height, width, entry.get("crop_h", 0), entry.get("crop_w", 0),
-               entry.get("target_height", height), entry.get("target_width", width)]
-    out["y"] = RegularInput(_adm(entry.get("pooled_output"), numbers))
+    out["y"] = RegularInput(adm.sdxl_label(
+        _pooled(entry), width=width, height=height, crop_w=entry.get("crop_w", 0), crop_h=entry.get("crop_h", 0),
+        target_width=entry.get("target_width", width), target_height=entry.get("target_height", height)))
     return out
 
 
@@ -213,9 +206,9 @@ def sdxl_refiner_conds(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
     out = text_conds(entry, ctx)
     width, height = _size_defaults(entry, ctx)
     default_score = 2.5 if ctx.prompt_type == "negative" else 6.0
-    numbers = [height, width, entry.get("crop_h", 0), entry.get("crop_w", 0),
-               entry.get("aesthetic_score", default_score)]
-    out["y"] = RegularInput(_adm(entry.get("pooled_output"), numbers))
+    out["y"] = RegularInput(adm.sdxl_refiner_label(
+        _pooled(entry), width=width, height=height, crop_w=entry.get("crop_w", 0), crop_h=entry.get("crop_h", 0),
+        aesthetic_score=entry.get("aesthetic_score", default_score)))
     return out
 
 

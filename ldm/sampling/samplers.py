@@ -11,6 +11,11 @@ Dispatch is this explicit table, never by building function names from strings. 
   would otherwise spend their last, most expensive step on the smallest sigma);
 - ``random_inpaint_noise``: ``ddim`` is Euler whose inpainting re-noise uses a separate draw
   (seed + 1) instead of the start noise, as ComfyUI's ``ddim`` entry does.
+
+ComfyUI's ``*_gpu`` SDE names differ from the plain ones only in building the Brownian tree on
+the GPU; here the tree is always Weft's CPU one (see :mod:`ldm.sampling.noise`), so they are the
+same entries under the names workflows use. ``dpmpp_2m_sde_heun`` is 2M SDE with the Heun
+correction.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ from ldm.sampling.samplers_stochastic import (sample_ddpm, sample_dpm_2_ancestra
 from ldm.sampling.unipc import sample_uni_pc, sample_uni_pc_bh2
 
 SamplerFunction = Callable[..., object]
+
+
+def sample_dpmpp_2m_sde_heun(model, x, sigmas, extra_args=None, callback=None, noise_sampler=None, **options):
+    """DPM-Solver++(2M) SDE with the Heun correction of the second-order term."""
+    return sample_dpmpp_2m_sde(model, x, sigmas, extra_args, callback, noise_sampler, solver_type="heun", **options)
 
 
 @dataclass(frozen=True)
@@ -51,9 +61,14 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "dpm_adaptive": SamplerSpec(sample_dpm_adaptive),
     "dpmpp_2s_ancestral": SamplerSpec(sample_dpmpp_2s_ancestral, noise="step"),
     "dpmpp_sde": SamplerSpec(sample_dpmpp_sde, noise="brownian"),
+    "dpmpp_sde_gpu": SamplerSpec(sample_dpmpp_sde, noise="brownian"),
     "dpmpp_2m": SamplerSpec(sample_dpmpp_2m),
     "dpmpp_2m_sde": SamplerSpec(sample_dpmpp_2m_sde, noise="brownian"),
+    "dpmpp_2m_sde_gpu": SamplerSpec(sample_dpmpp_2m_sde, noise="brownian"),
+    "dpmpp_2m_sde_heun": SamplerSpec(sample_dpmpp_2m_sde_heun, noise="brownian"),
+    "dpmpp_2m_sde_heun_gpu": SamplerSpec(sample_dpmpp_2m_sde_heun, noise="brownian"),
     "dpmpp_3m_sde": SamplerSpec(sample_dpmpp_3m_sde, noise="brownian"),
+    "dpmpp_3m_sde_gpu": SamplerSpec(sample_dpmpp_3m_sde, noise="brownian"),
     "ddpm": SamplerSpec(sample_ddpm, noise="step"),
     "lcm": SamplerSpec(sample_lcm, noise="step"),
     "ipndm": SamplerSpec(sample_ipndm),
@@ -65,7 +80,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
 }
 
 #: The names a KSampler offers, in ComfyUI's relative order (ComfyUI's further samplers —
-#: the *_cfg_pp, *_gpu, res_multistep, er_sde, seeds, sa_solver families — are not here yet).
+#: the *_cfg_pp, res_multistep, gradient_estimation, er_sde, seeds, sa_solver families — are not
+#: here yet).
 SAMPLER_NAMES = tuple(SAMPLERS)
 DISCARD_PENULTIMATE_SIGMA_SAMPLERS = frozenset(
     name for name, spec in SAMPLERS.items() if spec.discard_penultimate_sigma)

@@ -22,8 +22,9 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-import safetensors.torch
 import torch
+
+from ldm.checkpoint import load_object
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,7 @@ def find_embedding(name: str, roots: Iterable[str | os.PathLike]) -> Path | None
 
 
 def _read(path: Path):
-    if path.suffix.lower() == ".safetensors":
-        return safetensors.torch.load_file(str(path), device="cpu")
-    return torch.load(str(path), map_location="cpu", weights_only=True)
+    return load_object(path)  # by content; pickles only through weights_only
 
 
 def _bundled(data: dict, suffix_match) -> torch.Tensor | None:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -33,25 +34,8 @@ class ServerProcess:
         self.process: subprocess.Popen | None = None
         self.log_path = base / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 60) -> "ServerProcess":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "server.py"), "--port", str(self.port), "--base-directory", str(self.base),
-             *self.extra_args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                self.get("/prompt")
-                return self
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log()}")
-
-    def start_with_token(self, timeout: float = 60) -> "ServerProcess":
-        """Start a server that answers 401 without a token: ready when it answers at all."""
+    def start(self, timeout: float = 60, *, needs_token: bool = False) -> "ServerProcess":
+        """Start the server and wait until it answers (``needs_token``: any answer, 401 included)."""
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "server.py"), "--port", str(self.port), "--base-directory", str(self.base),
@@ -63,11 +47,16 @@ class ServerProcess:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
                 status, _ = self.get("/prompt")
-                if status:
+                if status == 200 or needs_token:
                     return self
             except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def start_with_token(self, timeout: float = 60) -> "ServerProcess":
+        """Start a server that answers 401 without a token."""
+        return self.start(timeout, needs_token=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -178,18 +167,35 @@ NODE_CLASS_MAPPINGS = {"Gate": Gate, "Boom": Boom, "Chatty": Chatty}
 '''
 
 
-@pytest.fixture
-def base_dir(tmp_path):
-    (tmp_path / "custom_nodes").mkdir()
-    (tmp_path / "custom_nodes" / "weft_test_pack.py").write_text(TEST_PACK)
-    return tmp_path
+def make_base(folder: Path) -> Path:
+    (folder / "custom_nodes").mkdir(exist_ok=True)
+    (folder / "custom_nodes" / "weft_test_pack.py").write_text(TEST_PACK)
+    return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """One base directory per test module, shared by the module's server (starting a server costs seconds)."""
+    return make_base(tmp_path_factory.mktemp("weft"))
+
+
+@pytest.fixture(scope="module")
 def server(base_dir):
     proc = ServerProcess(base_dir).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def fresh_base_dir(tmp_path):
+    """A base directory of its own, for tests that start servers with other flags."""
+    return make_base(tmp_path)
+
+
+def gate_files(base_dir: Path) -> tuple[Path, Path]:
+    """A fresh (gate, marker) pair for one Gate job."""
+    token = uuid.uuid4().hex
+    return base_dir / f"gate-{token}", base_dir / f"marker-{token}"
 
 
 def preview_prompt(text: str, source: dict | None = None) -> dict:

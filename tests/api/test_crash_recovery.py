@@ -26,7 +26,8 @@ def submit_scenario(server, base_dir):
     return done["prompt_id"], killed["prompt_id"], b["prompt_id"], c["prompt_id"], gate, marker
 
 
-def test_killed_job_is_retried_once_and_pending_jobs_run(base_dir):
+def test_killed_job_is_retried_once_and_pending_jobs_run(fresh_base_dir):
+    base_dir = fresh_base_dir
     first = ServerProcess(base_dir).start()
     try:
         done, killed, b, c, gate, marker = submit_scenario(first, base_dir)
@@ -46,7 +47,8 @@ def test_killed_job_is_retried_once_and_pending_jobs_run(base_dir):
         second.stop()
 
 
-def test_job_that_kills_the_server_twice_is_failed_not_retried(base_dir):
+def test_job_that_kills_the_server_twice_is_failed_not_retried(fresh_base_dir):
+    base_dir = fresh_base_dir
     first = ServerProcess(base_dir).start()
     try:
         done, killed, b, c, gate, marker = submit_scenario(first, base_dir)

@@ -45,7 +45,7 @@ def all_files(root):
                   if not f.startswith("server-") and not f.startswith("weft-jobs"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def secret(base_dir):
     outside = base_dir.parent / f"secret-{uuid.uuid4().hex}.png"
     outside.write_text(SECRET)
@@ -133,7 +133,8 @@ def test_decompression_bomb_refused(server, base_dir):
     assert server.get("/prompt")[0] == 200
 
 
-def test_oversize_upload_refused(base_dir):
+def test_oversize_upload_refused(fresh_base_dir):
+    base_dir = fresh_base_dir
     from .conftest import ServerProcess
     proc = ServerProcess(base_dir, ["--max-upload-size", "1"]).start()
     try:
@@ -170,3 +171,35 @@ def test_view_metadata(server, base_dir):
     assert server.get("/view_metadata/loras?filename=l.safetensors") == (200, {"ss_network_dim": "4"})
     assert server.get("/view_metadata/loras?filename=../../l.safetensors")[0] in (403, 404)
     assert server.get("/view_metadata/nope?filename=l.safetensors")[0] == 404
+
+
+@pytest.mark.parametrize("node", [
+    {"class_type": "LoadImage", "inputs": {"image": "../{secret}"}},
+    {"class_type": "LoadImage", "inputs": {"image": "{abs}"}},
+    {"class_type": "LoadImage", "inputs": {"image": "..\\{secret}"}},
+    {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "../../{secret}"}},
+    {"class_type": "VAELoader", "inputs": {"vae_name": "{abs}"}},
+])
+def test_path_like_widget_values_refused_at_validation(server, secret, node):
+    for key, value in node["inputs"].items():
+        node["inputs"][key] = value.format(secret=secret.name, abs=str(secret))
+    prompt = {"1": node, "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    status, body = server.post("/prompt", {"prompt": prompt})
+    assert status == 400
+    # LoadImage declares VALIDATE_INPUTS for `image`, which then replaces the built-in list check
+    assert body["node_errors"]["1"]["errors"][0]["type"] in ("value_not_in_list", "custom_validation_failed")
+    assert server.get("/queue")[1]["queue_pending"] == []
+
+
+@pytest.mark.parametrize("prefix", ["../../escape", "/tmp/escape", "..\\..\\escape", "sub/../../escape", "a\x00b"])
+def test_save_prefix_cannot_leave_output(server, base_dir, prefix):
+    before = all_files(base_dir.parent)
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}}}
+    status, body = server.post("/prompt", {"prompt": prompt})
+    if status == 200:
+        entry = server.wait_for_history(body["prompt_id"])
+        assert entry["status"]["status_str"] == "error"
+    new = set(all_files(base_dir.parent)) - set(before)
+    assert not [n for n in new if not n.startswith(base_dir.name + os.sep + "output" + os.sep)], new
+    assert server.get("/prompt")[0] == 200

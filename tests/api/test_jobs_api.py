@@ -7,7 +7,7 @@ import time
 
 import aiohttp
 
-from .conftest import gate_prompt, preview_prompt
+from .conftest import gate_files, gate_prompt, preview_prompt
 
 
 def test_submit_runs_and_history_records_outputs(server):
@@ -49,7 +49,7 @@ def test_duplicate_prompt_id_conflicts(server):
 
 
 def test_queue_pending_delete_and_interrupt(server, base_dir):
-    gate, marker = base_dir / "gate", base_dir / "marker"
+    gate, marker = gate_files(base_dir)
     _, running = server.post("/prompt", {"prompt": gate_prompt(gate, marker)})
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:

@@ -23,9 +23,10 @@ def queued(server) -> int:
     {"Origin": "http://evil.example", "Sec-Fetch-Site": "same-origin"},
 ])
 def test_cross_site_post_refused_and_nothing_queued(server, headers):
+    before = queued(server)
     status, body = server.request("POST", "/prompt", JOB, headers=headers)
     assert status == 403 and body["error"]["type"] == "cross_site_request"
-    assert queued(server) == 0
+    assert queued(server) == before
     assert server.get("/prompt")[0] == 200  # still answering
 
 
@@ -63,7 +64,8 @@ def test_websocket_from_foreign_origin_refused(server):
     assert asyncio.run(_ws_status(url, {"Origin": server.url})) == 101
 
 
-def test_cors_allows_exactly_one_origin(base_dir):
+def test_cors_allows_exactly_one_origin(fresh_base_dir):
+    base_dir = fresh_base_dir
     proc = ServerProcess(base_dir, ["--enable-cors-header", "http://tools.example"]).start()
     try:
         status, _ = proc.request("POST", "/prompt", JOB, headers={"Origin": "http://tools.example"})
@@ -82,7 +84,8 @@ ROUTES = ["/", "/prompt", "/queue", "/history", "/object_info", "/view?filename=
 
 
 @pytest.fixture
-def public_server(base_dir):
+def public_server(fresh_base_dir):
+    base_dir = fresh_base_dir
     (base_dir / "custom_nodes" / "route_pack.py").write_text(
         "from server import PromptServer\nfrom aiohttp import web\n"
         "@PromptServer.instance.routes.get('/weft_test/hello')\n"
@@ -112,7 +115,8 @@ def queued_with_token(server) -> int:
     return len(body["queue_pending"]) + len(body["queue_running"])
 
 
-def test_generated_token_is_printed(base_dir):
+def test_generated_token_is_printed(fresh_base_dir):
+    base_dir = fresh_base_dir
     proc = ServerProcess(base_dir, ["--listen", "0.0.0.0"]).start_with_token()
     try:
         assert "access token" in proc.log()

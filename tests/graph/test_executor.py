@@ -55,6 +55,16 @@ def test_runs_only_ancestors_once_in_order(executor, calls, events):
     assert events.of("executing")[-1]["node"] is None
 
 
+def test_source_pending_for_another_node_is_not_a_cycle(executor, calls):
+    # 3 needs 1 and 2; 2 needs 1 too, which is already pushed (for 3) but not yet run.
+    prompt = {"1": node("Number", value=2), "2": node("Add", a=["1", 0], b=1),
+              "3": node("Add", a=["1", 0], b=["2", 0]), "4": node("Sink", value=["3", 0])}
+    outcome = run(executor, prompt)
+    assert outcome.status == "success", outcome.messages
+    assert outcome.outputs == {"4": {"values": [5]}}
+    assert calls == {"Number": 1, "Add": 2, "Sink": 1}
+
+
 def test_shared_ancestor_runs_once(executor, calls):
     prompt = {"1": node("Number", value=2), "2": node("Add", a=["1", 0], b=["1", 0]),
               "3": node("Sink", value=["2", 0]), "4": node("Sink", value=["1", 0])}

@@ -112,3 +112,12 @@ def test_claim_waits_for_submission(store):
     submit(store, "late")
     thread.join(5)
     assert got and got[0].prompt_id == "late"
+
+
+def test_queue_limit_is_enforced_atomically(store):
+    from graph.jobs import QueueFullError
+    for pid in "ab":
+        store.submit(pid, store.next_number(), {}, {}, [], None, max_pending=2)
+    with pytest.raises(QueueFullError):
+        store.submit("c", store.next_number(), {}, {}, [], None, max_pending=2)
+    assert [j.prompt_id for j in store.pending()] == ["a", "b"]

@@ -105,3 +105,12 @@ def test_write_numbered_skips_taken_names(tmp_path):
     assert (name, counter) == ("img_0_00002_.png", 2)
     assert (tmp_path / "img_0_00001_.png").read_bytes() == b"taken"
     assert (tmp_path / name).read_bytes() == b"new"
+
+
+def test_written_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
+    from graph.atomic import atomic_write_bytes
+    path = tmp_path / "image.png"
+    atomic_write_bytes(path, b"data")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -156,16 +156,6 @@ def test_chunks_after_iend_are_ignored():
     assert pm.read_text(data) == {}
 
 
-def test_read_graph_parses_prompt_and_workflow_only():
-    prompt = {"3": {"class_type": "KSampler", "inputs": {}}}
-    workflow = {"last_node_id": 3, "nodes": []}
-    data = pm.add_text_chunks(plain_png(), {"prompt": json.dumps(prompt), "workflow": json.dumps(workflow),
-                                            "parameters": "a photo"})
-    assert pm.read_graph(data) == {"prompt": prompt, "workflow": workflow}
-    broken = pm.add_text_chunks(plain_png(), {"prompt": "{not json", "workflow": "[1, 2]"})
-    assert pm.read_graph(broken) == {}
-
-
 def test_make_chunk_layout():
     chunk = pm.make_chunk(b"tEXt", b"k\x00v")
     length, kind = struct.unpack(">I4s", chunk[:8])

@@ -1,0 +1,73 @@
+"""Sampling objects for a MODEL handle (``ldm.model.ModelHandle``) and the UNet the engine lends.
+
+The node layer holds a handle and, for the length of a sampling run, the UNet that
+``engine.use_unet(handle)`` yields (LoRA patches applied, resident where it runs). From those
+two, :func:`guided_model` builds what :mod:`ldm.sampling.sample` samples with:
+
+- the model sampling: a ``ModelSamplingDiscrete`` override in ``handle.options["model_sampling"]``
+  or the family's own (eps / v, the x4 upscaler's schedule);
+- the family's conditioning builder (SDXL ``y``, inpainting / x4 ``c_concat``);
+- the latent format's ``process_in`` / ``process_out``;
+- the UNet called in the handle's compute dtype and device (:class:`ComputeCast`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ldm.sampling.denoiser import UNetDenoiser
+from ldm.sampling.guidance import GuidedModel
+from ldm.sampling.model_conds import model_conds_for_family
+from ldm.sampling.model_sampling import ModelSampling, model_sampling_for_family
+
+#: ``ModelHandle.options`` key of a model-sampling override (set by ModelSamplingDiscrete).
+MODEL_SAMPLING_OPTION = "model_sampling"
+
+
+def model_sampling_of(handle: Any) -> ModelSampling:
+    """The handle's sampling: its override if a patch node set one, else its family's."""
+    override = handle.options.get(MODEL_SAMPLING_OPTION)
+    if override is not None:
+        return override
+    return model_sampling_for_family(handle.family, handle.prediction)
+
+
+@dataclass(frozen=True)
+class ComputeCast:
+    """A UNet whose latent input is cast to the compute dtype and device first.
+
+    The CompVis UNet casts ``context`` and ``y`` to its input's dtype itself; sampling state stays
+    float32 (``UNetDenoiser`` casts the output back), so reduced-precision models still sample in
+    float32 as ComfyUI does.
+    """
+
+    unet: Any
+    dtype: torch.dtype
+    device: torch.device
+
+    def __call__(self, x: Tensor, timesteps: Tensor, **kwargs: Any) -> Tensor:
+        return self.unet(x.to(device=self.device, dtype=self.dtype), timesteps.to(self.device), **kwargs)
+
+
+def guided_model(handle: Any, unet: Any) -> GuidedModel:
+    """The :class:`GuidedModel` of a handle, running ``unet`` (the engine's, for this run)."""
+    sampling = model_sampling_of(handle)
+    network = ComputeCast(unet, handle.dtype, torch.device(handle.device))
+    return GuidedModel(apply_model=UNetDenoiser(network, sampling), sampling=sampling,
+                       model_conds=model_conds_for_family(handle.family), options=handle.options,
+                       process_latent_in=handle.latent_format.process_in,
+                       process_latent_out=handle.latent_format.process_out)
+
+
+def fix_empty_latent_channels(samples: Tensor, channels: int) -> Tensor:
+    """An all-zero latent with the wrong channel count (EmptyLatentImage always makes 4) is
+    widened or cut to the model's ``channels``; a latent with content is left alone."""
+    if samples.shape[1] == channels or torch.count_nonzero(samples) > 0:
+        return samples
+    shape = list(samples.shape)
+    shape[1] = channels
+    return samples.new_zeros(shape)

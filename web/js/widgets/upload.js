@@ -1,0 +1,40 @@
+// The image upload button that follows an `image_upload` combo (LoadImage): pick a file, send it to
+// POST /upload/image, select it in the combo. The node shows the selected image as a thumbnail.
+
+import { roundRect } from './paint.js';
+import { FONT, TEXT } from '../view/theme.js';
+
+export const uploadWidget = {
+  draw(ctx, w) {
+    const { x, y, w: width, h } = w.rect;
+    roundRect(ctx, x, y, width, h, h / 2);
+    ctx.fillStyle = w.hover ? '#3a3f4a' : '#2f333c';
+    ctx.fill();
+    if (w.lowDetail) return;
+    ctx.font = FONT;
+    ctx.fillStyle = TEXT;
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    ctx.fillText('Choose an image to upload…', x + width / 2, y + h / 2);
+  },
+
+  // The file chooser opens on release: browsers allow it only with a user activation, which a
+  // mouse press grants after its pointerdown has been handled.
+  pointerDown(env, w) {
+    return {
+      move() {},
+      end() { env.ui.chooseFile('image/*', (file) => env.uploadImage(w.node.id, w.def.controls, file, w.def.folder)); },
+      cancel() {},
+    };
+  },
+};
+
+/** The URL of the image a LoadImage-style node has selected, for its thumbnail. */
+export function uploadPreviewUrl(api, value, folder = 'input') {
+  if (!value) return null;
+  const [name, annotated] = String(value).split(' [');
+  const type = annotated ? annotated.replace(']', '') : folder;
+  const parts = name.split('/');
+  const filename = parts.pop();
+  return api.viewUrl({ filename, subfolder: parts.join('/'), type });
+}
