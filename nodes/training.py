@@ -116,8 +116,9 @@ class ImageFolderDataset:
 
 
 class TrainAutoencoder:
-    DESCRIPTION = ("Stage 1 of latent diffusion: a KL-regularised autoencoder (downsampling 8) trained on "
-                   "the data, with a patch discriminator after the warm-up. Saved to models/vae/<name>.")
+    DESCRIPTION = ("Stage 1 of latent diffusion: a KL-regularised autoencoder trained on the data, with a "
+                   "patch discriminator after the warm-up (starter architecture: 4x downsampling, 4 latent "
+                   "channels). Saved to models/vae/<name>.")
     CATEGORY = CATEGORY
     FUNCTION = "train"
     RETURN_TYPES = ("VAE",)
@@ -128,14 +129,19 @@ class TrainAutoencoder:
         defaults = AutoencoderTraining()
         return {"required": {
             "data": (TRAINING_DATA,),
-            "name": ("STRING", {"default": "my-autoencoder"}),
-            "architecture": (list(ARCHITECTURES), {"default": "starter"}),
+            "name": ("STRING", {"default": "my-autoencoder",
+                                "tooltip": "File name in models/vae/ and name of the run (for resuming)."}),
+            "architecture": (list(ARCHITECTURES), {"default": "starter",
+                                                   "tooltip": "starter: the shipped model's networks; "
+                                                              "tiny: a few MB, for quick experiments."}),
             "steps": ("INT", {"default": defaults.steps, "min": 1, "max": 1_000_000}),
             "batch_size": ("INT", {"default": defaults.batch_size, "min": 1, "max": 256}),
             "learning_rate": ("FLOAT", {"default": defaults.learning_rate, "min": 1e-7, "max": 1e-1,
                                         "step": 1e-5}),
             "discriminator_start": ("INT", {"default": defaults.discriminator_start, "min": 0,
-                                            "max": 1_000_000}),
+                                            "max": 1_000_000,
+                                            "tooltip": "Steps of reconstruction-only training before the "
+                                                       "patch discriminator joins in."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF}),
             "resume": ("BOOLEAN", {"default": True,
                                    "tooltip": "Continue the saved run of this name if there is one."}),
@@ -171,14 +177,19 @@ class TrainLatentDiffusion:
         return {"required": {
             "data": (TRAINING_DATA,),
             "vae": ("VAE",),
-            "name": ("STRING", {"default": "my-model"}),
-            "architecture": (list(ARCHITECTURES), {"default": "starter"}),
+            "name": ("STRING", {"default": "my-model",
+                                "tooltip": "File name in models/checkpoints/ and name of the run (for resuming)."}),
+            "architecture": (list(ARCHITECTURES), {"default": "starter",
+                                                   "tooltip": "starter: the shipped model's UNet and text "
+                                                              "encoder; tiny: a few MB, for quick experiments."}),
             "steps": ("INT", {"default": defaults.steps, "min": 1, "max": 1_000_000}),
             "batch_size": ("INT", {"default": defaults.batch_size, "min": 1, "max": 1024}),
             "learning_rate": ("FLOAT", {"default": defaults.learning_rate, "min": 1e-7, "max": 1e-1,
                                         "step": 1e-5}),
             "caption_dropout": ("FLOAT", {"default": defaults.caption_dropout, "min": 0.0, "max": 1.0,
-                                          "step": 0.01}),
+                                          "step": 0.01,
+                                          "tooltip": "How often a caption is replaced by the empty one, so "
+                                                     "classifier-free guidance works."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF}),
             "resume": ("BOOLEAN", {"default": True,
                                    "tooltip": "Continue the saved run of this name if there is one."}),

@@ -26,7 +26,8 @@ from ldm.sampling.model_sampling import SD_SCHEDULE, alphas_cumprod
 from ldm.text.clip_model import ClipTextModel
 from ldm.training.config import Architecture, DiffusionTraining, to_json
 from ldm.training.ema import EMA
-from ldm.training.generate import guided_model, text_to_images
+from ldm.sampling.from_handle import guided_model
+from ldm.training.generate import text_to_images, training_handle
 from ldm.training.init import new_unet
 from ldm.training.loop import (autocast, compute_dtype, flushing_denormals, set_learning_rate, step_generator,
                                warmup_cosine)
@@ -124,7 +125,7 @@ class PreviewSpec:
 
 def _preview(unet: UNetModel, text: ClipTextModel, spec: PreviewSpec, latent_shape, steps: int,
              dtype: torch.dtype):
-    model = guided_model(unet, "sd1", "eps", SD15, dtype)
+    model = guided_model(training_handle(unet, dtype), unet)
     with autocast(dtype):
         images = text_to_images(model, clip_handle(text), spec.decode, list(spec.prompts), steps=steps,
                                 cfg=spec.cfg, latent_shape=latent_shape)

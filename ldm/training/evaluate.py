@@ -29,7 +29,8 @@ from ldm.devices import detect_compute
 from ldm.engine import Engine
 from ldm.model import ModelHandle, load_checkpoint
 from ldm.text.handle import ClipHandle
-from ldm.training.generate import guided_model, text_to_latents
+from ldm.sampling.from_handle import guided_model
+from ldm.training.generate import text_to_latents
 from ldm.vae import VaeHandle
 
 #: Held-out seed: training scenes come from seed 0, evaluation scenes and prompts from this.
@@ -92,15 +93,16 @@ def generate_for_scenes(model: ModelHandle, clip: ClipHandle, vae: VaeHandle, sc
     ``i`` starts from draw ``i`` of ``seed``'s noise whatever the batching."""
     engine = engine or Engine()
     ratio = vae.downscale_ratio
+    latent_shape = (vae.latent_channels, size // ratio, size // ratio)
     images = []
-    with engine.use_unet(model) as unet:
-        guided = guided_model(unet, model.family, model.prediction, model.latent_format, model.dtype)
+    with engine.use_unet(model, latent_shape=(2 * batch_size, *latent_shape)) as unet:
+        guided = guided_model(model, unet)
         for start in range(0, len(scenes), batch_size):
             prompts = [scene.caption() for scene in scenes[start:start + batch_size]]
             latents = text_to_latents(guided, clip, prompts, seed=seed, first_index=start, steps=steps,
-                                      cfg=cfg, sampler=sampler, scheduler=scheduler,
-                                      latent_shape=(vae.latent_channels, size // ratio, size // ratio))
-            images.append(vae.decode(latents).numpy())
+                                      cfg=cfg, sampler=sampler, scheduler=scheduler, latent_shape=latent_shape)
+            with engine.use_vae(vae):
+                images.append(vae.decode(latents).numpy())
     return np.concatenate(images)
 
 
@@ -112,12 +114,14 @@ def evaluate_generation(model: ModelHandle, clip: ClipHandle, vae: VaeHandle, sc
     return GenerationScores(cfg=cfg, count=len(scenes), seconds=time.monotonic() - started, **scores)
 
 
-def reconstruction_psnr(vae: VaeHandle, count: int = 256, seed: int = EVAL_SEED, size: int = 64) -> dict[str, float]:
+def reconstruction_psnr(vae: VaeHandle, count: int = 256, seed: int = EVAL_SEED, size: int = 64,
+                        engine: Engine | None = None) -> dict[str, float]:
     """PSNR (dB, peak 1) of encode -> decode on ``count`` held-out scenes: over all pixels
     together, and the mean of per-image values."""
     dataset = ShapesDataset(seed=seed, length=count, size=size)
     pixels = torch.stack([dataset.image(i) for i in range(count)]).permute(0, 2, 3, 1)  # [N, H, W, 3]
-    decoded = torch.cat([vae.decode(vae.encode(batch)) for batch in pixels.split(32)])
+    with (engine or Engine()).use_vae(vae):
+        decoded = torch.cat([vae.decode(vae.encode(batch)) for batch in pixels.split(32)])
     mse = (decoded - pixels).pow(2).flatten(1).mean(1).clamp(min=1e-12)
     return {"psnr": -10.0 * math.log10(float(mse.mean())),
             "psnr_mean_per_image": float((-10.0 * torch.log10(mse)).mean()), "count": count}
@@ -132,7 +136,7 @@ def evaluate_checkpoint(path, cfgs=(1.0, 5.0), prompts: int = PROMPT_COUNT, step
     scenes = evaluation_scenes(prompts)
     results = {"checkpoint": str(path), "prompts": prompts, "steps": steps, "sampler": "euler",
                "scheduler": "normal", "negative": "", "seed": 0, "compute_dtype": str(compute.dtype), "generation": []}
-    results["reconstruction"] = reconstruction_psnr(vae, count=psnr_scenes, size=size)
+    results["reconstruction"] = reconstruction_psnr(vae, count=psnr_scenes, size=size, engine=engine)
     log(f"autoencoder PSNR {results['reconstruction']['psnr']:.2f} dB on "
         f"{results['reconstruction']['count']} held-out scenes")
     for cfg in cfgs:

@@ -1,33 +1,26 @@
 """Text-to-image with a model in training or loaded from a file, through ``ldm.sampling`` — the
-same guidance, schedules and samplers the KSampler node runs."""
+same guidance, schedules and samplers the KSampler node runs (the :class:`GuidedModel` comes
+from ``ldm.sampling.from_handle.guided_model``)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
-from torch import nn
 
-from ldm.latent_formats import LatentFormat
-from ldm.sampling.denoiser import UNetDenoiser
+from ldm.latent_formats import SD15
+from ldm.model import ModelHandle
 from ldm.sampling.guidance import GuidedModel
-from ldm.sampling.model_conds import model_conds_for_family
-from ldm.sampling.model_sampling import model_sampling_for_family
 from ldm.sampling.sample import common_ksampler
 from ldm.text.handle import ClipHandle
+from ldm.unet import UNetModel
 
 
-def guided_model(unet: nn.Module, family: str, prediction: str, latent_format: LatentFormat,
-                 dtype: torch.dtype = torch.float32) -> GuidedModel:
-    """A :class:`GuidedModel` over ``unet``, which computes in ``dtype`` (its input is cast)."""
-    sampling = model_sampling_for_family(family, prediction)
-
-    def network(x: torch.Tensor, timesteps: torch.Tensor, **kwargs) -> torch.Tensor:
-        return unet(x.to(dtype), timesteps, **kwargs)
-
-    return GuidedModel(apply_model=UNetDenoiser(network, sampling), sampling=sampling,
-                       model_conds=model_conds_for_family(family), process_latent_in=latent_format.process_in,
-                       process_latent_out=latent_format.process_out)
+def training_handle(unet: UNetModel, dtype: torch.dtype = torch.float32) -> ModelHandle:
+    """A MODEL handle over a UNet in training (SD1 family: eps, SD1 latent format, the CPU), so
+    previews sample through the same ``guided_model`` as the KSampler node."""
+    return ModelHandle(unet=unet, config=unet.config, family="sd1", prediction="eps", latent_format=SD15,
+                       device=torch.device("cpu"), dtype=dtype)
 
 
 def batch_conditioning(clip: ClipHandle, prompts: list[str]) -> list:

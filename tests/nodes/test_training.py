@@ -16,7 +16,7 @@ from ldm.devices import detect_compute
 from ldm.model import ModelHandle
 from ldm.sampling.sample import common_ksampler
 from ldm.text.handle import ClipHandle
-from ldm.training.generate import guided_model
+from ldm.sampling.from_handle import guided_model
 from ldm.vae import VaeHandle
 from nodes import loaders, training
 from nodes.services import NodeOptions, Services
@@ -103,7 +103,7 @@ def test_train_both_stages_and_load_the_result(run):
     loaded, loaded_clip, loaded_vae = run(loaders.CheckpointLoaderSimple().load_checkpoint, "ldm.safetensors")
     positive = loaded_clip.encode_from_tokens_scheduled(loaded_clip.tokenize(data.caption(0)))
     negative = loaded_clip.encode_from_tokens_scheduled(loaded_clip.tokenize(""))
-    guided = guided_model(loaded.unet, loaded.family, loaded.prediction, loaded.latent_format, loaded.dtype)
+    guided = guided_model(loaded, loaded.unet)
     latent = common_ksampler(guided, 1, 2, 5.0, "euler", "normal", positive, negative,
                              {"samples": torch.zeros(1, 4, 8, 8)})
     image = loaded_vae.decode(latent["samples"])

@@ -6,7 +6,7 @@ from ldm.model import load_checkpoint, load_vae
 from ldm.sampling.sample import common_ksampler
 from ldm.training.config import TINY
 from ldm.training.export import model_metadata, write_checkpoint, write_vae
-from ldm.training.generate import guided_model
+from ldm.sampling.from_handle import guided_model
 from ldm.training.init import new_unet
 from ldm.training.text import clip_handle, new_text_encoder
 
@@ -41,7 +41,7 @@ def test_checkpoint_loads_through_the_normal_path_and_samples(tmp_path, tiny_vae
 
     positive = clip.encode_from_tokens_scheduled(clip.tokenize(caption))
     negative = clip.encode_from_tokens_scheduled(clip.tokenize(""))
-    guided = guided_model(model.unet, model.family, model.prediction, model.latent_format, model.dtype)
+    guided = guided_model(model, model.unet)
     latent = common_ksampler(guided, 0, 3, 5.0, "euler", "normal", positive, negative,
                              {"samples": torch.zeros(1, 4, 8, 8)})["samples"]
     image = vae.decode(latent)
