@@ -155,7 +155,8 @@ class TrainAutoencoder:
                                      learning_rate=learning_rate, discriminator_start=discriminator_start,
                                      seed=seed, save_every=_save_every(steps), preview_every=min(250, steps))
         arch = ARCHITECTURES[architecture]
-        model = train_autoencoder(data, arch.vae, config, state_path=folder / "autoencoder.pt", progress=_report)
+        model = train_autoencoder(data, arch.vae, config, state_path=folder / "autoencoder.pt",
+                                  progress=_report)
         mean, std = latent_statistics(model, data)
         calibrate_latents(model, mean, std)
         write_vae(_model_file("vae", name), model)
@@ -178,10 +179,12 @@ class TrainLatentDiffusion:
             "data": (TRAINING_DATA,),
             "vae": ("VAE",),
             "name": ("STRING", {"default": "my-model",
-                                "tooltip": "File name in models/checkpoints/ and name of the run (for resuming)."}),
-            "architecture": (list(ARCHITECTURES), {"default": "starter",
-                                                   "tooltip": "starter: the shipped model's UNet and text "
-                                                              "encoder; tiny: a few MB, for quick experiments."}),
+                                "tooltip": "File name in models/checkpoints/ and name of the run "
+                                           "(for resuming)."}),
+            "architecture": (list(ARCHITECTURES), {
+                "default": "starter",
+                "tooltip": "starter: the shipped model's UNet and text encoder; tiny: a few MB, for quick "
+                           "experiments."}),
             "steps": ("INT", {"default": defaults.steps, "min": 1, "max": 1_000_000}),
             "batch_size": ("INT", {"default": defaults.batch_size, "min": 1, "max": 1024}),
             "learning_rate": ("FLOAT", {"default": defaults.learning_rate, "min": 1e-7, "max": 1e-1,
@@ -211,8 +214,8 @@ class TrainLatentDiffusion:
         preview = PreviewSpec(tuple(captions), lambda z: vae.decode(z).movedim(-1, 1))
         result = train_diffusion(latents, arch, config, state_path=folder / "diffusion.pt", progress=_report,
                                  preview=preview)
-        metadata = model_metadata(result.unet, title=name, resolution=data.size,
-                                  description=f"Trained in Weft ({result.steps} steps, architecture {architecture}).")
+        description = f"Trained in Weft ({result.steps} steps, architecture {architecture})."
+        metadata = model_metadata(result.unet, title=name, resolution=data.size, description=description)
         path = _model_file("checkpoints", name)
         write_checkpoint(path, result.unet, result.text, vae.model, metadata)
         return self._handles(result, metadata)

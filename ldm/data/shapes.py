@@ -2,8 +2,8 @@
 
 A scene is drawn from a fixed vocabulary — four shapes (circle, square, triangle, cross), eight
 colours, a 3 x 3 grid of positions, a background colour other than the shape's — with small
-random jitter of position and size, and captioned from the same vocabulary: "a red circle at the top left on a blue
-background". Scene ``i`` of a dataset with seed ``s`` is drawn from its own generator
+random jitter of position and size, and captioned from the same vocabulary: "a red circle at
+the top left on a blue background". Scene ``i`` of a dataset with seed ``s`` is drawn from its own generator
 ``numpy.random.default_rng([s, i])`` (a SeedSequence over both numbers), so every scene is
 reproducible on its own, on any machine, in any order.
 

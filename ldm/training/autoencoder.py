@@ -120,7 +120,8 @@ def train_autoencoder(dataset: CaptionedImages, architecture: VaeConfig, config:
                 mean, logvar = vae.encode(images)
                 z = mean + torch.exp(0.5 * logvar) * noise
                 decoded = vae.decode(z).float()
-            rec = ((images - decoded).abs().flatten(1).sum(1) + config.edge_weight * edge_l1(images, decoded)).mean()
+            l1 = (images - decoded).abs().flatten(1).sum(1)
+            rec = (l1 + config.edge_weight * edge_l1(images, decoded)).mean()
             kl = kl_to_standard_normal(mean.float(), logvar.float()).mean()
             loss = rec + config.kl_weight * kl
             losses = {"rec": rec.item() / images[0].numel(), "kl": kl.item()}

@@ -40,7 +40,7 @@ from ldm.unet import UNetModel
 
 @dataclass(frozen=True)
 class TrainingLatents:
-    """A dataset encoded once: posterior means ``[N, C, h, w]`` (raw, unscaled) and caption ids ``[N, 77]``."""
+    """A dataset encoded once: posterior means ``[N, C, h, w]`` (raw, unscaled), caption ids ``[N, 77]``."""
 
     latents: torch.Tensor
     ids: torch.Tensor
@@ -183,7 +183,9 @@ def train_diffusion(data: TrainingLatents, architecture: Architecture, config: D
                 save()
             image = None
             if preview is not None and (step % config.preview_every == 0 or step == config.steps):
-                image = _preview(ema_unet.model, ema_text.model, preview, latent_shape, config.preview_steps, dtype)
-            progress(Progress("diffusion", step, config.steps, {"loss": loss.item(), "mse": per_item.mean().item()},
-                              time.monotonic() - started, image, step_in_run=step - first_step))
+                image = _preview(ema_unet.model, ema_text.model, preview, latent_shape, config.preview_steps,
+                                 dtype)
+            losses = {"loss": loss.item(), "mse": per_item.mean().item()}
+            progress(Progress("diffusion", step, config.steps, losses, time.monotonic() - started, image,
+                              step_in_run=step - first_step))
     return DiffusionResult(ema_unet.model, ema_text.model, step)

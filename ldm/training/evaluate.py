@@ -2,8 +2,9 @@
 
 Generation: a fixed, balanced set of prompts (every shape at every grid position equally often,
 colours and backgrounds drawn from a fixed seed), one image per prompt (start noise: draw ``i``
-of seed 0 for prompt ``i``; empty negative prompt), read back by pixel analysis (:mod:`ldm.data.shape_reading`); accuracy of colour, shape and
-position (and background) at each CFG scale. Reconstruction: PSNR of the autoencoder on held-out
+of seed 0 for prompt ``i``; empty negative prompt), read back by pixel analysis
+(:mod:`ldm.data.shape_reading`); accuracy of colour, shape and position (and background) at each
+CFG scale. Reconstruction: PSNR of the autoencoder on held-out
 scenes (posterior mean, decoded, clamped to 0..1). The model is loaded through
 ``ldm.model.load_checkpoint`` and run in the engine's compute dtype, as the nodes run it.
 
@@ -100,7 +101,8 @@ def generate_for_scenes(model: ModelHandle, clip: ClipHandle, vae: VaeHandle, sc
         for start in range(0, len(scenes), batch_size):
             prompts = [scene.caption() for scene in scenes[start:start + batch_size]]
             latents = text_to_latents(guided, clip, prompts, seed=seed, first_index=start, steps=steps,
-                                      cfg=cfg, sampler=sampler, scheduler=scheduler, latent_shape=latent_shape)
+                                      cfg=cfg, sampler=sampler, scheduler=scheduler,
+                                      latent_shape=latent_shape)
             with engine.use_vae(vae):
                 images.append(vae.decode(latents).numpy())
     return np.concatenate(images)
@@ -135,7 +137,8 @@ def evaluate_checkpoint(path, cfgs=(1.0, 5.0), prompts: int = PROMPT_COUNT, step
     engine = Engine(compute)
     scenes = evaluation_scenes(prompts)
     results = {"checkpoint": str(path), "prompts": prompts, "steps": steps, "sampler": "euler",
-               "scheduler": "normal", "negative": "", "seed": 0, "compute_dtype": str(compute.dtype), "generation": []}
+               "scheduler": "normal", "negative": "", "seed": 0, "compute_dtype": str(compute.dtype),
+               "generation": []}
     results["reconstruction"] = reconstruction_psnr(vae, count=psnr_scenes, size=size, engine=engine)
     log(f"autoencoder PSNR {results['reconstruction']['psnr']:.2f} dB on "
         f"{results['reconstruction']['count']} held-out scenes")
@@ -158,7 +161,8 @@ def markdown_table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ldm.training.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ldm.training.evaluate",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--cfg", type=float, nargs="+", default=[1.0, 5.0])
     parser.add_argument("--prompts", type=int, default=PROMPT_COUNT)
@@ -168,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = evaluate_checkpoint(args.checkpoint, cfgs=tuple(args.cfg), prompts=args.prompts, steps=args.steps)
+    results = evaluate_checkpoint(args.checkpoint, cfgs=tuple(args.cfg), prompts=args.prompts,
+                                  steps=args.steps)
     print(markdown_table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

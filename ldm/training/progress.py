@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ class Progress:
     losses: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # since this run (or resume) started
     preview: Any = None  # a PIL image now and then (reconstructions, samples)
+    step_in_run: int = 0  # steps done since this process started (for the rate)
 
     def line(self) -> str:
         losses = " ".join(f"{name} {value:.4g}" for name, value in self.losses.items())
@@ -23,8 +23,6 @@ class Progress:
         left = rate * (self.total - self.step)
         return (f"[{self.stage}] step {self.step}/{self.total} {losses} "
                 f"({self.seconds / 60:.1f} min, ~{left / 60:.1f} min left)")
-
-    step_in_run: int = 0  # steps done since this process started (for the rate)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -36,7 +34,6 @@ class PrintProgress:
     def __init__(self, every: int = 50, stream=None):
         self.every = every
         self.stream = stream or sys.stdout
-        self.started = time.monotonic()
 
     def __call__(self, progress: Progress) -> None:
         if progress.step % self.every == 0 or progress.step == progress.total:

@@ -67,7 +67,8 @@ def _saving_previews(folder: Path, printer: PrintProgress):
 
 def _latents(recipe: Recipe, vae, work: Path, report) -> TrainingLatents:
     """Stage 2's encoded scenes, cached in ``work`` for the same autoencoder run."""
-    key = to_json(recipe.architecture.vae, recipe.autoencoder) + f"|{recipe.diffusion_scenes}|{recipe.partial_captions}"
+    key = (to_json(recipe.architecture.vae, recipe.autoencoder)
+           + f"|{recipe.diffusion_scenes}|{recipe.partial_captions}")
     cache = work / "latents.pt"
     if cache.is_file():
         saved = torch.load(cache, map_location="cpu", weights_only=True)
@@ -135,13 +136,15 @@ def quick_recipe(recipe: Recipe) -> Recipe:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ldm.training.starter", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ldm.training.starter",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "weft-starter-training",
                         help="where training states, cached latents and previews go (resumable)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads (default 1: measured fastest on a busy 2-core machine)")
-    parser.add_argument("--quick", action="store_true", help="a few steps of each stage, to check the pipeline")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few steps of each stage, to check the pipeline")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     recipe = quick_recipe(STARTER_RECIPE) if args.quick else STARTER_RECIPE

@@ -39,7 +39,8 @@ def test_resume_continues_the_step_count(tiny_scenes, tmp_path):
     straight = train_autoencoder(tiny_scenes, TINY.vae, FAST_AUTOENCODER)
     stop = StopAt(2)
     with pytest.raises(StopAt.Stop):
-        train_autoencoder(tiny_scenes, TINY.vae, FAST_AUTOENCODER, state_path=tmp_path / "s.pt", progress=stop)
+        train_autoencoder(tiny_scenes, TINY.vae, FAST_AUTOENCODER, state_path=tmp_path / "s.pt",
+                          progress=stop)
     resumed_steps = []
     resumed = train_autoencoder(tiny_scenes, TINY.vae, FAST_AUTOENCODER, state_path=tmp_path / "s.pt",
                                 progress=lambda p: resumed_steps.append(p.step))

@@ -50,7 +50,8 @@ def test_resume_continues_the_step_count(tiny_latents, tmp_path):
     assert steps == [3, 4] and resumed.steps == 4
     assert same_weights(straight.unet, resumed.unet) and same_weights(straight.text, resumed.text)
     with pytest.raises(ResumeError):
-        train_diffusion(tiny_latents, TINY, fast(FAST_DIFFUSION, caption_dropout=0.2), state_path=tmp_path / "d.pt")
+        train_diffusion(tiny_latents, TINY, fast(FAST_DIFFUSION, caption_dropout=0.2),
+                        state_path=tmp_path / "d.pt")
 
 
 def test_captions_are_dropped_at_the_configured_rate(tiny_latents):
