@@ -162,10 +162,16 @@ test('the starter workflow prefers the shipped starter model, else the first che
   const roles = buildDefaultWorkflow(withStarter);
   assert.equal(roles.loader.widgets_values[0], 'weft-starter.safetensors');
   assert.equal(withStarter.links.size, 9);
+  // prompts and size the starter model understands (64x64 images from a 4x autoencoder)
+  assert.equal(roles.positive.widgets_values[0], 'a red circle at the top left on a blue background');
+  assert.equal(roles.negative.widgets_values[0], '');
+  assert.deepEqual(roles.latent.widgets_values.slice(0, 2), [128, 128]);
   const info = structuredClone((await import('./helpers.mjs')).objectInfo);
   info.CheckpointLoaderSimple.input.required.ckpt_name[0] = ['a.safetensors', 'b.safetensors'];
   const { NodeCatalog } = await import('../../../web/js/model/catalog.js');
   const { GraphDocument } = await import('../../../web/js/model/graph-document.js');
   const other = new GraphDocument(new NodeCatalog(info));
-  assert.equal(buildDefaultWorkflow(other).loader.widgets_values[0], 'a.safetensors');
+  const generic = buildDefaultWorkflow(other);
+  assert.equal(generic.loader.widgets_values[0], 'a.safetensors');
+  assert.equal(generic.latent.widgets_values[0], 512);
 });

@@ -4,6 +4,21 @@
 
 export const STARTER_CHECKPOINT = 'weft-starter.safetensors';
 
+// What the starter model understands (docs/starter-model.md): one coloured shape on a plain
+// background, 64x64 pixels. Its autoencoder downsamples 4x while EmptyLatentImage assumes 8x, so
+// a 128x128 "empty latent" is the 16x16 latent of a 64x64 image.
+export const STARTER_SETTINGS = {
+  positive: 'a red circle at the top left on a blue background',
+  negative: '',
+  width: 128,
+  height: 128,
+  cfg: 5,
+};
+const GENERIC_SETTINGS = {
+  positive: 'a lighthouse on a rocky coast at sunset, oil painting',
+  negative: 'blurry, watermark, text',
+};
+
 export function setWidgetByName(doc, node, name, value) {
   const index = doc.defOf(node).widgets.findIndex((w) => w.name === name);
   if (index >= 0) doc.setWidgetValue(node.id, index, value);
@@ -35,19 +50,26 @@ export function buildDefaultWorkflow(doc) {
   const decode = place('VAEDecode', [1240, 140]);
   const save = place('SaveImage', [1480, 140]);
 
+  let settings = GENERIC_SETTINGS;
   if (loader) {
     const choices = doc.defOf(loader).widgets.find((w) => w.name === 'ckpt_name')?.values ?? [];
     const pick = choices.includes(STARTER_CHECKPOINT) ? STARTER_CHECKPOINT : choices[0];
     if (pick) setWidgetByName(doc, loader, 'ckpt_name', pick);
+    if (pick === STARTER_CHECKPOINT) settings = STARTER_SETTINGS;
   }
   if (positive) {
     positive.title = 'Positive prompt';
-    setWidgetByName(doc, positive, 'text', 'a lighthouse on a rocky coast at sunset, oil painting');
+    setWidgetByName(doc, positive, 'text', settings.positive);
   }
   if (negative) {
     negative.title = 'Negative prompt';
-    setWidgetByName(doc, negative, 'text', 'blurry, watermark, text');
+    setWidgetByName(doc, negative, 'text', settings.negative);
   }
+  if (latent && settings.width) {
+    setWidgetByName(doc, latent, 'width', settings.width);
+    setWidgetByName(doc, latent, 'height', settings.height);
+  }
+  if (sampler && settings.cfg) setWidgetByName(doc, sampler, 'cfg', settings.cfg);
   if (save) setWidgetByName(doc, save, 'filename_prefix', 'Weft');
 
   wire(doc, loader, 'CLIP', positive, 'clip');
