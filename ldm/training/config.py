@@ -91,7 +91,7 @@ class AutoencoderTraining:
 
 @dataclass(frozen=True)
 class DiffusionTraining:
-    """Stage 2: eps-prediction on the DDPM schedule of the SD models (scaled-linear betas
+    """Stage 2: eps- or v-prediction on the DDPM schedule of the SD models (scaled-linear betas
     0.00085 … 0.012, 1000 steps), captions dropped ``caption_dropout`` of the time so
     classifier-free guidance works, min-SNR-gamma loss weights (Hang et al. 2023), EMA weights."""
 
@@ -102,6 +102,8 @@ class DiffusionTraining:
     warmup_steps: int = 200
     caption_dropout: float = 0.1
     min_snr_gamma: float = 5.0  # 0 disables the weighting
+    low_frequency_noise: float = 0.0  # weight of coarse-grid noise (diffusion.low_frequency_noise)
+    prediction: str = "eps"  # what the UNet outputs: "eps" (noise) or "v" (Salimans & Ho 2022)
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     seed: int = 0

@@ -75,12 +75,28 @@ def encode_dataset(vae: AutoencoderKL, dataset: CaptionedImages, text_width: int
     return TrainingLatents(torch.cat(latents), ids)
 
 
-def min_snr_weights(alpha_bar: torch.Tensor, gamma: float) -> torch.Tensor:
-    """min(SNR, gamma) / SNR for eps-prediction (Hang et al. 2023); ones when gamma <= 0."""
+def min_snr_weights(alpha_bar: torch.Tensor, gamma: float, prediction: str = "eps") -> torch.Tensor:
+    """Min-SNR-gamma loss weights (Hang et al. 2023): min(SNR, gamma) / SNR for eps-prediction,
+    min(SNR, gamma) / (SNR + 1) for v-prediction; ones when gamma <= 0."""
     if gamma <= 0:
         return torch.ones_like(alpha_bar)
     snr = alpha_bar / (1.0 - alpha_bar)
-    return snr.clamp(max=gamma) / snr
+    return snr.clamp(max=gamma) / (snr + 1.0 if prediction == "v" else snr)
+
+
+def prediction_target(batch: "Batch", alpha_bar: torch.Tensor, prediction: str) -> torch.Tensor:
+    """What the UNet learns to output: the noise (eps), or v = sqrt(a) eps - sqrt(1 - a) x0.
+
+    Why v for small models: with eps, the clean image at high noise is recovered as
+    ``(x_t - sqrt(1 - a) eps) / sqrt(a)``, which multiplies the network's error by up to 14 on
+    the SD schedule; the layout (where the shape is, which shape) is decided exactly there and
+    drowned by that error. At high noise v is about -x0, so the network predicts the layout itself.
+    """
+    if prediction == "eps":
+        return batch.noise
+    if prediction == "v":
+        return alpha_bar.sqrt() * batch.noise - (1.0 - alpha_bar).sqrt() * batch.x0
+    raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
 
 
 @dataclass(frozen=True)
@@ -92,26 +108,59 @@ class Batch:
     dropped: torch.Tensor  # [B] bool
 
 
+#: Grid sizes of the low-frequency noise components (1 x 1 is the classic "offset noise").
+LOW_FREQUENCY_GRIDS = (1, 2, 4)
+
+
+def low_frequency_noise(shape: tuple[int, ...], weight: float, generator: torch.Generator) -> torch.Tensor:
+    """Noise on coarse grids (:data:`LOW_FREQUENCY_GRIDS`), upsampled bilinearly to ``shape``
+    ``[B, C, h, w]``, each grid's noise scaled by ``weight``.
+
+    Why: the SD schedule never destroys the signal completely (at t = 999 about 7 % of it is
+    left), and an image's coarse structure — its mean colour, where the big blob is — is an
+    average over many latent cells, so it survives far more noise than single cells do. A model
+    trained on iid noise learns to read the background and layout off its noisy input instead of
+    from the text, and at sampling time (pure iid noise) it has nothing to read. Adding noise to
+    those coarse components while training (offset noise, Guttenberg 2023; multi-resolution
+    noise, Whitaker 2023) hides them, so the text has to decide them.
+    """
+    batch, channels, height, width = shape
+    total = torch.zeros(shape)
+    for grid in LOW_FREQUENCY_GRIDS:
+        coarse = torch.randn((batch, channels, grid, grid), generator=generator)
+        total += weight * F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    return total
+
+
 def draw_batch(data: TrainingLatents, batch_size: int, caption_dropout: float, empty_ids: torch.Tensor,
-               generator: torch.Generator, timesteps: int = SD_SCHEDULE.timesteps) -> Batch:
-    """Latents, captions (dropped with probability ``caption_dropout``), timesteps and noise."""
+               generator: torch.Generator, timesteps: int = SD_SCHEDULE.timesteps,
+               low_frequency: float = 0.0) -> Batch:
+    """Latents, captions (dropped with probability ``caption_dropout``), timesteps and noise
+    (with :func:`low_frequency_noise` of weight ``low_frequency`` added, the sum rescaled to
+    about unit variance)."""
     indices = torch.randint(len(data), (batch_size,), generator=generator)
     steps = torch.randint(timesteps, (batch_size,), generator=generator)
     noise = torch.randn((batch_size, *data.latents.shape[1:]), generator=generator)
     dropped = torch.rand(batch_size, generator=generator) < caption_dropout
+    if low_frequency > 0:
+        noise = noise + low_frequency_noise(tuple(noise.shape), low_frequency, generator)
+        noise = noise / (1.0 + len(LOW_FREQUENCY_GRIDS) * low_frequency ** 2) ** 0.5
     ids = torch.where(dropped[:, None], empty_ids[None], data.ids[indices])
     return Batch(SD15.process_in(data.latents[indices]), ids, steps, noise, dropped)
 
 
 def noise_prediction_loss(unet: UNetModel, text: ClipTextModel, batch: Batch, alpha_bars: torch.Tensor,
-                          min_snr_gamma: float = 0.0, dtype: torch.dtype = torch.float32):
-    """``(weighted loss, per-item MSE [B])`` of the eps prediction on ``x_t`` (DDPM forward process)."""
+                          min_snr_gamma: float = 0.0, dtype: torch.dtype = torch.float32,
+                          prediction: str = "eps"):
+    """``(weighted loss, per-item MSE [B])`` of the eps or v prediction on ``x_t`` (DDPM forward
+    process)."""
     alpha_bar = alpha_bars[batch.timesteps].view(-1, 1, 1, 1)
     noisy = alpha_bar.sqrt() * batch.x0 + (1.0 - alpha_bar).sqrt() * batch.noise
     with autocast(dtype):
         predicted = unet(noisy, batch.timesteps, context=encode_ids(text, batch.ids)).float()
-    per_item = F.mse_loss(predicted, batch.noise, reduction="none").flatten(1).mean(1)
-    return (per_item * min_snr_weights(alpha_bar.flatten(), min_snr_gamma)).mean(), per_item
+    target = prediction_target(batch, alpha_bar, prediction)
+    per_item = F.mse_loss(predicted, target, reduction="none").flatten(1).mean(1)
+    return (per_item * min_snr_weights(alpha_bar.flatten(), min_snr_gamma, prediction)).mean(), per_item
 
 
 @dataclass(frozen=True)
@@ -124,8 +173,8 @@ class PreviewSpec:
 
 
 def _preview(unet: UNetModel, text: ClipTextModel, spec: PreviewSpec, latent_shape, steps: int,
-             dtype: torch.dtype):
-    model = guided_model(training_handle(unet, dtype), unet)
+             dtype: torch.dtype, prediction: str = "eps"):
+    model = guided_model(training_handle(unet, dtype, prediction), unet)
     with autocast(dtype):
         images = text_to_images(model, clip_handle(text), spec.decode, list(spec.prompts), steps=steps,
                                 cfg=spec.cfg, latent_shape=latent_shape)
@@ -166,10 +215,11 @@ def train_diffusion(data: TrainingLatents, architecture: Architecture, config: D
     with flushing_denormals():
         while step < config.steps:
             batch = draw_batch(data, config.batch_size, config.caption_dropout, empty_ids,
-                               step_generator(config.seed, step), len(alpha_bars))
+                               step_generator(config.seed, step), len(alpha_bars), config.low_frequency_noise)
             set_learning_rate(optimizer, warmup_cosine(step, config.steps, config.learning_rate,
                                                        config.final_learning_rate, config.warmup_steps))
-            loss, per_item = noise_prediction_loss(unet, text, batch, alpha_bars, config.min_snr_gamma, dtype)
+            loss, per_item = noise_prediction_loss(unet, text, batch, alpha_bars, config.min_snr_gamma, dtype,
+                                                   config.prediction)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -184,7 +234,7 @@ def train_diffusion(data: TrainingLatents, architecture: Architecture, config: D
             image = None
             if preview is not None and (step % config.preview_every == 0 or step == config.steps):
                 image = _preview(ema_unet.model, ema_text.model, preview, latent_shape, config.preview_steps,
-                                 dtype)
+                                 dtype, config.prediction)
             losses = {"loss": loss.item(), "mse": per_item.mean().item()}
             progress(Progress("diffusion", step, config.steps, losses, time.monotonic() - started, image,
                               step_in_run=step - first_step))

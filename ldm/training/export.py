@@ -40,9 +40,9 @@ def _prefixed(prefix: str, module: nn.Module, dtype: torch.dtype) -> dict[str, t
 
 
 def model_metadata(unet: UNetModel, *, title: str, description: str, resolution: int,
-                   training: dict | None = None) -> dict[str, str]:
+                   training: dict | None = None, prediction: str = "eps") -> dict[str, str]:
     meta = head_metadata(unet.config)
-    meta[META_PREDICTION] = "epsilon"
+    meta[META_PREDICTION] = {"eps": "epsilon", "v": "v"}[prediction]
     meta["modelspec.architecture"] = "stable-diffusion-v1"  # the key layout and conditioning
     meta["modelspec.title"] = title
     meta["modelspec.description"] = description

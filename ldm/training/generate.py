@@ -16,10 +16,10 @@ from ldm.text.handle import ClipHandle
 from ldm.unet import UNetModel
 
 
-def training_handle(unet: UNetModel, dtype: torch.dtype = torch.float32) -> ModelHandle:
+def training_handle(unet: UNetModel, dtype: torch.dtype = torch.float32, prediction: str = "eps") -> ModelHandle:
     """A MODEL handle over a UNet in training (SD1 family: eps, SD1 latent format, the CPU), so
     previews sample through the same ``guided_model`` as the KSampler node."""
-    return ModelHandle(unet=unet, config=unet.config, family="sd1", prediction="eps", latent_format=SD15,
+    return ModelHandle(unet=unet, config=unet.config, family="sd1", prediction=prediction, latent_format=SD15,
                        device=torch.device("cpu"), dtype=dtype)
 
 

@@ -51,7 +51,7 @@ STARTER_RECIPE = Recipe(
     architecture=STARTER,
     autoencoder=AutoencoderTraining(steps=3000, batch_size=4, learning_rate=4e-4, final_learning_rate=4e-5,
                                     discriminator_start=2000),
-    diffusion=DiffusionTraining(steps=4000, batch_size=32),
+    diffusion=DiffusionTraining(steps=2000, batch_size=32, low_frequency_noise=0.4, prediction="v"),
     diffusion_scenes=30_000,
     partial_captions=0.1,
 )
@@ -119,7 +119,7 @@ def build_starter(out: Path, work: Path, recipe: Recipe = STARTER_RECIPE, log=pr
                      "64x64 scenes of one coloured shape (circle, square, triangle, cross) on a "
                      "plain background; prompts like 'a red circle at the top left on a blue "
                      "background'. SD1 key layout; not Stable Diffusion weights."),
-        resolution=size,
+        resolution=size, prediction=recipe.diffusion.prediction,
         training={"recipe": to_json(recipe.architecture, recipe.autoencoder, recipe.diffusion),
                   "diffusion_scenes": recipe.diffusion_scenes, "partial_captions": recipe.partial_captions,
                   "data": "ldm.data.shapes.ShapesDataset(seed=0)"})

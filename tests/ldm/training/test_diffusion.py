@@ -4,7 +4,7 @@ import torch
 from ldm.sampling.model_sampling import SD_SCHEDULE, alphas_cumprod
 from ldm.training.config import TINY
 from ldm.training.diffusion import (TrainingLatents, draw_batch, min_snr_weights, noise_prediction_loss,
-                                    train_diffusion)
+                                    prediction_target, train_diffusion)
 from ldm.training.init import new_unet
 from ldm.training.loop import step_generator
 from ldm.training.state import ResumeError
@@ -40,6 +40,23 @@ def test_a_few_steps_reduce_the_loss(tiny_latents):
     assert result.steps == 15
 
 
+def test_a_few_v_prediction_steps_reduce_the_loss(tiny_latents):
+    data = TrainingLatents(tiny_latents.latents[:8], tiny_latents.ids[:8])
+    empty = caption_ids([""], TINY.text.width)[0]
+    batch = draw_batch(data, 16, 0.0, empty, step_generator(123, 0))
+
+    def v_loss(result_or_nets):
+        unet, text = result_or_nets
+        with torch.no_grad():
+            return noise_prediction_loss(unet, text, batch, ALPHA_BARS, prediction="v")[1].mean().item()
+
+    before = v_loss((new_unet(TINY.unet, 0), new_text_encoder(TINY.text, 1)))
+    config = fast(FAST_DIFFUSION, steps=15, batch_size=8, learning_rate=2e-3, final_learning_rate=2e-3,
+                  ema_decay=0.5, min_snr_gamma=0.0, prediction="v")
+    result = train_diffusion(data, TINY, config)
+    assert v_loss((result.unet, result.text)) < 0.75 * before
+
+
 def test_resume_continues_the_step_count(tiny_latents, tmp_path):
     straight = train_diffusion(tiny_latents, TINY, FAST_DIFFUSION)
     with pytest.raises(StopAt.Stop):
@@ -68,10 +85,41 @@ def test_captions_are_dropped_at_the_configured_rate(tiny_latents):
     assert torch.equal(again.noise, draw_batch(tiny_latents, 32, 0.1, empty, step_generator(0, 7)).noise)
 
 
+def test_low_frequency_noise_hides_the_coarse_components(tiny_latents):
+    empty = caption_ids([""], TINY.text.width)[0]
+    plain = draw_batch(tiny_latents, 256, 0.1, empty, step_generator(0, 3))
+    coarse = draw_batch(tiny_latents, 256, 0.1, empty, step_generator(0, 3), low_frequency=0.4)
+    # the same draw otherwise: latents, captions and timesteps do not move with the option
+    assert torch.equal(plain.x0, coarse.x0) and torch.equal(plain.ids, coarse.ids)
+    assert torch.equal(plain.timesteps, coarse.timesteps)
+    # about unit variance still, but each latent's mean (its "offset") varies several times more
+    assert 0.85 < coarse.noise.std().item() < 1.05
+    plain_offsets, coarse_offsets = plain.noise.mean((2, 3)).std(), coarse.noise.mean((2, 3)).std()
+    assert coarse_offsets > 3 * plain_offsets
+    again = draw_batch(tiny_latents, 256, 0.1, empty, step_generator(0, 3), low_frequency=0.4)
+    assert torch.equal(coarse.noise, again.noise)
+
+
 def test_min_snr_weights():
     alpha_bar = torch.tensor([0.999, 5.0 / 6.0, 0.5, 0.01])  # SNR 999, 5, 1, 0.0101
     assert min_snr_weights(alpha_bar, 5.0).tolist() == pytest.approx([5.0 / 999.0, 1.0, 1.0, 1.0], rel=1e-4)
     assert min_snr_weights(alpha_bar, 0.0).tolist() == [1.0] * 4
+    # v-prediction: min(SNR, 5) / (SNR + 1)
+    assert min_snr_weights(alpha_bar, 5.0, "v").tolist() == pytest.approx([5.0 / 1000.0, 5.0 / 6.0, 0.5, 0.01],
+                                                                          rel=1e-3)
+
+
+def test_v_target_recovers_the_clean_latent(tiny_latents):
+    """x0 = sqrt(a) x_t - sqrt(1 - a) v: the sampler's v-prediction formula inverts the target."""
+    empty = caption_ids([""], TINY.text.width)[0]
+    batch = draw_batch(tiny_latents, 8, 0.0, empty, step_generator(0, 1))
+    alpha_bar = ALPHA_BARS[batch.timesteps].view(-1, 1, 1, 1)
+    noisy = alpha_bar.sqrt() * batch.x0 + (1 - alpha_bar).sqrt() * batch.noise
+    v = prediction_target(batch, alpha_bar, "v")
+    assert torch.allclose(alpha_bar.sqrt() * noisy - (1 - alpha_bar).sqrt() * v, batch.x0, atol=1e-5)
+    assert torch.equal(prediction_target(batch, alpha_bar, "eps"), batch.noise)
+    with pytest.raises(ValueError):
+        prediction_target(batch, alpha_bar, "x0")
 
 
 def test_preview_samples_through_ldm_sampling(tiny_latents, tiny_vae):

@@ -48,6 +48,15 @@ def test_checkpoint_loads_through_the_normal_path_and_samples(tmp_path, tiny_vae
     assert image.shape == (1, 16, 16, 3) and torch.isfinite(image).all()
 
 
+def test_v_prediction_is_written_and_detected(tmp_path, tiny_vae):
+    path = tmp_path / "tiny_v.safetensors"
+    unet = new_unet(TINY.unet, seed=0)
+    metadata = model_metadata(unet, title="tiny", description="test", resolution=16, prediction="v")
+    write_checkpoint(path, unet, new_text_encoder(TINY.text, seed=1), tiny_vae, metadata)
+    model, _, _ = load_checkpoint(path, compute=detect_compute("cpu", force_dtype=torch.float32))
+    assert (model.family, model.prediction) == ("sd1", "v")
+
+
 def test_vae_file_loads_with_the_vae_loader(tmp_path, tiny_vae):
     write_vae(tmp_path / "vae.safetensors", tiny_vae)
     vae = load_vae(tmp_path / "vae.safetensors", compute=detect_compute("cpu", force_dtype=torch.float32))
