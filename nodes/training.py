@@ -34,6 +34,9 @@ from nodes.services import services
 CATEGORY = "training"
 TRAINING_DATA = "TRAINING_DATA"
 PREVIEW_COUNT = 4
+#: Coarse-grid training noise, as the starter recipe uses: without it a model takes each
+#: picture's background and layout from its noisy input instead of the caption (docs/training.md).
+LOW_FREQUENCY_NOISE = 0.4
 
 
 def _plain_name(name: str) -> str:
@@ -206,6 +209,7 @@ class TrainLatentDiffusion:
         config = dataclasses.replace(DiffusionTraining(), steps=steps, batch_size=batch_size,
                                      learning_rate=learning_rate, final_learning_rate=learning_rate / 10,
                                      caption_dropout=caption_dropout, seed=seed,
+                                     low_frequency_noise=LOW_FREQUENCY_NOISE,
                                      warmup_steps=min(DiffusionTraining.warmup_steps, steps // 5),
                                      save_every=_save_every(steps), preview_every=min(250, steps),
                                      preview_steps=10)

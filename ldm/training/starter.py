@@ -30,7 +30,7 @@ from ldm.training.progress import PrintProgress, Progress
 
 DEFAULT_OUT = Path("models/checkpoints/weft-starter.safetensors")
 #: Measured on the 2-core build machine (see docs/starter-model.md); printed before a run starts.
-EXPECTED_MINUTES = 90
+EXPECTED_MINUTES = 95
 PREVIEW_PROMPTS = ("a red circle at the top left on a blue background",
                    "a yellow triangle in the center on a black background",
                    "a white square at the bottom right on a green background",
@@ -51,7 +51,7 @@ STARTER_RECIPE = Recipe(
     architecture=STARTER,
     autoencoder=AutoencoderTraining(steps=3000, batch_size=4, learning_rate=4e-4, final_learning_rate=4e-5,
                                     discriminator_start=2000),
-    diffusion=DiffusionTraining(steps=2000, batch_size=32, low_frequency_noise=0.4, prediction="v"),
+    diffusion=DiffusionTraining(steps=4000, batch_size=32, low_frequency_noise=0.4),
     diffusion_scenes=30_000,
     partial_captions=0.1,
 )
