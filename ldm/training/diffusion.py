@@ -4,9 +4,10 @@ trained jointly with it (Rombach et al. 2022, sec. 3.3: "LDM-KL" with a transfor
 The autoencoder is frozen, so every training image is encoded once (:func:`encode_dataset`)
 and the steps run on latents. Per step: a batch of latents scaled by the SD latent factor,
 timesteps uniform over the 1000 DDPM steps of the SD schedule, ``x_t = sqrt(a_t) x_0 +
-sqrt(1 - a_t) eps``; captions replaced by the empty one ``caption_dropout`` of the time (the
-unconditional model classifier-free guidance needs, Ho & Salimans 2022); loss = min-SNR-weighted
-MSE between the predicted and the true eps; AdamW with warm-up and cosine decay; EMA weights.
+sqrt(1 - a_t) eps`` (eps optionally with low-frequency components); captions replaced by the
+empty one ``caption_dropout`` of the time (the unconditional model classifier-free guidance
+needs, Ho & Salimans 2022); loss = min-SNR-weighted MSE between the predicted and the true eps
+(or v, as an option); AdamW with warm-up and cosine decay; EMA weights.
 """
 
 from __future__ import annotations
@@ -87,10 +88,10 @@ def min_snr_weights(alpha_bar: torch.Tensor, gamma: float, prediction: str = "ep
 def prediction_target(batch: "Batch", alpha_bar: torch.Tensor, prediction: str) -> torch.Tensor:
     """What the UNet learns to output: the noise (eps), or v = sqrt(a) eps - sqrt(1 - a) x0.
 
-    Why v for small models: with eps, the clean image at high noise is recovered as
+    Why v is offered: with eps, the clean image at high noise is recovered as
     ``(x_t - sqrt(1 - a) eps) / sqrt(a)``, which multiplies the network's error by up to 14 on
-    the SD schedule; the layout (where the shape is, which shape) is decided exactly there and
-    drowned by that error. At high noise v is about -x0, so the network predicts the layout itself.
+    the SD schedule, and the layout is decided there; at high noise v is about -x0. On the
+    starter data it nevertheless did worse than eps (docs/training.md), so eps stays the default.
     """
     if prediction == "eps":
         return batch.noise
