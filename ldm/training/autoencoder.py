@@ -35,7 +35,7 @@ from ldm.training.loop import (autocast, compute_dtype, flushing_denormals, set_
                                warmup_cosine)
 from ldm.training.previews import image_grid
 from ldm.training.progress import Progress, ProgressCallback, no_progress
-from ldm.training.state import load_state, save_state
+from ldm.training.state import restore_parts, save_parts
 
 PREVIEW_IMAGES = 4
 
@@ -84,20 +84,12 @@ def train_autoencoder(dataset: CaptionedImages, architecture: VaeConfig, config:
     # Adam with beta1 = 0.5 for both players, as the taming / latent-diffusion autoencoders.
     opt_vae = torch.optim.Adam(vae.parameters(), lr=config.learning_rate, betas=(0.5, 0.9))
     opt_disc = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=(0.5, 0.9))
-    step = 0
-    saved = load_state(state_path, config_json) if state_path else None
-    if saved is not None:
-        vae.load_state_dict(saved["vae"])
-        discriminator.load_state_dict(saved["discriminator"])
-        opt_vae.load_state_dict(saved["opt_vae"])
-        opt_disc.load_state_dict(saved["opt_disc"])
-        step = int(saved["step"])
+    parts = {"vae": vae, "discriminator": discriminator, "opt_vae": opt_vae, "opt_disc": opt_disc}
+    step = restore_parts(state_path, config_json, parts) if state_path else 0
 
     def save() -> None:
         if state_path:
-            save_state(state_path, {"config": config_json, "step": step, "vae": vae.state_dict(),
-                                    "discriminator": discriminator.state_dict(),
-                                    "opt_vae": opt_vae.state_dict(), "opt_disc": opt_disc.state_dict()})
+            save_parts(state_path, config_json, step, parts)
 
     originals = image_batch(dataset, range(min(PREVIEW_IMAGES, len(dataset))))
     last_layer = vae.decoder.conv_out.weight

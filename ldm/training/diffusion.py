@@ -34,7 +34,7 @@ from ldm.training.loop import (autocast, compute_dtype, flushing_denormals, set_
                                warmup_cosine)
 from ldm.training.previews import image_grid
 from ldm.training.progress import Progress, ProgressCallback, no_progress
-from ldm.training.state import load_state, save_state
+from ldm.training.state import restore_parts, save_parts
 from ldm.training.text import caption_ids, clip_handle, encode_ids, new_text_encoder
 from ldm.unet import UNetModel
 
@@ -193,21 +193,12 @@ def train_diffusion(data: TrainingLatents, architecture: Architecture, config: D
     parameters = list(unet.parameters()) + list(text.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
     ema_unet, ema_text = EMA(unet, config.ema_decay), EMA(text, config.ema_decay)
-    step = 0
-    saved = load_state(state_path, config_json) if state_path else None
-    if saved is not None:
-        unet.load_state_dict(saved["unet"])
-        text.load_state_dict(saved["text"])
-        ema_unet.load_state_dict(saved["ema_unet"])
-        ema_text.load_state_dict(saved["ema_text"])
-        optimizer.load_state_dict(saved["optimizer"])
-        step = int(saved["step"])
+    parts = {"unet": unet, "text": text, "ema_unet": ema_unet, "ema_text": ema_text, "optimizer": optimizer}
+    step = restore_parts(state_path, config_json, parts) if state_path else 0
 
     def save() -> None:
         if state_path:
-            save_state(state_path, {"config": config_json, "step": step, "unet": unet.state_dict(),
-                                    "text": text.state_dict(), "ema_unet": ema_unet.state_dict(),
-                                    "ema_text": ema_text.state_dict(), "optimizer": optimizer.state_dict()})
+            save_parts(state_path, config_json, step, parts)
 
     alpha_bars = alphas_cumprod(SD_SCHEDULE).float()
     empty_ids = caption_ids([""], architecture.text.width)[0]

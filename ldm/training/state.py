@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Protocol
 
 import torch
 
 
 class ResumeError(ValueError):
     """A saved state that does not belong to this run."""
+
+
+class Stateful(Protocol):
+    """What a stage saves: networks, optimisers, EMA averages."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> Any: ...
 
 
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
@@ -37,3 +45,19 @@ def load_state(path: str | os.PathLike, config_json: str) -> dict[str, Any] | No
         raise ResumeError(f"{path} holds a training state of another configuration; delete it or "
                           "train into another folder")
     return state
+
+
+def save_parts(path: str | os.PathLike, config_json: str, step: int, parts: Mapping[str, Stateful]) -> None:
+    """Save every part's ``state_dict`` under its name, with the step and the configuration."""
+    weights = {name: part.state_dict() for name, part in parts.items()}
+    save_state(path, {"config": config_json, "step": step, **weights})
+
+
+def restore_parts(path: str | os.PathLike, config_json: str, parts: Mapping[str, Stateful]) -> int:
+    """Load a state saved by :func:`save_parts` into ``parts``; the step it reached (0: nothing saved)."""
+    saved = load_state(path, config_json)
+    if saved is None:
+        return 0
+    for name, part in parts.items():
+        part.load_state_dict(saved[name])
+    return int(saved["step"])
