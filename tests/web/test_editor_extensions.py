@@ -1,6 +1,7 @@
 """Extensions, against the real server: a node pack's WEB_DIRECTORY module is listed by
-/extensions, imported at start, and its hooks run — a custom COLOR widget that drives real nodes:
-the test pack's (tests/web/fixtures/test_pack) and the shipped example pack's (custom_nodes/example_pack)."""
+/extensions, imported at start, and its hooks run: the test pack's (tests/web/fixtures/test_pack)
+traces every hook; the shipped example pack's (custom_nodes/example_pack) gives COLOR inputs a
+widget, which drives real nodes of both packs."""
 
 import io
 import json
