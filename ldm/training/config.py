@@ -102,6 +102,9 @@ class DiffusionTraining:
     warmup_steps: int = 200
     caption_dropout: float = 0.1
     min_snr_gamma: float = 5.0  # 0 disables the weighting
+    min_x0_weight: float = 0.0  # floor of the clean-image loss weight at high noise (min_snr_weights)
+    high_noise_fraction: float = 0.0  # share of each batch drawn from timesteps >= high_noise_from
+    high_noise_from: int = 900
     low_frequency_noise: float = 0.0  # weight of coarse-grid noise (diffusion.low_frequency_noise)
     prediction: str = "eps"  # what the UNet outputs: "eps" (noise) or "v" (Salimans & Ho 2022)
     ema_decay: float = 0.999

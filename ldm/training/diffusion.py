@@ -76,13 +76,23 @@ def encode_dataset(vae: AutoencoderKL, dataset: CaptionedImages, text_width: int
     return TrainingLatents(torch.cat(latents), ids)
 
 
-def min_snr_weights(alpha_bar: torch.Tensor, gamma: float, prediction: str = "eps") -> torch.Tensor:
+def min_snr_weights(alpha_bar: torch.Tensor, gamma: float, prediction: str = "eps",
+                    x0_floor: float = 0.0) -> torch.Tensor:
     """Min-SNR-gamma loss weights (Hang et al. 2023): min(SNR, gamma) / SNR for eps-prediction,
-    min(SNR, gamma) / (SNR + 1) for v-prediction; ones when gamma <= 0."""
-    if gamma <= 0:
-        return torch.ones_like(alpha_bar)
+    min(SNR, gamma) / (SNR + 1) for v-prediction; ones when gamma <= 0.
+
+    In terms of the clean-image error, an eps loss weighted w is the x0 loss weighted w * SNR, so
+    min-SNR gives the x0 error the weight min(SNR, gamma): about 0.005 at t = 999, where the
+    layout is decided. ``x0_floor`` raises that weight to at least the floor (the eps weight
+    becomes floor / SNR there), so the network is made to place things from the caption.
+    """
     snr = alpha_bar / (1.0 - alpha_bar)
-    return snr.clamp(max=gamma) / (snr + 1.0 if prediction == "v" else snr)
+    x0_weight = snr.clamp(max=gamma) if gamma > 0 else snr.clone()
+    if x0_floor > 0:
+        x0_weight = x0_weight.clamp(min=x0_floor)
+    elif gamma <= 0:
+        return torch.ones_like(alpha_bar)
+    return x0_weight / (snr + 1.0 if prediction == "v" else snr)
 
 
 def prediction_target(batch: "Batch", alpha_bar: torch.Tensor, prediction: str) -> torch.Tensor:
@@ -135,10 +145,12 @@ def low_frequency_noise(shape: tuple[int, ...], weight: float, generator: torch.
 
 def draw_batch(data: TrainingLatents, batch_size: int, caption_dropout: float, empty_ids: torch.Tensor,
                generator: torch.Generator, timesteps: int = SD_SCHEDULE.timesteps,
-               low_frequency: float = 0.0) -> Batch:
+               low_frequency: float = 0.0, high_noise_fraction: float = 0.0,
+               high_noise_from: int = 900) -> Batch:
     """Latents, captions (dropped with probability ``caption_dropout``), timesteps and noise
     (with :func:`low_frequency_noise` of weight ``low_frequency`` added, the sum rescaled to
-    about unit variance)."""
+    about unit variance). The first ``high_noise_fraction`` of the batch takes its timesteps from
+    ``high_noise_from`` .. the last instead of the whole schedule."""
     indices = torch.randint(len(data), (batch_size,), generator=generator)
     steps = torch.randint(timesteps, (batch_size,), generator=generator)
     noise = torch.randn((batch_size, *data.latents.shape[1:]), generator=generator)
@@ -146,13 +158,16 @@ def draw_batch(data: TrainingLatents, batch_size: int, caption_dropout: float, e
     if low_frequency > 0:
         noise = noise + low_frequency_noise(tuple(noise.shape), low_frequency, generator)
         noise = noise / (1.0 + len(LOW_FREQUENCY_GRIDS) * low_frequency ** 2) ** 0.5
+    high = round(batch_size * high_noise_fraction)
+    if high:  # drawn last, so a batch without them is what it always was
+        steps[:high] = torch.randint(high_noise_from, timesteps, (high,), generator=generator)
     ids = torch.where(dropped[:, None], empty_ids[None], data.ids[indices])
     return Batch(SD15.process_in(data.latents[indices]), ids, steps, noise, dropped)
 
 
 def noise_prediction_loss(unet: UNetModel, text: ClipTextModel, batch: Batch, alpha_bars: torch.Tensor,
                           min_snr_gamma: float = 0.0, dtype: torch.dtype = torch.float32,
-                          prediction: str = "eps"):
+                          prediction: str = "eps", x0_floor: float = 0.0):
     """``(weighted loss, per-item MSE [B])`` of the eps or v prediction on ``x_t`` (DDPM forward
     process)."""
     alpha_bar = alpha_bars[batch.timesteps].view(-1, 1, 1, 1)
@@ -161,7 +176,8 @@ def noise_prediction_loss(unet: UNetModel, text: ClipTextModel, batch: Batch, al
         predicted = unet(noisy, batch.timesteps, context=encode_ids(text, batch.ids)).float()
     target = prediction_target(batch, alpha_bar, prediction)
     per_item = F.mse_loss(predicted, target, reduction="none").flatten(1).mean(1)
-    return (per_item * min_snr_weights(alpha_bar.flatten(), min_snr_gamma, prediction)).mean(), per_item
+    weights = min_snr_weights(alpha_bar.flatten(), min_snr_gamma, prediction, x0_floor)
+    return (per_item * weights).mean(), per_item
 
 
 @dataclass(frozen=True)
@@ -184,12 +200,17 @@ def _preview(unet: UNetModel, text: ClipTextModel, spec: PreviewSpec, latent_sha
 
 def train_diffusion(data: TrainingLatents, architecture: Architecture, config: DiffusionTraining,
                     state_path: str | os.PathLike | None = None, progress: ProgressCallback = no_progress,
-                    preview: PreviewSpec | None = None) -> DiffusionResult:
-    """Train from scratch (or resume from ``state_path``); returns the EMA networks."""
+                    preview: PreviewSpec | None = None, start_from: DiffusionResult | None = None,
+                    stage: str = "diffusion") -> DiffusionResult:
+    """Train from scratch, or on from ``start_from``'s networks (a second phase), or resume from
+    ``state_path``; returns the EMA networks."""
     config_json = to_json(architecture.unet, architecture.text, config)
     dtype = compute_dtype(config.precision)
     unet = new_unet(architecture.unet, config.seed)
     text = new_text_encoder(architecture.text, config.seed + 1)
+    if start_from is not None:
+        unet.load_state_dict(start_from.unet.state_dict())
+        text.load_state_dict(start_from.text.state_dict())
     parameters = list(unet.parameters()) + list(text.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
     ema_unet, ema_text = EMA(unet, config.ema_decay), EMA(text, config.ema_decay)
@@ -207,11 +228,12 @@ def train_diffusion(data: TrainingLatents, architecture: Architecture, config: D
     with flushing_denormals():
         while step < config.steps:
             batch = draw_batch(data, config.batch_size, config.caption_dropout, empty_ids,
-                               step_generator(config.seed, step), len(alpha_bars), config.low_frequency_noise)
+                               step_generator(config.seed, step), len(alpha_bars), config.low_frequency_noise,
+                               config.high_noise_fraction, config.high_noise_from)
             set_learning_rate(optimizer, warmup_cosine(step, config.steps, config.learning_rate,
                                                        config.final_learning_rate, config.warmup_steps))
             loss, per_item = noise_prediction_loss(unet, text, batch, alpha_bars, config.min_snr_gamma, dtype,
-                                                   config.prediction)
+                                                   config.prediction, config.min_x0_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -228,6 +250,6 @@ def train_diffusion(data: TrainingLatents, architecture: Architecture, config: D
                 image = _preview(ema_unet.model, ema_text.model, preview, latent_shape, config.preview_steps,
                                  dtype, config.prediction)
             losses = {"loss": loss.item(), "mse": per_item.mean().item()}
-            progress(Progress("diffusion", step, config.steps, losses, time.monotonic() - started, image,
+            progress(Progress(stage, step, config.steps, losses, time.monotonic() - started, image,
                               step_in_run=step - first_step))
     return DiffusionResult(ema_unet.model, ema_text.model, step)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "autoencoder" | "diffusion" | "latents"
+    stage: str  # "autoencoder" | "diffusion" | "refine" (a second stage-2 phase) | "latents"
     step: int  # steps done
     total: int
     losses: dict[str, float] = field(default_factory=dict)

@@ -45,6 +45,8 @@ class Recipe:
     diffusion_scenes: int  # scenes encoded once for stage 2
     partial_captions: float  # chance of a caption without its position / background phrase
     calibration_scenes: int = 1024
+    # An optional second phase of stage 2, on from the first phase's EMA networks.
+    refine: DiffusionTraining | None = None
 
 
 STARTER_RECIPE = Recipe(
@@ -110,8 +112,13 @@ def build_starter(out: Path, work: Path, recipe: Recipe = STARTER_RECIPE, log=pr
         with torch.no_grad():
             return vae.decode(latents).float().add(1.0).div(2.0).clamp(0.0, 1.0)
 
+    previews_spec = PreviewSpec(PREVIEW_PROMPTS, decode)
     result = train_diffusion(data, recipe.architecture, recipe.diffusion, state_path=work / "diffusion.pt",
-                             progress=report, preview=PreviewSpec(PREVIEW_PROMPTS, decode))
+                             progress=report, preview=previews_spec)
+    if recipe.refine is not None:
+        log(f"stage 2, second phase: {recipe.refine.steps} steps")
+        result = train_diffusion(data, recipe.architecture, recipe.refine, state_path=work / "refine.pt",
+                                 progress=report, preview=previews_spec, start_from=result, stage="refine")
     minutes = (time.monotonic() - started) / 60
     metadata = model_metadata(
         result.unet, title="Weft starter",
@@ -120,7 +127,8 @@ def build_starter(out: Path, work: Path, recipe: Recipe = STARTER_RECIPE, log=pr
                      "plain background; prompts like 'a red circle at the top left on a blue "
                      "background'. SD1 key layout; not Stable Diffusion weights."),
         resolution=size, prediction=recipe.diffusion.prediction,
-        training={"recipe": to_json(recipe.architecture, recipe.autoencoder, recipe.diffusion),
+        training={"recipe": to_json(recipe.architecture, recipe.autoencoder, recipe.diffusion,
+                                    *([recipe.refine] if recipe.refine else [])),
                   "diffusion_scenes": recipe.diffusion_scenes, "partial_captions": recipe.partial_captions,
                   "data": "ldm.data.shapes.ShapesDataset(seed=0)"})
     write_checkpoint(out, result.unet, result.text, vae, metadata)
@@ -132,6 +140,7 @@ def quick_recipe(recipe: Recipe) -> Recipe:
     """The same pipeline with a handful of steps: checks that everything runs, in minutes."""
     return replace(recipe, autoencoder=replace(recipe.autoencoder, steps=20, discriminator_start=10),
                    diffusion=replace(recipe.diffusion, steps=20, preview_every=20, preview_steps=4),
+                   refine=recipe.refine and replace(recipe.refine, steps=10, preview_every=10, preview_steps=4),
                    diffusion_scenes=256, calibration_scenes=64)
 
 

@@ -109,6 +109,44 @@ def test_min_snr_weights():
                                                                           rel=1e-3)
 
 
+def test_an_x0_weight_floor_lifts_only_the_high_noise_weights():
+    alpha_bar = torch.tensor([0.999, 5.0 / 6.0, 0.5, 0.01])  # SNR 999, 5, 1, 0.0101
+    snr = alpha_bar / (1 - alpha_bar)
+    floored = min_snr_weights(alpha_bar, 5.0, x0_floor=0.5)
+    # eps weight w means x0 weight w * SNR: min(SNR, 5), but never under 0.5
+    assert (floored * snr).tolist() == pytest.approx([5.0, 5.0, 1.0, 0.5], rel=1e-4)
+    assert (min_snr_weights(alpha_bar, 5.0, "v", x0_floor=0.5) * (snr + 1)).tolist() == pytest.approx(
+        [5.0, 5.0, 1.0, 0.5], rel=1e-4)
+    # without min-SNR, the floor alone: x0 weight max(SNR, floor)
+    assert (min_snr_weights(alpha_bar, 0.0, x0_floor=0.5) * snr).tolist() == pytest.approx(
+        [999.0, 5.0, 1.0, 0.5], rel=1e-3)
+
+
+def test_a_high_noise_share_of_the_batch(tiny_latents):
+    empty = caption_ids([""], TINY.text.width)[0]
+    plain = draw_batch(tiny_latents, 32, 0.1, empty, step_generator(0, 5))
+    high = draw_batch(tiny_latents, 32, 0.1, empty, step_generator(0, 5), high_noise_fraction=0.25,
+                      high_noise_from=900)
+    assert (high.timesteps[:8] >= 900).all() and (high.timesteps[:8] <= 999).all()
+    # everything else is the draw without the option
+    assert torch.equal(high.timesteps[8:], plain.timesteps[8:])
+    assert torch.equal(high.noise, plain.noise) and torch.equal(high.ids, plain.ids)
+    again = draw_batch(tiny_latents, 32, 0.1, empty, step_generator(0, 5), high_noise_fraction=0.25)
+    assert torch.equal(again.timesteps, high.timesteps)
+
+
+def test_a_second_phase_starts_from_the_first_phases_networks(tiny_latents, tmp_path):
+    first = train_diffusion(tiny_latents, TINY, FAST_DIFFUSION)
+    steps = []
+    second = train_diffusion(tiny_latents, TINY, fast(FAST_DIFFUSION, steps=2, learning_rate=0.0,
+                                                      final_learning_rate=0.0, warmup_steps=0),
+                             start_from=first, stage="refine", state_path=tmp_path / "refine.pt",
+                             progress=lambda p: steps.append((p.stage, p.step)))
+    assert steps == [("refine", 1), ("refine", 2)] and second.steps == 2
+    # learning rate 0: the second phase's networks are the first phase's
+    assert same_weights(first.unet, second.unet) and same_weights(first.text, second.text)
+
+
 def test_v_target_recovers_the_clean_latent(tiny_latents):
     """x0 = sqrt(a) x_t - sqrt(1 - a) v: the sampler's v-prediction formula inverts the target."""
     empty = caption_ids([""], TINY.text.width)[0]
