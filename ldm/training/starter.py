@@ -4,8 +4,10 @@
 
 Stage 1 trains the autoencoder on fresh procedural scenes (seed 0), calibrates its latent scale
 and writes it as a VAE file; the first ``DIFFUSION_SCENES`` scenes of the same stream are encoded
-once; stage 2 trains the UNet and text encoder on them; the EMA networks and the autoencoder are
-written as one SD1-layout checkpoint. Every stage saves its state in the work folder and a
+once; stage 2 trains the UNet and text encoder on them, then a second phase goes on from its EMA
+networks with half of each batch at the noisiest timesteps and the clean-image error weighted
+there (so the caption, not the noise, decides where the shape goes); the EMA networks and the
+autoencoder are written as one SD1-layout checkpoint. Every stage saves its state in the work folder and a
 second run continues where the first stopped (a finished stage is skipped).
 """
 
@@ -30,7 +32,7 @@ from ldm.training.progress import PrintProgress, Progress
 
 DEFAULT_OUT = Path("models/checkpoints/weft-starter.safetensors")
 #: Measured on the 2-core build machine (see docs/starter-model.md); printed before a run starts.
-EXPECTED_MINUTES = 95
+EXPECTED_MINUTES = 135
 PREVIEW_PROMPTS = ("a red circle at the top left on a blue background",
                    "a yellow triangle in the center on a black background",
                    "a white square at the bottom right on a green background",
@@ -49,13 +51,19 @@ class Recipe:
     refine: DiffusionTraining | None = None
 
 
+_FIRST_PHASE = DiffusionTraining(steps=4000, batch_size=32, low_frequency_noise=0.4)
+
 STARTER_RECIPE = Recipe(
     architecture=STARTER,
     autoencoder=AutoencoderTraining(steps=3000, batch_size=4, learning_rate=4e-4, final_learning_rate=4e-5,
                                     discriminator_start=2000),
-    diffusion=DiffusionTraining(steps=4000, batch_size=32, low_frequency_noise=0.4),
+    diffusion=_FIRST_PHASE,
     diffusion_scenes=30_000,
     partial_captions=0.1,
+    # The layout phase (docs/starter-model.md: position 13 % -> 34 %); a new seed, so its batches
+    # are not the first phase's again.
+    refine=replace(_FIRST_PHASE, steps=2500, learning_rate=1e-4, final_learning_rate=1e-5, warmup_steps=100,
+                   min_x0_weight=1.0, high_noise_fraction=0.5, high_noise_from=900, seed=1),
 )
 
 
