@@ -79,7 +79,7 @@ def encode_dataset(vae: AutoencoderKL, dataset: CaptionedImages, text_width: int
 def min_snr_weights(alpha_bar: torch.Tensor, gamma: float, prediction: str = "eps",
                     x0_floor: float = 0.0) -> torch.Tensor:
     """Min-SNR-gamma loss weights (Hang et al. 2023): min(SNR, gamma) / SNR for eps-prediction,
-    min(SNR, gamma) / (SNR + 1) for v-prediction; ones when gamma <= 0.
+    min(SNR, gamma) / (SNR + 1) for v-prediction; ones when gamma <= 0 (and no floor).
 
     In terms of the clean-image error, an eps loss weighted w is the x0 loss weighted w * SNR, so
     min-SNR gives the x0 error the weight min(SNR, gamma): about 0.005 at t = 999, where the

@@ -7,8 +7,8 @@ and writes it as a VAE file; the first ``DIFFUSION_SCENES`` scenes of the same s
 once; stage 2 trains the UNet and text encoder on them, then a second phase goes on from its EMA
 networks with half of each batch at the noisiest timesteps and the clean-image error weighted
 there (so the caption, not the noise, decides where the shape goes); the EMA networks and the
-autoencoder are written as one SD1-layout checkpoint. Every stage saves its state in the work folder and a
-second run continues where the first stopped (a finished stage is skipped).
+autoencoder are written as one SD1-layout checkpoint. Every stage saves its state in the work
+folder and a second run continues where the first stopped (a finished stage is skipped).
 """
 
 from __future__ import annotations
