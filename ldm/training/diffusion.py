@@ -86,12 +86,10 @@ def min_snr_weights(alpha_bar: torch.Tensor, gamma: float, prediction: str = "ep
     layout is decided. ``x0_floor`` raises that weight to at least the floor (the eps weight
     becomes floor / SNR there), so the network is made to place things from the caption.
     """
-    snr = alpha_bar / (1.0 - alpha_bar)
-    x0_weight = snr.clamp(max=gamma) if gamma > 0 else snr.clone()
-    if x0_floor > 0:
-        x0_weight = x0_weight.clamp(min=x0_floor)
-    elif gamma <= 0:
+    if gamma <= 0 and x0_floor <= 0:
         return torch.ones_like(alpha_bar)
+    snr = alpha_bar / (1.0 - alpha_bar)
+    x0_weight = (snr.clamp(max=gamma) if gamma > 0 else snr).clamp(min=x0_floor)
     return x0_weight / (snr + 1.0 if prediction == "v" else snr)
 
 

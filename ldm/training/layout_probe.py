@@ -5,10 +5,10 @@ anywhere. Where the shape goes is decided by the first sampling steps, from almo
 full training run takes hours before one sees whether a change helped. This probe isolates that
 first step (half an hour for 2000 steps on one core): a fresh UNet + text encoder (the recipe's
 architecture) learns to predict the clean latents x0 at the last timestep (t = 999, about 7 % of
-the signal left) from the caption. Every
-``every`` steps it asks, for held-out scenes, which of the nine grid positions its prediction is
-closest to — among the mean latents of training scenes with the same shape colour and background
-at each position — and reports that accuracy (chance 1/9) beside the loss.
+the signal left) from the caption. Every ``every`` steps it asks, for held-out scenes, which of
+the nine grid positions its prediction is closest to — among the mean latents of training scenes
+with the same shape colour and background at each position — and reports that accuracy (chance
+1/9) beside the loss.
 
 :func:`attribute_variance` says how far the loss can fall: the variance of x0 left once the
 caption's attributes are known. On the starter data, knowing the colours leaves 0.309 of a total
@@ -41,6 +41,8 @@ from ldm.training.text import caption_ids, encode_ids, new_text_encoder
 LAST_STEP = SD_SCHEDULE.timesteps - 1
 #: Held-out scenes probed per grid position.
 PROBES_PER_POSITION = 8
+#: Enough to see the plateau end: position left chance after about 1000 steps on the starter data.
+DEFAULT_STEPS = 2000
 
 Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, caption ids) -> x0
 
@@ -119,13 +121,14 @@ class ProbeReading:
     seconds: float
 
 
-def run_layout_probe(raw_latents: torch.Tensor, scenes: Sequence[Scene], architecture: Architecture = STARTER,
-                     steps: int = 600, batch_size: int = 32, learning_rate: float = 3e-4, every: int = 100,
-                     seed: int = 0, precision: str = "auto", probes_per_position: int = PROBES_PER_POSITION,
+def run_layout_probe(latents: torch.Tensor, scenes: Sequence[Scene], architecture: Architecture = STARTER,
+                     steps: int = DEFAULT_STEPS, batch_size: int = 32, learning_rate: float = 3e-4,
+                     every: int = 100, seed: int = 0, precision: str = "auto",
+                     probes_per_position: int = PROBES_PER_POSITION,
                      report: Callable[[ProbeReading], None] = lambda reading: None) -> list[ProbeReading]:
-    """Train the probe (see the module docstring) on ``raw_latents`` (unscaled, as cached by
-    stage 2) with each scene's full caption; one reading every ``every`` steps."""
-    latents = SD15.process_in(raw_latents)
+    """Train the probe (see the module docstring) on ``latents`` (in the model's space: stage 2's
+    cached latents through ``SD15.process_in``) with each scene's full caption; one reading every
+    ``every`` steps."""
     held_out = held_out_scenes(scenes, probes_per_position)
     probe = position_probe(latents, scenes, held_out, architecture.text.width, seed)
     train = torch.tensor(sorted(set(range(len(scenes))) - set(held_out)))
@@ -136,11 +139,10 @@ def run_layout_probe(raw_latents: torch.Tensor, scenes: Sequence[Scene], archite
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
     alpha_bar = float(alphas_cumprod(SD_SCHEDULE)[LAST_STEP])
     dtype = compute_dtype(precision)
-    timesteps = torch.full((batch_size,), LAST_STEP)
 
     def predict(noisy: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         with autocast(dtype):
-            return unet(noisy, timesteps[:1].expand(len(ids)), context=encode_ids(text, ids)).float()
+            return unet(noisy, torch.full((len(ids),), LAST_STEP), context=encode_ids(text, ids)).float()
 
     readings = []
     started = time.monotonic()
@@ -170,20 +172,19 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True,
                         help="a starter-model work folder holding latents.pt (make starter-model writes one)")
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    raw = torch.load(args.work / "latents.pt", weights_only=True)["latents"]
-    dataset = ShapesDataset(seed=0, length=len(raw), size=STARTER.image_size)
-    scenes = [dataset.scene(i) for i in range(len(raw))]
-    latents = SD15.process_in(raw)
+    latents = SD15.process_in(torch.load(args.work / "latents.pt", weights_only=True)["latents"])
+    dataset = ShapesDataset(seed=0, length=len(latents), size=STARTER.image_size)
+    scenes = [dataset.scene(i) for i in range(len(latents))]
     for attributes in ([], ["colour", "background"], ["colour", "background", "position"],
                        ["colour", "background", "position", "shape"]):
         left = attribute_variance(latents, scenes, attributes)
         print(f"variance left knowing {attributes or 'nothing'}: {left:.3f}")
-    run_layout_probe(raw, scenes, steps=args.steps, learning_rate=args.learning_rate,
+    run_layout_probe(latents, scenes, steps=args.steps, learning_rate=args.learning_rate,
                      report=lambda r: print(f"step {r.step}: loss {r.loss:.4f}, position right "
                                             f"{r.accuracy:.1%} (chance 11.1%), {r.seconds / 60:.1f} min",
                                             flush=True))

@@ -57,7 +57,7 @@ def test_position_read_out_is_right_for_the_truth_and_chance_for_a_constant():
 def test_probe_trains_and_reads_on_the_tiny_architecture():
     scenes, latents = _scenes_and_latents(per_position=4)
     seen = []
-    readings = run_layout_probe(latents / 0.18215, scenes, TINY, steps=3, batch_size=4, every=2,
+    readings = run_layout_probe(latents, scenes, TINY, steps=3, batch_size=4, every=2,
                                 precision="fp32", probes_per_position=1,
                                 report=seen.append)
     assert [r.step for r in readings] == [2, 3] and seen == readings
