@@ -4,6 +4,7 @@ store, the worker and the HTTP/WebSocket app. Nothing happens at import time; ``
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import secrets
@@ -21,13 +22,14 @@ import torch  # noqa: E402  (after the OpenMP setting above)
 import yaml
 from aiohttp import web
 
-from api.app import build_app, make_sender, register_pack_routes
-from api.compat import PromptServer  # noqa: F401  (packs do `from server import PromptServer`)
+from api.app import build_app, make_sender
+from api.compat import BinaryEventTypes, PromptServer  # noqa: F401  (packs: `from server import PromptServer`)
 from api.hub import Hub
 from api.logs import LogBuffer
 from api.security import SecurityPolicy, is_loopback
 from api.state import AppState, ServerOptions
 from graph.cache import OutputCache
+from graph.context import InterruptFlag
 from graph.executor import Executor
 from graph.folders import FolderPaths
 from graph.jobs import JobStore
@@ -39,6 +41,7 @@ from ldm.memory import MemoryOptions, VramMode
 from ldm.memory.options import GIB
 from nodes import register_builtin_nodes
 from nodes.custom import PackReport, load_custom_packs
+from nodes.pack_host import PackHost
 from nodes.services import NodeOptions, Services
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -179,33 +182,40 @@ def build_folders(args: argparse.Namespace) -> FolderPaths:
     return folders
 
 
-def load_packs(args: argparse.Namespace, folders: FolderPaths, registry: NodeRegistry) -> list[PackReport]:
+def load_packs(args: argparse.Namespace, host: PackHost) -> list[PackReport]:
+    folders = host.services.folders
     pack_folders = [REPO_ROOT / "custom_nodes"]
     if (folders.base / "custom_nodes").resolve() != pack_folders[0]:
         pack_folders.append(folders.base / "custom_nodes")
     whitelist = set(args.whitelist_custom_nodes or ()) if args.disable_all_custom_nodes else None
-    return load_custom_packs(pack_folders, registry, timeout=args.custom_node_import_timeout, whitelist=whitelist)
+    return load_custom_packs(pack_folders, host.registry, timeout=args.custom_node_import_timeout,
+                             whitelist=whitelist, host=host)
 
 
 def build_state(args: argparse.Namespace, logs: LogBuffer | None = None) -> AppState:
     folders = build_folders(args)
     hub = Hub()
-    send = make_sender(hub, args.preview_size)
-    PromptServer.instance = PromptServer(send)
+    # The event loop exists before packs load: they may schedule work on PromptServer.instance.loop.
+    PromptServer.instance = PromptServer(hub, loop=asyncio.new_event_loop(), preview_size=args.preview_size,
+                                         web_root=REPO_ROOT / "web")
+    send = PromptServer.instance.observe(make_sender(hub, args.preview_size))
     registry = NodeRegistry()
     register_builtin_nodes(registry)
-    pack_reports = load_packs(args, folders, registry)
-    options = ServerOptions(listen=args.listen, port=args.port, max_upload_size=int(args.max_upload_size * 1024 * 1024),
-                            preview_size=args.preview_size, web_root=REPO_ROOT / "web", multi_user=args.multi_user,
-                            max_queue_size=args.max_queue_size, max_prompt_nodes=args.max_prompt_nodes)
     services = Services(folders=folders, options=NodeOptions(disable_metadata=args.disable_metadata,
                                                              preview_method=args.preview_method,
                                                              preview_size=args.preview_size),
                         engine=build_engine(args))
     log.info("compute: %s; memory: %s", services.engine.compute.reason, services.engine.options.mode.value)
+    interrupt = InterruptFlag()
+    # Packs see the server's objects through ComfyUI's facade (nodes.pack_host): built before them.
+    pack_reports = load_packs(args, PackHost(services=services, registry=registry, interrupt=interrupt,
+                                             prompt_server=PromptServer.instance, args=args))
+    options = ServerOptions(listen=args.listen, port=args.port, max_upload_size=int(args.max_upload_size * 1024 * 1024),
+                            preview_size=args.preview_size, web_root=REPO_ROOT / "web", multi_user=args.multi_user,
+                            max_queue_size=args.max_queue_size, max_prompt_nodes=args.max_prompt_nodes)
     cache = OutputCache(max_entries=0 if args.cache_none else args.cache_lru,
                         min_free_ram_bytes=int(args.cache_min_free_ram * 1024 ** 3))
-    executor = Executor(registry, cache, services=services)
+    executor = Executor(registry, cache, services=services, interrupt=interrupt)
     store = JobStore(args.database or folders.user / "weft-jobs.sqlite3")
     worker = Worker(store, executor, send, on_free=lambda unload, free: (
         services.engine.free_memory() if free else services.engine.unload_all()))
@@ -226,6 +236,8 @@ def security_policy(args: argparse.Namespace) -> SecurityPolicy:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A pack's `import server` gets this running module, not a second copy of it.
+    sys.modules.setdefault("server", sys.modules[__name__])
     args = parse_args(argv)
     level = getattr(logging, str(args.verbose).upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -233,13 +245,10 @@ def main(argv: list[str] | None = None) -> None:
     logs = LogBuffer()
     logging.getLogger().addHandler(logs)
     state = build_state(args, logs)
-    app = build_app(state, security_policy(args))
-    refused = register_pack_routes(app, PromptServer.instance.routes)
-    for pack in state.packs:
-        pack.rejected.update({f"route {r}": "would replace a core route" for r in refused})
+    app = build_app(state, security_policy(args), PromptServer.instance)  # applies what packs added
     hosts = listen_addresses(args)
     print(f"Weft is serving http://{hosts[0]}:{args.port}", flush=True)
-    web.run_app(app, host=hosts, port=args.port, print=None)
+    web.run_app(app, host=hosts, port=args.port, print=None, loop=PromptServer.instance.loop)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
 """Builds the aiohttp application: route tables at /path and /api/path, the editor's static
-files, and the worker started and stopped with the app's lifecycle."""
+files, what node packs added through ``PromptServer.instance`` (api.compat), and the worker
+started and stopped with the app's lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import warnings
 from pathlib import Path
 
 from aiohttp import web
 
+from .compat import ITEM, MIDDLEWARE, ROUTE, SIGNAL, Addition, PromptServer
 from .previews import encode_preview
 from .routes import files, nodes, prompt, system, userdata, ws
 from .security import SecurityPolicy, security_middleware
@@ -28,27 +32,76 @@ def _register(app: web.Application, tables) -> None:
 
 def _core_route_keys() -> set[tuple[str, str]]:
     return {(route.method, prefix + route.path) for table in ROUTE_TABLES for route in table
-            for prefix in ("", "/api")}
+            for prefix in ("", "/api")} | {("GET", "/")}
 
 
-def register_pack_routes(app: web.Application, table: web.RouteTableDef) -> list[str]:
-    """Add the routes packs declared; one that would replace a core route is refused (returned)."""
-    core = _core_route_keys() | {("GET", "/")}
-    refused = []
-    for route in table:
-        if not isinstance(route, web.RouteDef):
-            continue
-        keys = [(route.method, prefix + route.path) for prefix in ("", "/api")]
-        if any(k in core or (route.method == "*" and any(k[1] == c[1] for c in core)) for k in keys):
-            refused.append(f"{route.method} {route.path}")
-            log.warning("a node pack tried to replace the core route %s %s; refused", route.method, route.path)
-            continue
-        for method, path in keys:
-            try:
-                app.router.add_route(method, path, route.handler)
-            except (RuntimeError, ValueError) as exc:
-                refused.append(f"{route.method} {route.path}: {exc}")
-    return refused
+def _add_pack_route(app: web.Application, route: web.RouteDef, core: set[tuple[str, str]]) -> tuple[str, str] | None:
+    """A pack's route at /path and /api/path, unless it would replace a core route."""
+    keys = [(route.method, prefix + route.path) for prefix in ("", "/api")]
+    core_paths = {path for _, path in core}
+    if any(k in core or (route.method == "*" and k[1] in core_paths) for k in keys):
+        return f"route {route.method} {route.path}", "would replace a core route"
+    for method, path in keys:
+        kwargs = route.kwargs if path == route.path else {k: v for k, v in route.kwargs.items() if k != "name"}
+        try:
+            web.RouteDef(method, path, route.handler, kwargs).register(app.router)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            return f"route {route.method} {path}", str(exc)
+    return None
+
+
+def _add_pack_static(app: web.Application, static: web.StaticDef, core: set[tuple[str, str]]) -> tuple[str, str] | None:
+    """A pack's static folder, unless its prefix is, or lies above, a core route."""
+    prefix = "/" + static.prefix.strip("/")
+    if prefix == "/" or any(path == prefix or path.startswith(prefix + "/") for _, path in core):
+        return f"static {static.prefix}", "would shadow core routes"
+    try:
+        app.router.add_static(prefix, static.path, **static.kwargs)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        return f"static {static.prefix}", str(exc)
+    return None
+
+
+def _guarded_hook(handler, pack: str | None):
+    """A pack's startup/shutdown hook whose failure is logged instead of stopping the server."""
+
+    async def hook(*args):
+        try:
+            result = handler(*args)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("a hook of node pack %s failed", pack or "(unknown)")
+
+    return hook
+
+
+def pack_addition_applier(app: web.Application):
+    """How api.compat.PromptServer's recorded pack additions reach ``app``: routes beside the core
+    ones (never replacing one), middlewares after Weft's security middleware, hooks guarded.
+    Answers ``(what, why)`` for an addition it refuses."""
+    core = _core_route_keys()
+
+    def apply(addition: Addition) -> tuple[str, str] | None:
+        kind, value = addition.kind, addition.value
+        try:
+            if kind == ROUTE and isinstance(value, web.RouteDef):
+                return _add_pack_route(app, value, core)
+            if kind == ROUTE and isinstance(value, web.StaticDef):
+                return _add_pack_static(app, value, core)
+            if kind == MIDDLEWARE:
+                app.middlewares.append(value)  # the security middleware is first: it runs before
+            elif kind == SIGNAL:
+                getattr(app, value[0]).append(_guarded_hook(value[1], addition.pack))
+            elif kind == ITEM:
+                with warnings.catch_warnings():  # packs use str keys, as ComfyUI lets them
+                    warnings.simplefilter("ignore", web.NotAppKeyWarning)
+                    app[value[0]] = value[1]
+        except (RuntimeError, ValueError, TypeError) as exc:  # e.g. the application has started
+            return f"{kind} {value!r}", str(exc)
+        return None
+
+    return apply
 
 
 def make_sender(hub, preview_size: int):
@@ -87,7 +140,10 @@ async def _stop_worker(app: web.Application) -> None:
     state.store.close()
 
 
-def build_app(state: AppState, policy: SecurityPolicy | None = None) -> web.Application:
+def build_app(state: AppState, policy: SecurityPolicy | None = None,
+              prompt_server: PromptServer | None = None) -> web.Application:
+    """The application; with ``prompt_server`` (``PromptServer.instance``), what node packs added
+    through it is applied after the core routes, and it is bound to this application."""
     app = web.Application(client_max_size=max(state.options.max_upload_size, state.options.max_json_bytes),
                           middlewares=[security_middleware(policy or SecurityPolicy())])
     app[STATE] = state
@@ -98,6 +154,8 @@ def build_app(state: AppState, policy: SecurityPolicy | None = None) -> web.Appl
             app.router.add_static(f"/extensions/{pack.name}", pack.web_directory, follow_symlinks=False)
     if state.options.web_root is not None and state.options.web_root.is_dir():
         app.router.add_static("/", state.options.web_root, follow_symlinks=False)
+    if prompt_server is not None:
+        prompt_server.attach(app, state, pack_addition_applier(app))
     app.on_startup.append(_start_worker)
     app.on_cleanup.append(_stop_worker)
     return app

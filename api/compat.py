@@ -1,29 +1,559 @@
-"""The part of ComfyUI's server object that node packs use: ``PromptServer.instance.routes`` to
-add HTTP routes, and ``send_sync`` to push websocket messages.
+"""ComfyUI's server object as node packs use it: ``server.PromptServer.instance``.
 
-Packs do ``from server import PromptServer``; server.py re-exports this class. Routes a pack adds
-are registered after the core routes and may not replace one (see api.app.register_pack_routes).
+Packs do ``from server import PromptServer`` (server.py re-exports this module's names) and, at
+import time, add HTTP routes (``PromptServer.instance.routes.get(...)``, ``.app.router.add_get``,
+``.app.add_routes``, ``.app.router.add_static``), middlewares (``.app.middlewares.append``) and
+prompt handlers (``add_on_prompt_handler``); while a node runs they send websocket messages
+(``send_sync``). What Weft makes of each:
+
+- Packs are imported before the aiohttp application exists, so ``.app`` is a :class:`PackApp`
+  that records what a pack adds; api.app.build_app applies it once the core routes are in place,
+  then binds the real application (later additions are applied at once). A route that would
+  replace a core route is refused and reported on the pack; pack middlewares always run after
+  Weft's security middleware; a failing startup/shutdown hook of a pack is logged, not raised.
+- Every addition remembers the pack being imported (:meth:`PromptServer.begin_pack` /
+  :meth:`PromptServer.end_pack`, called by the pack loader); when a pack fails to import, what
+  it added is taken back, so a broken pack serves nothing.
+- ``send_sync`` may be called from any thread; messages reach the websocket hub through its event
+  loop. Binary events (``BinaryEventTypes``) are encoded here: a node's preview image tuple
+  becomes a preview frame, progress text a text frame.
+- ``prompt_queue`` is a :class:`PromptQueue` view of Weft's job store and worker.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+import io
+import logging
+import struct
+from typing import Any, Callable, Iterable, NamedTuple
 
 from aiohttp import web
 
+from graph.context import call_with_services, current_context
+from graph.validation import validate_prompt
+
+from . import hub as frames
+
+log = logging.getLogger(__name__)
+
+
+class BinaryEventTypes:
+    """Types of binary websocket frames (the 4-byte header), with ComfyUI's values."""
+
+    PREVIEW_IMAGE = frames.PREVIEW_IMAGE
+    UNENCODED_PREVIEW_IMAGE = frames.UNENCODED_PREVIEW_IMAGE
+    TEXT = frames.TEXT
+    PREVIEW_IMAGE_WITH_METADATA = frames.PREVIEW_IMAGE_WITH_METADATA
+
+
+#: ``app[PROMPT_SERVER]``: the PromptServer bound to an application (read by /prompt).
+PROMPT_SERVER = web.AppKey("weft_prompt_server", object)
+
+#: Kinds of additions a pack can make.
+ROUTE, MIDDLEWARE, SIGNAL, ITEM, ON_PROMPT = "route", "middleware", "signal", "item", "on_prompt"
+
+
+class Addition(NamedTuple):
+    pack: str | None  # the pack being imported when it was added (None: outside a pack import)
+    kind: str
+    value: Any  # a RouteDef/StaticDef, a middleware, (signal name, handler), (key, value), a handler
+
+
+# -- what packs see as PromptServer.instance.app -------------------------------------------------------
+class PackRouteTable(web.RouteTableDef):
+    """``PromptServer.instance.routes``: an aiohttp route table whose entries remember their pack."""
+
+    def __init__(self, server: "PromptServer") -> None:
+        super().__init__()
+        self._server = server
+
+    def route(self, method: str, path: str, **kwargs: Any):
+        def register(handler):
+            self.add(web.RouteDef(method, path, handler, kwargs))
+            return handler
+
+        return register
+
+    def static(self, prefix: str, path, **kwargs: Any) -> None:
+        self.add(web.StaticDef(prefix, str(path), kwargs))
+
+    def add(self, definition: web.AbstractRouteDef) -> None:
+        self._items.append(definition)
+        self._server._record(ROUTE, definition)
+
+    def discard(self, definition: web.AbstractRouteDef) -> None:
+        self._items[:] = [d for d in self._items if d is not definition]
+
+
+class _PendingResource:
+    """What ``app.router.add_resource(path)`` returns: routes added to it go to the route table."""
+
+    def __init__(self, table: PackRouteTable, path: str) -> None:
+        self._table, self._path = table, path
+
+    def add_route(self, method: str, handler, **kwargs: Any) -> None:
+        self._table.route(method, self._path, **kwargs)(handler)
+
+
+class PackRouter:
+    """``PromptServer.instance.app.router``: additions go through the pack route table; anything
+    else is read from the real router once the application exists."""
+
+    def __init__(self, server: "PromptServer") -> None:
+        self._server = server
+
+    def add_route(self, method: str, path: str, handler, **kwargs: Any) -> None:
+        self._server.routes.route(method, path, **kwargs)(handler)
+
+    def add_get(self, path: str, handler, **kwargs: Any) -> None:
+        self.add_route("GET", path, handler, **kwargs)
+
+    def add_post(self, path: str, handler, **kwargs: Any) -> None:
+        self.add_route("POST", path, handler, **kwargs)
+
+    def add_put(self, path: str, handler, **kwargs: Any) -> None:
+        self.add_route("PUT", path, handler, **kwargs)
+
+    def add_patch(self, path: str, handler, **kwargs: Any) -> None:
+        self.add_route("PATCH", path, handler, **kwargs)
+
+    def add_delete(self, path: str, handler, **kwargs: Any) -> None:
+        self.add_route("DELETE", path, handler, **kwargs)
+
+    def add_head(self, path: str, handler, **kwargs: Any) -> None:
+        self.add_route("HEAD", path, handler, **kwargs)
+
+    def add_view(self, path: str, handler, **kwargs: Any) -> None:
+        self.add_route("*", path, handler, **kwargs)
+
+    def add_static(self, prefix: str, path, **kwargs: Any) -> None:
+        self._server.routes.static(prefix, path, **kwargs)
+
+    def add_resource(self, path: str, **_: Any) -> _PendingResource:
+        return _PendingResource(self._server.routes, path)
+
+    def add_routes(self, definitions: Iterable) -> None:
+        self._server.app.add_routes(definitions)
+
+    def routes(self):
+        app = self._server.bound_app
+        return app.router.routes() if app is not None else []
+
+    def resources(self):
+        app = self._server.bound_app
+        return app.router.resources() if app is not None else []
+
+    def __getattr__(self, name: str) -> Any:
+        app = self._server.bound_app if not name.startswith("_") else None
+        if app is None:
+            raise AttributeError(f"app.router.{name} is not available while node packs load")
+        return getattr(app.router, name)
+
+
+class _PackList:
+    """A list a pack appends to (``app.middlewares``, ``app.on_startup``, …), recorded per pack."""
+
+    def __init__(self, server: "PromptServer", kind: str, signal: str | None = None) -> None:
+        self._server, self._kind, self._signal = server, kind, signal
+        self._values: list = []
+
+    def append(self, value: Any) -> None:
+        self._values.append(value)
+        self._server._record(self._kind, value if self._signal is None else (self._signal, value))
+
+    def extend(self, values: Iterable) -> None:
+        for value in values:
+            self.append(value)
+
+    def insert(self, index: int, value: Any) -> None:
+        """Appended all the same: a pack's middleware never runs before Weft's security checks."""
+        self.append(value)
+
+    def remove(self, value: Any) -> None:
+        self._values.remove(value)
+
+    def __iter__(self):
+        return iter(list(self._values))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, value: Any) -> bool:
+        return value in self._values
+
+
+class PackApp:
+    """``PromptServer.instance.app`` (see the module docstring). Attributes that are not additions
+    are read from the real application once it exists; setting attributes on it changes nothing."""
+
+    def __init__(self, server: "PromptServer") -> None:
+        self._server = server
+        self.router = PackRouter(server)
+        self.middlewares = _PackList(server, MIDDLEWARE)
+        self.on_startup = _PackList(server, SIGNAL, "on_startup")
+        self.on_shutdown = _PackList(server, SIGNAL, "on_shutdown")
+        self.on_cleanup = _PackList(server, SIGNAL, "on_cleanup")
+        self.on_response_prepare = _PackList(server, SIGNAL, "on_response_prepare")
+        self._items: dict = {}
+
+    def add_routes(self, definitions: Iterable) -> None:
+        for definition in definitions:
+            if isinstance(definition, (web.RouteDef, web.StaticDef)):
+                self._server.routes.add(definition)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._items[key] = value
+        self._server._record(ITEM, (key, value))
+
+    def __getitem__(self, key: Any) -> Any:
+        if key in self._items:
+            return self._items[key]
+        app = self._server.bound_app
+        if app is None:
+            raise KeyError(key)
+        return app[key]
+
+    def __contains__(self, key: Any) -> bool:
+        app = self._server.bound_app
+        return key in self._items or (app is not None and key in app)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __getattr__(self, name: str) -> Any:
+        app = self._server.bound_app if not name.startswith("_") else None
+        if app is None:
+            raise AttributeError(f"app.{name} is not available while node packs load")
+        return getattr(app, name)
+
+
+# -- the queue --------------------------------------------------------------------------------------
+class PromptQueue:
+    """``PromptServer.instance.prompt_queue``: ComfyUI's queue methods over Weft's job store and
+    worker. Jobs are run and finished by Weft's worker; ``get`` and ``task_done`` are ComfyUI's
+    worker side and exist only so that packs that wrap them still import (they are never called)."""
+
+    class ExecutionStatus(NamedTuple):
+        status_str: str
+        completed: bool
+        messages: list
+
+    def __init__(self, server: "PromptServer") -> None:
+        self.server = server
+        server.prompt_queue = self
+        self.flags: dict = {}
+
+    @property
+    def _state(self):
+        return self.server.state
+
+    @property
+    def currently_running(self) -> dict:
+        state = self._state
+        item = state.worker.running_item() if state is not None else None
+        return {0: tuple(item)} if item is not None else {}
+
+    @property
+    def queue(self) -> list:
+        state = self._state
+        return [tuple(job.queue_item()) for job in state.store.pending()] if state is not None else []
+
+    def get_current_queue(self, *_: Any) -> tuple[list, list]:
+        """(running items, pending items); an item is (number, prompt_id, prompt, extra_data, outputs)."""
+        return list(self.currently_running.values()), self.queue
+
+    get_current_queue_volatile = get_current_queue
+
+    def get_tasks_remaining(self) -> int:
+        state = self._state
+        return state.worker.queue_remaining() if state is not None else 0
+
+    def put(self, item) -> None:
+        """Queue ``(number, prompt_id, prompt, extra_data, outputs, ...)`` after validating it as
+        /prompt does (ValueError if invalid). It goes last, or first when ``number`` is negative."""
+        state = self._require_state()
+        number, prompt_id, prompt, extra_data, outputs = tuple(item)[:5]
+        extra_data = dict(extra_data or {})
+        result = call_with_services(state.services, validate_prompt, prompt, state.registry,
+                                    list(outputs) if outputs else None)
+        if not result.ok:
+            raise ValueError(f"{result.error['message']}: {result.error['details']}")
+        state.store.submit(str(prompt_id), state.store.next_number(front=float(number) < 0), result.prompt,
+                           extra_data, result.outputs, extra_data.get("client_id"), state.options.max_queue_size)
+        self.server.queue_updated()
+
+    def get(self, timeout: float | None = None):
+        raise NotImplementedError("Weft's worker takes jobs from its own store")
+
+    def task_done(self, item_id, history_result, status=None, process_item=None) -> None:
+        """Never called: Weft's worker writes the history itself."""
+
+    def wipe_queue(self) -> None:
+        self._require_state().store.clear_pending()
+        self.server.queue_updated()
+
+    def delete_queue_item(self, function: Callable[[tuple], bool]) -> bool:
+        """Delete the first pending item for which ``function(item)`` is true."""
+        state = self._require_state()
+        for job in state.store.pending():
+            if function(tuple(job.queue_item())):
+                deleted = state.store.delete_pending([job.prompt_id]) > 0
+                self.server.queue_updated()
+                return deleted
+        return False
+
+    def get_history(self, prompt_id: str | None = None, max_items: int | None = None, offset: int = -1,
+                    map_function: Callable | None = None) -> dict:
+        store = self._require_state().store
+        if prompt_id is not None:
+            entry = store.history_entry(str(prompt_id))
+            history = {prompt_id: entry} if entry is not None else {}
+        elif offset < 0 and max_items is not None:
+            history = store.history_tail(max(0, max_items))
+        else:
+            history = store.history(max_items, max(0, offset))
+        if map_function is not None:
+            history = {key: map_function(value) for key, value in history.items()}
+        return history
+
+    def wipe_history(self) -> None:
+        self._require_state().store.clear_history()
+
+    def delete_history_item(self, id_to_delete: str) -> None:
+        self._require_state().store.delete_history([str(id_to_delete)])
+
+    def set_flag(self, name: str, data: Any) -> None:
+        """``unload_models`` / ``free_memory`` become a /free request to the worker."""
+        self.flags[name] = data
+        state = self._state
+        if state is not None and name in ("unload_models", "free_memory"):
+            state.worker.request_free(name == "unload_models" and bool(data), name == "free_memory" and bool(data))
+
+    def get_flags(self, reset: bool = True) -> dict:
+        flags = dict(self.flags)
+        if reset:
+            self.flags.clear()
+        return flags
+
+    def _require_state(self):
+        if self._state is None:
+            raise RuntimeError("the prompt queue is not available until the server is built")
+        return self._state
+
+
+# -- the server object -----------------------------------------------------------------------------
+def _encode_image(image_data, default_size: int) -> tuple[bytes, str] | None:
+    """``(format, PIL image, max size)`` → (bytes, "JPEG" | "PNG"); None if it is not an image."""
+    if not isinstance(image_data, (tuple, list)) or len(image_data) != 3 or not hasattr(image_data[1], "save"):
+        return None
+    image_format, image, max_size = image_data
+    image_format = "PNG" if str(image_format).upper() == "PNG" else "JPEG"
+    size = int(max_size) if max_size else default_size
+    if max(image.size) > size:
+        image = image.copy()
+        image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    if image_format == "PNG":
+        image.save(buffer, format="PNG", compress_level=1)
+    else:
+        image.convert("RGB").save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue(), image_format
+
+
+def _running_node_metadata() -> dict | None:
+    context = current_context()
+    if context is None or not context.node_id:
+        return None
+    return {"node_id": context.node_id, "prompt_id": context.prompt_id, "display_node_id": context.display_node_id,
+            "parent_node_id": None, "real_node_id": context.display_node_id}
+
 
 class PromptServer:
+    """``server.PromptServer``; ``PromptServer.instance`` is the one server.py builds."""
+
     instance: "PromptServer | None" = None
 
-    def __init__(self, send: Callable[[str, Any, str | None], None]) -> None:
-        self.routes = web.RouteTableDef()
-        self._send = send
+    def __init__(self, hub=None, *, loop=None, preview_size: int = 512, web_root=None) -> None:
+        self.hub = hub  # api.hub.Hub (or an object with its call_threadsafe/send_* methods); None: drop
+        self.loop = loop
+        self.preview_size = preview_size
+        self.web_root = str(web_root) if web_root is not None else None
+        self.supports = ["custom_nodes_from_web"]
         self.client_id: str | None = None
         self.last_node_id: str | None = None
-        self.supports = ["custom_nodes_from_web"]
+        self.last_prompt_id: str | None = None
+        self.number = 0
+        self.on_prompt_handlers: list[Callable[[dict], dict]] = []
+        self.state = None  # api.state.AppState, once the application is built
+        self.bound_app: web.Application | None = None
+        self.refused: dict[str | None, dict[str, str]] = {}  # pack -> {addition: why it was refused}
+        self._additions: list[Addition] = []
+        self._pack: str | None = None
+        self._apply: Callable[[Addition], tuple[str, str] | None] | None = None
+        self.routes = PackRouteTable(self)
+        self.app = PackApp(self)
+        self.prompt_queue = PromptQueue(self)
 
-    def send_sync(self, event: str, data: Any, sid: str | None = None) -> None:
-        self._send(event, data, sid)
+    # -- packs: what each one added, taken back when its import fails ------------------------------
+    def begin_pack(self, name: str) -> None:
+        self._pack = name
 
-    def add_on_prompt_handler(self, handler) -> None:  # accepted for compatibility; Weft does not rewrite prompts
-        pass
+    def end_pack(self, name: str, loaded: bool) -> None:
+        """End the import of pack ``name``; when it failed, drop what it added."""
+        self._pack = None
+        if loaded:
+            return
+        dropped = [a for a in self._additions if a.pack == name]
+        self._additions = [a for a in self._additions if a.pack != name]
+        for addition in dropped:
+            with contextlib.suppress(ValueError):  # the pack may have removed it itself
+                if addition.kind == ROUTE:
+                    self.routes.discard(addition.value)
+                elif addition.kind == ON_PROMPT:
+                    self.on_prompt_handlers.remove(addition.value)
+                elif addition.kind == MIDDLEWARE:
+                    self.app.middlewares.remove(addition.value)
+                elif addition.kind == SIGNAL:
+                    getattr(self.app, addition.value[0]).remove(addition.value[1])
+                elif addition.kind == ITEM:
+                    self.app._items.pop(addition.value[0], None)
+
+    def additions(self) -> list[Addition]:
+        return list(self._additions)
+
+    def _record(self, kind: str, value: Any) -> None:
+        addition = Addition(self._pack, kind, value)
+        self._additions.append(addition)
+        if self._apply is not None:
+            self._refuse(addition, self._apply(addition))
+
+    def _refuse(self, addition: Addition, refusal: tuple[str, str] | None) -> None:
+        """Note a refused addition on its pack's report (``rejected``); one made outside a pack
+        import is noted on every pack."""
+        if refusal is None:
+            return
+        what, why = refusal
+        self.refused.setdefault(addition.pack, {})[what] = why
+        log.warning("node pack %s: %s refused: %s", addition.pack or "(unknown)", what, why)
+        for report in (self.state.packs if self.state is not None else ()):
+            if addition.pack is None or report.name == addition.pack:
+                report.rejected[what] = why
+
+    def attach(self, app: web.Application, state, apply: Callable[[Addition], tuple[str, str] | None]) -> None:
+        """Bind the real application: ``apply`` each recorded addition (it answers ``(what, why)``
+        when it refuses one), and every later one as it comes."""
+        self.bound_app = app
+        self.state = state
+        app[PROMPT_SERVER] = self
+        if state is not None and self.web_root is None and state.options.web_root is not None:
+            self.web_root = str(state.options.web_root)
+        self._apply = apply
+        for addition in self._additions:
+            self._refuse(addition, apply(addition))
+
+    # -- prompts -----------------------------------------------------------------------------------
+    def add_on_prompt_handler(self, handler: Callable[[dict], dict]) -> None:
+        """``handler(json_data) -> json_data`` runs on every POST /prompt body before validation."""
+        self.on_prompt_handlers.append(handler)
+        self._record(ON_PROMPT, handler)
+
+    def trigger_on_prompt(self, json_data: dict) -> dict:
+        """Run the on-prompt handlers in turn; one that raises or returns no dict is logged and skipped."""
+        for handler in list(self.on_prompt_handlers):
+            try:
+                result = handler(json_data)
+            except Exception:
+                log.exception("an on-prompt handler (%s) failed; skipped", getattr(handler, "__qualname__", handler))
+                continue
+            if isinstance(result, dict):
+                json_data = result
+            else:
+                log.warning("an on-prompt handler (%s) returned %s, not the request; skipped",
+                            getattr(handler, "__qualname__", handler), type(result).__name__)
+        return json_data
+
+    def observe(self, send: Callable[[str, Any, str | None], None]) -> Callable[[str, Any, str | None], None]:
+        """Wrap the worker's ``send`` so that ``client_id``, ``last_prompt_id`` and ``last_node_id``
+        follow the running job, as ComfyUI's executor sets them."""
+
+        def observed(event: str, data: Any, client_id: str | None) -> None:
+            if event == "execution_start":
+                self.client_id = client_id
+                self.last_prompt_id = data.get("prompt_id")
+            elif event == "executing":
+                self.last_node_id = data.get("node")
+            send(event, data, client_id)
+
+        return observed
+
+    # -- the queue ---------------------------------------------------------------------------------
+    def get_queue_info(self) -> dict:
+        return {"exec_info": {"queue_remaining": self.prompt_queue.get_tasks_remaining()}}
+
+    def queue_updated(self) -> None:
+        if self.state is not None:
+            self.state.worker.broadcast_status()
+
+    @property
+    def sockets(self) -> dict:
+        return self.hub.sockets() if self.hub is not None else {}
+
+    # -- messages ----------------------------------------------------------------------------------
+    def _post(self, fn_name: str, *args: Any) -> None:
+        if self.hub is not None:
+            self.hub.call_threadsafe(getattr(self.hub, fn_name), *args)
+
+    def send_sync(self, event, data: Any, sid: str | None = None) -> None:
+        """Send a websocket message from any thread (ComfyUI's ``send_sync``).
+
+        A text ``event`` sends ``{"type": event, "data": data}``. Binary events:
+        ``UNENCODED_PREVIEW_IMAGE`` (or ``PREVIEW_IMAGE``) with ``(format, PIL image, max size)``;
+        ``PREVIEW_IMAGE_WITH_METADATA`` with ``((format, image, max size), metadata)``; any event
+        number with ``bytes`` sends those bytes after the 4-byte event header."""
+        if event in (BinaryEventTypes.UNENCODED_PREVIEW_IMAGE, BinaryEventTypes.PREVIEW_IMAGE) and \
+                not isinstance(data, (bytes, bytearray)):
+            self._send_image(data, _running_node_metadata(), sid)
+        elif event == BinaryEventTypes.PREVIEW_IMAGE_WITH_METADATA and isinstance(data, (tuple, list)) \
+                and len(data) == 2:
+            image_data, metadata = data
+            self._send_image(image_data, dict(metadata or {}) or _running_node_metadata(), sid)
+        elif isinstance(data, (bytes, bytearray)) and isinstance(event, int):
+            self._post("send_bytes", event, bytes(data), sid)
+        else:
+            self._post("send_json", event, data, sid)
+
+    def _send_image(self, image_data, metadata: dict | None, sid: str | None) -> None:
+        encoded = _encode_image(image_data, self.preview_size)
+        if encoded is None:
+            log.warning("send_sync: a preview must be (format, PIL image, max size); dropped")
+            return
+        self._post("send_preview", encoded[0], encoded[1], metadata, sid)
+
+    def send_progress_text(self, text: str | bytes, node_id: str, sid: str | None = None) -> None:
+        """Text shown on a node while it runs: a TEXT frame (node id length, node id, UTF-8 text)."""
+        body = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        node = str(node_id).encode("utf-8")
+        self.send_sync(BinaryEventTypes.TEXT, struct.pack(">I", len(node)) + node + body, sid)
+
+    async def send(self, event, data: Any, sid: str | None = None) -> None:
+        self.send_sync(event, data, sid)
+
+    async def send_json(self, event: str, data: Any, sid: str | None = None) -> None:
+        self._post("send_json", event, data, sid)
+
+    async def send_bytes(self, event: int, data: bytes, sid: str | None = None) -> None:
+        self._post("send_bytes", event, bytes(data), sid)
+
+    async def send_image(self, image_data, sid: str | None = None) -> None:
+        self._send_image(image_data, None, sid)
+
+    async def send_image_with_metadata(self, image_data, metadata: dict | None = None, sid: str | None = None) -> None:
+        self._send_image(image_data, metadata, sid)
+
+    @staticmethod
+    def encode_bytes(event: int, data: bytes) -> bytes:
+        return struct.pack(">I", event) + bytes(data)

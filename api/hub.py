@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Binary frame event types (4-byte big-endian header), as ComfyUI sends them.
 PREVIEW_IMAGE = 1
+UNENCODED_PREVIEW_IMAGE = 2  # never on the wire: a (format, PIL image, max size) a node hands over
+TEXT = 3  # 4-byte node id length, node id, UTF-8 text (progress text of a node)
 PREVIEW_IMAGE_WITH_METADATA = 4
 
 
@@ -110,7 +112,17 @@ class Hub:
     def send_json_to(self, client: Client, event: str, data: Any) -> None:
         self._enqueue(client, json.dumps({"type": event, "data": data}, default=str))
 
-    def send_preview(self, image_bytes: bytes, image_format: str, metadata: dict, sid: str | None) -> None:
+    def send_bytes(self, event: int, payload: bytes, sid: str | None = None) -> None:
+        """A binary frame: ``event`` as a 4-byte big-endian header, then ``payload``."""
+        frame = struct.pack(">I", event) + bytes(payload)
+        for client in self._targets(sid):
+            self._enqueue(client, frame)
+
+    def sockets(self) -> dict[str, web.WebSocketResponse]:
+        """One open socket per connected client id (a snapshot)."""
+        return {sid: next(iter(peers)).socket for sid, peers in self._clients.items() if peers}
+
+    def send_preview(self, image_bytes: bytes, image_format: str, metadata: dict | None, sid: str | None) -> None:
         for client in self._targets(sid):
             wants_meta = bool(client.feature_flags.get("supports_preview_metadata"))
             self._enqueue(client, preview_frame(image_bytes, image_format, metadata if wants_meta else None))

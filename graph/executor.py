@@ -30,12 +30,32 @@ Emit = Callable[[str, dict], None]
 class ExecutionBlocker:
     """Returned as an output value to stop the nodes that consume it.
 
-    With a message, an output node that receives it fails the prompt with that message; with
-    ``None`` it is skipped silently.
+    A node call that receives one (any input; with ``INPUT_IS_LIST``, any item of a list) is not
+    made: each of its outputs becomes the blocker, so everything downstream is blocked too. With a
+    message, an output node that receives it fails the prompt with that message; with ``None`` it
+    is skipped silently. ComfyUI's ``comfy_execution.graph.ExecutionBlocker`` is this class.
     """
 
     def __init__(self, message: str | None) -> None:
         self.message = message
+
+
+def _call_blocker(values, input_is_list: bool) -> ExecutionBlocker | None:
+    """The blocker among one call's input values (whole lists with ``INPUT_IS_LIST``), if any."""
+    for value in values:
+        for item in (value if input_is_list else (value,)):
+            if isinstance(item, ExecutionBlocker):
+                return item
+    return None
+
+
+def _blocked_calls(inputs: dict[str, list], input_is_list: bool) -> list[ExecutionBlocker | None]:
+    """Per call of a node (see graph.node_call.map_over_lists): the blocker that stops it, or None."""
+    if input_is_list or not inputs:
+        return [_call_blocker(inputs.values(), True)]
+    longest = max(len(v) for v in inputs.values())
+    return [_call_blocker([values[min(i, len(values) - 1)] for values in inputs.values() if values], False)
+            for i in range(longest)]
 
 
 class ExecutionFailure(Exception):
@@ -233,35 +253,56 @@ class _Run:
         definition = self.executor.registry.get(node["class_type"])
         inputs = self._gather_inputs(node_id, node, definition)
 
-        blocker = next((v for values in inputs.values() for v in values if isinstance(v, ExecutionBlocker)), None)
-        if blocker is not None:
-            if definition.output_node and blocker.message is not None:
-                raise ExecutionFailure(f"Execution Blocked: {blocker.message}")
-            self.results[node_id] = [[blocker] for _ in definition.return_types]
+        blocked = _blocked_calls(inputs, definition.input_is_list)
+        stop = next((b for b in blocked if b is not None and b.message is not None), None)
+        if definition.output_node and stop is not None:
+            raise ExecutionFailure(f"Execution Blocked: {stop.message}")
+        if blocked and all(b is not None for b in blocked):
+            self.results[node_id] = [[blocked[0]] for _ in definition.return_types]
             return None
 
         display = self.dynprompt.display_id(node_id)
         self.emit("executing", {"node": node_id, "display_node": display, "prompt_id": self.prompt_id})
         instance = self.executor.instance_for(node_id, definition)
-        with use_context(self._context(node_id)):
+        context = self._context(node_id)
+        with use_context(context):
             if definition.has_lazy_check:
-                wanted = self._lazy_requests(node_id, node, definition, instance, inputs)
+                wanted = self._lazy_requests(node_id, node, definition, instance, inputs, blocked)
                 if wanted:
                     return wanted
             function = getattr(instance, definition.function)
-            returned = map_over_lists(inputs, definition.input_is_list, function)
+            returned = map_over_lists(inputs, definition.input_is_list,
+                                      self._per_call(definition, function, blocked, context))
         result = merge_results(definition, returned)
         if result.expand is not None:
             return self._expand(node_id, result)
         self._complete(node_id, result)
         return None
 
-    def _lazy_requests(self, node_id, node, definition, instance, inputs) -> list[str]:
+    @staticmethod
+    def _per_call(definition, function, blocked: list, context: ExecutionContext | None = None):
+        """``function`` as map_over_lists calls it: a blocked call is not made and gives the blocker
+        on every output; ``context.extra["call_index"]`` is the index of the call being made (so
+        GraphBuilder prefixes of ComfyUI's facade differ per call, as ComfyUI's do)."""
+        index = iter(range(len(blocked)))
+
+        def call(**kwargs):
+            i = next(index)
+            if blocked[i] is not None:
+                return tuple([blocked[i]] if is_list else blocked[i] for is_list in definition.output_is_list)
+            if context is not None:
+                context.extra["call_index"] = i
+            return function(**kwargs)
+
+        return call
+
+    def _lazy_requests(self, node_id, node, definition, instance, inputs, blocked) -> list[str]:
         specs = self.specs(definition)
         evaluated = {name for name, value in node.get("inputs", {}).items()
                      if is_link(value) and str(value[0]) in self.results}
-        returned = map_over_lists(inputs, definition.input_is_list, instance.check_lazy_status)
-        names = {n for item in returned for n in (item or [])}
+        check = self._per_call(definition, instance.check_lazy_status, blocked)
+        returned = map_over_lists(inputs, definition.input_is_list, check)
+        names = {n for item in returned if isinstance(item, (list, tuple)) for n in item if isinstance(n, str)}
         requested = self.requested_lazy.setdefault(node_id, set())
         wanted = []
         for name in names:

@@ -75,6 +75,11 @@ class FolderPaths:
     temp: Path
     user: Path
     models: dict[str, list[Path]] = field(default_factory=dict)
+    #: The default parent of the ``<kind>`` folders (``models/``); None when there is none.
+    models_root: Path | None = None
+    #: File extensions listed per kind, where set (see :meth:`extensions_of`); an empty set lists
+    #: every file, as ComfyUI's ``folder_names_and_paths[kind][1]`` does.
+    extensions: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def under(cls, base: str | os.PathLike, *, input_dir=None, output_dir=None, temp_dir=None,
@@ -88,6 +93,7 @@ class FolderPaths:
             temp=Path(temp_dir or base / "temp").resolve(),
             user=Path(user_dir or base / "user").resolve(),
             models={kind: [(models_root / kind).resolve()] for kind in MODEL_KINDS},
+            models_root=models_root.resolve(),
         )
 
     def ensure(self) -> None:
@@ -134,12 +140,22 @@ class FolderPaths:
             raise KeyError(f"unknown model folder {kind!r}")
         return self.models[kind]
 
+    def extensions_of(self, kind: str) -> set[str]:
+        """The file extensions listed for ``kind`` (lower case, with the dot) as one mutable set:
+        what changes it changes the listing. Kinds start with :data:`MODEL_KINDS`' extensions
+        (:data:`MODEL_EXTENSIONS` for kinds added later)."""
+        kind = KIND_ALIASES.get(kind, kind)
+        if kind not in self.extensions:
+            self.extensions[kind] = set(MODEL_KINDS.get(kind, MODEL_EXTENSIONS))
+        return self.extensions[kind]
+
     def list_models(self, kind: str) -> list[str]:
         """Relative names (with ``/``) of the model files of one kind, recursively, sorted."""
         kind = KIND_ALIASES.get(kind, kind)
-        extensions = MODEL_KINDS.get(kind, MODEL_EXTENSIONS)
+        roots = self.model_roots(kind)
+        extensions = tuple(sorted(self.extensions_of(kind)))
         names: set[str] = set()
-        for root in self.model_roots(kind):
+        for root in roots:
             names.update(list_files(root, extensions))
         return sorted(names, key=str.lower)
 

@@ -36,6 +36,10 @@ def node_links(node: dict) -> Iterator[tuple[str, str, int]]:
             yield name, str(value[0]), value[1]
 
 
+class NodeNotFoundError(KeyError):
+    """A node id that is neither in the prompt nor added by expansion."""
+
+
 class DynamicPrompt:
     """The submitted prompt plus the nodes that node expansion adds while it runs.
 
@@ -74,3 +78,36 @@ class DynamicPrompt:
 
     def all_ids(self) -> list[str]:
         return list(self.original) + list(self._ephemeral)
+
+    # ComfyUI's names for the same things: node packs receive this object as the DYNPROMPT
+    # hidden input and call these (loop and control-flow packs).
+    def get_node(self, node_id: str) -> dict:
+        node = self.get(node_id)
+        if node is None:
+            raise NodeNotFoundError(f"Node {node_id} not found")
+        return node
+
+    def has_node(self, node_id: str) -> bool:
+        return node_id in self
+
+    def add_ephemeral_node(self, node_id: str, node_info: dict, parent_id: str, display_id: str) -> None:
+        self.add_ephemeral(node_id, node_info, parent_id, display_id)
+
+    def get_real_node_id(self, node_id: str) -> str:
+        return self.real_node_id(node_id)
+
+    def get_parent_node_id(self, node_id: str) -> str | None:
+        return self.parent_of(node_id)
+
+    def get_display_node_id(self, node_id: str) -> str:
+        seen = set()
+        while node_id in self._display and node_id not in seen:  # a display id may itself be expanded
+            seen.add(node_id)
+            node_id = self._display[node_id]
+        return node_id
+
+    def all_node_ids(self) -> set[str]:
+        return set(self.all_ids())
+
+    def get_original_prompt(self) -> dict:
+        return self.original

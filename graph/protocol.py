@@ -7,7 +7,7 @@ A node class declares itself as data: ``INPUT_TYPES()`` returns ``{"required": {
 ``EXPERIMENTAL``; optional ``IS_CHANGED``, ``VALIDATE_INPUTS`` and ``check_lazy_status``.
 
 :func:`describe` checks a class against that protocol when it is registered (function present,
-arities consistent, declared inputs accepted by the function) so a broken node fails at load
+arities consistent, declared inputs and the function's parameters matching both ways) so a broken node fails at load
 time with a message, not in the middle of somebody's job.
 """
 
@@ -122,18 +122,26 @@ class NodeDefinition:
         return callable(getattr(self.node_class, "check_lazy_status", None))
 
 
-def _accepts(function: Callable, names: list[str]) -> list[str]:
-    """The declared input names that ``function`` cannot take as keywords."""
+def _signature_mismatch(function: Callable, names: list[str], unbound: bool) -> tuple[list[str], list[str]]:
+    """``(declared inputs the function cannot take, required parameters no input declares)``.
+
+    The executor calls the function with keywords only, so a parameter without a default that no
+    input fills would fail on every run; both directions are errors at registration.
+    """
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):  # builtins and C callables: cannot tell, trust them
-        return []
-    params = signature.parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return []
-    accepted = {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                     inspect.Parameter.KEYWORD_ONLY)}
-    return [n for n in names if n not in accepted]
+        return [], []
+    params = list(signature.parameters.values())
+    if unbound and params and params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+        params = params[1:]  # a plain method read off the class: its first parameter is the instance
+    by_keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = {p.name for p in params if p.kind in by_keyword}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    not_accepted = [] if takes_any else [n for n in names if n not in accepted]
+    undeclared = [p.name for p in params if p.kind in by_keyword and p.default is inspect.Parameter.empty
+                  and p.name not in names]
+    return not_accepted, undeclared
 
 
 def describe(name: str, node_class: type, display_name: str | None = None,
@@ -167,10 +175,12 @@ def describe(name: str, node_class: type, display_name: str | None = None,
     if not isinstance(function_name, str) or not callable(getattr(node_class, function_name, None)):
         raise NodeDefinitionError(f"{name}: FUNCTION must name a method of the class, got {function_name!r}")
     function = getattr(node_class, function_name)
-    visible = [n for n, s in specs.items()]
-    missing = _accepts(function, visible)
+    unbound = inspect.isfunction(inspect.getattr_static(node_class, function_name))
+    missing, undeclared = _signature_mismatch(function, list(specs), unbound)
     if missing:
         raise NodeDefinitionError(f"{name}: {function_name}() does not accept declared inputs {missing}")
+    if undeclared:
+        raise NodeDefinitionError(f"{name}: {function_name}() requires parameters no input declares {undeclared}")
 
     tooltips = getattr(node_class, "OUTPUT_TOOLTIPS", None)
     return NodeDefinition(

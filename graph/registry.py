@@ -65,8 +65,15 @@ class NodeRegistry:
 
     # -- /object_info ---------------------------------------------------------------------------
     def node_info(self, name: str) -> dict:
-        """One node's schema in ComfyUI's ``/object_info`` shape."""
+        """One node's schema in ComfyUI's ``/object_info`` shape.
+
+        A class with a callable ``GET_NODE_INFO_V1`` (ComfyUI's V3 nodes) renders its own entry, as
+        ComfyUI's server lets it; only its ``name`` and ``python_module`` come from the registration.
+        """
         d = self._definitions[name]
+        own_info = getattr(d.node_class, "GET_NODE_INFO_V1", None)
+        if callable(own_info):
+            return {**own_info(), "name": d.name, "python_module": d.python_module}
         raw_inputs = read_input_types(d.node_class)
         info = {
             "input": {k: v for k, v in raw_inputs.items() if k in INPUT_CATEGORIES},

@@ -77,8 +77,12 @@ class DiffAdapter:
 
 @dataclass(frozen=True)
 class WeightPatch:
+    """``weight · strength_model + strength · adapter.delta`` (``strength_model`` is 1 for a LoRA;
+    model merging, ComfyUI's ``add_patches(..., strength_model=r)``, scales the original)."""
+
     strength: float
     adapter: LoraAdapter | DiffAdapter
+    strength_model: float = 1.0
 
 
 Patches = Mapping[str, list[WeightPatch]]
@@ -324,6 +328,8 @@ def patched_weight(weight: torch.Tensor, patches: Iterable[WeightPatch]) -> torc
     """``weight`` with its patches added, computed in float32, returned in ``weight``'s dtype."""
     total = weight.detach().to(torch.float32, copy=True)
     for patch in patches:
+        if patch.strength_model != 1.0:
+            total *= patch.strength_model
         if patch.strength != 0.0:
             total += patch.strength * patch.adapter.delta(weight.shape).to(total.device)
     return total.to(weight.dtype)

@@ -21,6 +21,8 @@ from ldm.detect import (META_PREDICTION, UNET_PREFIX, VAE_PREFIX, DetectionError
                         detect_unet, find_contents, head_metadata, with_prediction)
 from ldm.devices import ComputeSettings, detect_compute
 from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat
+from ldm.model_patching import ModelPatcherMethods
+from ldm.sampling.hooks import SamplingHooks
 from ldm.unet import UNetConfig, UNetModel
 from ldm.vae import VaeHandle
 from ldm.vae_keys import diffusers_vae_to_ldm, is_diffusers_vae
@@ -37,14 +39,16 @@ WEIGHT_DTYPES = {
 }
 
 
-@dataclass
-class ModelHandle:
+@dataclass(eq=False)
+class ModelHandle(ModelPatcherMethods):
     """A diffusion model plus what sampling needs to know about it.
 
-    ``patches`` maps weight keys to lists of patches (LoRA); ``options`` holds sampler hooks.
-    ``clone()`` shares ``unet`` (the weights) and copies both, so patching a clone never changes
-    the original. ``device``/``dtype`` are where and in which dtype the UNet should compute; its
-    layers cast their stored weights to the input's dtype per call.
+    ``patches`` maps weight keys to lists of patches (LoRA); ``hooks`` holds what patch nodes
+    attach to sampling (:class:`~ldm.sampling.hooks.SamplingHooks`). ``clone()`` shares ``unet``
+    (the weights) and copies both, so patching a clone never changes the original.
+    ``device``/``dtype`` are where and in which dtype the UNet should compute; its layers cast
+    their stored weights to the input's dtype per call. ComfyUI's ``ModelPatcher`` methods come
+    from :class:`~ldm.model_patching.ModelPatcherMethods`, so node packs use this same object.
     """
 
     unet: UNetModel
@@ -55,16 +59,14 @@ class ModelHandle:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
     patches: dict = field(default_factory=dict)
-    options: dict = field(default_factory=dict)
+    hooks: SamplingHooks = field(default_factory=SamplingHooks)
 
     def clone(self) -> "ModelHandle":
         return ModelHandle(
             unet=self.unet, config=self.config, family=self.family, prediction=self.prediction,
             latent_format=self.latent_format, device=self.device, dtype=self.dtype,
             patches={key: list(value) for key, value in self.patches.items()},
-            options={key: (list(value) if isinstance(value, list)
-                           else dict(value) if isinstance(value, dict) else value)
-                     for key, value in self.options.items()})
+            hooks=self.hooks.clone())
 
 
 def _compute(compute: ComputeSettings | None) -> ComputeSettings:

@@ -9,10 +9,15 @@ conv). ``time_embed`` turns the sinusoidal timestep embedding into ``emb``; ``la
 class/ADM vector to it (SDXL: pooled text + size embeddings; x4 upscaler: noise level).
 
 Every attribute is named after its checkpoint key (after ``model.diffusion_model.``), so
-``load_state_dict`` is the whole loader. Attention runs through
-``torch.nn.functional.scaled_dot_product_attention`` (``ldm.ops.attention``: sliced over the
-queries when the engine says memory is short). Activations may be channels-last: the transformer's
-reshapes are views then, and residual adds happen in place on fresh branch outputs.
+``load_state_dict`` is the whole loader; the layers also carry the attribute names ComfyUI's
+classes have (``heads``, ``dim_head``, ``n_heads``, ``d_head``, ``in_channels``, ...), which node
+packs read. Attention runs through ``torch.nn.functional.scaled_dot_product_attention``
+(``ldm.ops.attention``: sliced over the queries when the engine says memory is short).
+Activations may be channels-last: the transformer's reshapes are views then, and residual adds
+happen in place on fresh branch outputs.
+
+``forward(..., transformer_options=...)`` honours ComfyUI's UNet patches (``ldm.unet_patches``):
+an options dict without patches walks the plain path, so unpatched calls cost nothing extra.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ldm.ops import META, Operations, SlicedAttention, attention
+from ldm.unet_patches import (WrapperChain, attention_with_heads, diffusion_model_wrappers, entering,
+                              output_block_patched, patched, patched_transformer_block, patching_options,
+                              timestep_embed_handler)
 
 GROUPS = 32  # every GroupNorm of the CompVis UNet uses 32 groups
 
@@ -92,23 +100,41 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
 
 
 class CrossAttention(SlicedAttention, nn.Module):
-    """Multi-head attention of ``x`` over ``context`` (or itself): to_q/to_k/to_v, to_out.0."""
+    """Multi-head attention of ``x`` over ``context`` (or itself): to_q/to_k/to_v, to_out.0.
+
+    ``value`` (ComfyUI's argument) feeds ``to_v`` instead of ``context`` when an attention patch
+    gave one; a ``transformer_options["optimized_attention_override"]`` replaces the core as
+    ``override(attention_with_heads, q, k, v, heads, attn_precision=..., transformer_options=...)``
+    with q/k/v [B, L, heads*d] (ComfyUI's layout).
+    """
+
+    attn_precision = None  # ComfyUI's per-layer upcast request; SDPA accumulates in float32 anyway
 
     def __init__(self, query_dim: int, context_dim: int, heads: int, dim_head: int, ops: Operations):
         super().__init__()
         inner = heads * dim_head
         self.heads = heads
+        self.dim_head = dim_head
         self.to_q = ops.Linear(query_dim, inner, bias=False)
         self.to_k = ops.Linear(context_dim, inner, bias=False)
         self.to_v = ops.Linear(context_dim, inner, bias=False)
-        self.to_out = nn.ModuleList([ops.Linear(inner, query_dim)])  # index 1 was a Dropout
+        self.to_out = nn.Sequential(ops.Linear(inner, query_dim))  # index 1 was a Dropout
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, value: torch.Tensor | None = None,
+                transformer_options: dict | None = None) -> torch.Tensor:
         context = x if context is None else context
+        value = context if value is None else value
+        override = transformer_options.get("optimized_attention_override") if transformer_options else None
+        if override is not None:
+            # flagged as ComfyUI's wrapped backends do, so the override may call a facade backend
+            out = override(attention_with_heads, self.to_q(x), self.to_k(context), self.to_v(value), self.heads,
+                           attn_precision=self.attn_precision, transformer_options=transformer_options,
+                           _inside_attn_wrapper=True)
+            return self.to_out[0](out)
         batch = x.shape[0]
         # [B, L, heads*d] -> [B, heads, L, d]
         q, k, v = (t.view(batch, -1, self.heads, t.shape[-1] // self.heads).transpose(1, 2)
-                   for t in (self.to_q(x), self.to_k(context), self.to_v(context)))
+                   for t in (self.to_q(x), self.to_k(context), self.to_v(value)))
         out = attention(q, k, v, self.attention_slice_bytes)
         out = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[3])
         return self.to_out[0](out)
@@ -131,16 +157,26 @@ class FeedForward(nn.Module):
         super().__init__()
         inner = dim * mult
         # keys ff.net.0.proj and ff.net.2; net.1 was a Dropout
-        self.net = nn.ModuleList([GEGLU(dim, inner, ops), nn.Identity(), ops.Linear(inner, dim)])
+        self.net = nn.Sequential(GEGLU(dim, inner, ops), nn.Identity(), ops.Linear(inner, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net[2](self.net[0](x))
 
 
 class BasicTransformerBlock(nn.Module):
+    """Self-attention, cross-attention, gated feed-forward; each pre-normed, each residual."""
+
+    # ComfyUI's names for what this block always is (packs read them): no ff_in, no temporal swap
+    attn_precision = None
+    ff_in = False
+    is_res = True
+    switch_temporal_ca_to_sa = False
+
     def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int, disable_self_attn: bool,
                  ops: Operations):
         super().__init__()
+        self.n_heads = heads
+        self.d_head = dim_head
         self.disable_self_attn = disable_self_attn
         self.attn1 = CrossAttention(dim, context_dim if disable_self_attn else dim, heads, dim_head, ops)
         self.ff = FeedForward(dim, ops)
@@ -149,7 +185,10 @@ class BasicTransformerBlock(nn.Module):
         self.norm2 = ops.LayerNorm(dim)
         self.norm3 = ops.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                transformer_options: dict | None = None) -> torch.Tensor:
+        if transformer_options is not None:
+            return patched_transformer_block(self, x, context, transformer_options)
         # Residual adds in place on the fresh branch outputs (a + b == b + a exactly): no new
         # activation-sized buffers, and autograd-safe (a linear layer's backward needs no output).
         x = self.attn1(self.norm1(x), context if self.disable_self_attn else None).add_(x)
@@ -164,6 +203,7 @@ class SpatialTransformer(nn.Module):
                  use_linear: bool, disable_self_attn: bool, ops: Operations):
         super().__init__()
         inner = heads * dim_head
+        self.in_channels = channels
         self.use_linear = use_linear
         self.norm = ops.GroupNorm(GROUPS, channels, eps=1e-6)
         self.proj_in = ops.Linear(channels, inner) if use_linear else ops.Conv2d(channels, inner, 1)
@@ -172,8 +212,11 @@ class SpatialTransformer(nn.Module):
             for _ in range(depth))
         self.proj_out = ops.Linear(inner, channels) if use_linear else ops.Conv2d(inner, channels, 1)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                transformer_options: dict | None = None) -> torch.Tensor:
         b, c, h, w = x.shape
+        if transformer_options is not None:
+            transformer_options["activations_shape"] = [b, c, h, w]
         hidden = self.norm(x)
         if not self.use_linear:
             hidden = self.proj_in(hidden)
@@ -182,8 +225,10 @@ class SpatialTransformer(nn.Module):
         hidden = hidden.permute(0, 2, 3, 1).reshape(b, h * w, -1)
         if self.use_linear:
             hidden = self.proj_in(hidden)
-        for block in self.transformer_blocks:
-            hidden = block(hidden, context)
+        for index, block in enumerate(self.transformer_blocks):
+            if transformer_options is not None:
+                transformer_options["block_index"] = index
+            hidden = block(hidden, context, transformer_options)
         if self.use_linear:
             hidden = self.proj_out(hidden)
         # [B, H*W, C] -> [B, C, H, W], back in the input's memory layout (a view for channels-last).
@@ -195,11 +240,25 @@ class SpatialTransformer(nn.Module):
         return hidden.add_(x)
 
 
-class ResBlock(nn.Module):
+class TimestepBlock(nn.Module):
+    """A layer whose forward takes the timestep embedding: ``layer(x, emb)`` (ComfyUI's base class,
+    which packs test with ``isinstance`` and subclass)."""
+
+
+class ResBlock(TimestepBlock):
     """GroupNorm-SiLU-conv, plus the projected time embedding, GroupNorm-SiLU-conv, plus the skip."""
+
+    # ComfyUI's names for what this block always is: no up/down resampling, additive embedding
+    updown = False
+    use_scale_shift_norm = False
+    skip_t_emb = False
+    exchange_temb_dims = False
 
     def __init__(self, channels: int, emb_channels: int, out_channels: int, ops: Operations):
         super().__init__()
+        self.channels = channels
+        self.emb_channels = emb_channels
+        self.out_channels = out_channels
         self.in_layers = nn.Sequential(ops.GroupNorm(GROUPS, channels), nn.SiLU(),
                                        ops.Conv2d(channels, out_channels, 3, padding=1))
         self.emb_layers = nn.Sequential(nn.SiLU(), ops.Linear(emb_channels, out_channels))
@@ -214,8 +273,13 @@ class ResBlock(nn.Module):
 
 
 class Downsample(nn.Module):
+    use_conv = True
+    dims = 2
+
     def __init__(self, channels: int, out_channels: int, ops: Operations):
         super().__init__()
+        self.channels = channels
+        self.out_channels = out_channels
         self.op = ops.Conv2d(channels, out_channels, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -223,31 +287,46 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
+    use_conv = True
+    dims = 2
+
     def __init__(self, channels: int, out_channels: int, ops: Operations):
         super().__init__()
+        self.channels = channels
+        self.out_channels = out_channels
         self.conv = ops.Conv2d(channels, out_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
-        # Nearest x2; to the skip's exact size when the latent side was odd.
-        if size is None:
+    def forward(self, x: torch.Tensor, output_shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        # Nearest x2; to the next skip's size ([B, C, H, W]) when a latent side was odd.
+        if output_shape is None:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         else:
-            x = F.interpolate(x, size=size, mode="nearest")
+            x = F.interpolate(x, size=tuple(output_shape[-2:]), mode="nearest")
         return self.conv(x)
 
 
-class UNetBlock(nn.ModuleList):
-    """CompVis' TimestepEmbedSequential: each layer gets what it needs (emb, context, size)."""
+class UNetBlock(nn.Sequential, TimestepBlock):
+    """CompVis' TimestepEmbedSequential: each layer gets what it needs (emb, context, output shape).
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None,
-                size: tuple[int, int] | None = None) -> torch.Tensor:
+    A ``Sequential`` built as ``UNetBlock(*layers)``, like ComfyUI's. With ``transformer_options``
+    (patches active) it counts ``transformer_index`` and lets ``forward_timestep_embed_patch``
+    handlers run the other layers, as ComfyUI's ``forward_timestep_embed`` does.
+    """
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None = None,
+                transformer_options: dict | None = None,
+                output_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         for layer in self:
-            if isinstance(layer, ResBlock):
+            if isinstance(layer, TimestepBlock):
                 x = layer(x, emb)
             elif isinstance(layer, SpatialTransformer):
-                x = layer(x, context)
+                x = layer(x, context, transformer_options)
+                if transformer_options is not None and "transformer_index" in transformer_options:
+                    transformer_options["transformer_index"] += 1
             elif isinstance(layer, Upsample):
-                x = layer(x, size)
+                x = layer(x, output_shape)
+            elif transformer_options is not None and (handler := timestep_embed_handler(transformer_options, layer)):
+                x = handler(layer, x, emb, context, transformer_options, output_shape, None, None, None)
             else:
                 x = layer(x)
         return x
@@ -270,7 +349,7 @@ class UNetModel(nn.Module):
             return SpatialTransformer(channels, heads, dim_head, depth, config.context_dim,
                                       config.use_linear_in_transformer, disable_self_attn, ops)
 
-        self.input_blocks = nn.ModuleList([UNetBlock([ops.Conv2d(config.in_channels, mc, 3, padding=1)])])
+        self.input_blocks = nn.ModuleList([UNetBlock(ops.Conv2d(config.in_channels, mc, 3, padding=1))])
         skip_channels = [mc]
         ch, res_index = mc, 0
         for level, mult in enumerate(config.channel_mult):
@@ -281,17 +360,17 @@ class UNetModel(nn.Module):
                 res_index += 1
                 if depth > 0:
                     layers.append(transformer(ch, depth, config.self_attn_disabled(level)))
-                self.input_blocks.append(UNetBlock(layers))
+                self.input_blocks.append(UNetBlock(*layers))
                 skip_channels.append(ch)
             if level != config.levels - 1:
-                self.input_blocks.append(UNetBlock([Downsample(ch, ch, ops)]))
+                self.input_blocks.append(UNetBlock(Downsample(ch, ch, ops)))
                 skip_channels.append(ch)
 
         middle: list[nn.Module] = [ResBlock(ch, emb_dim, ch, ops)]
         if config.transformer_depth_middle > 0:
             middle += [transformer(ch, config.transformer_depth_middle, config.disable_middle_self_attn),
                        ResBlock(ch, emb_dim, ch, ops)]
-        self.middle_block = UNetBlock(middle)
+        self.middle_block = UNetBlock(*middle)
 
         self.output_blocks = nn.ModuleList()
         out_index = 0
@@ -305,25 +384,64 @@ class UNetModel(nn.Module):
                     layers.append(transformer(ch, depth, config.self_attn_disabled(level)))
                 if level and i == config.num_res_blocks[level]:
                     layers.append(Upsample(ch, ch, ops))
-                self.output_blocks.append(UNetBlock(layers))
+                self.output_blocks.append(UNetBlock(*layers))
 
         self.out = nn.Sequential(ops.GroupNorm(GROUPS, ch), nn.SiLU(),
                                  ops.Conv2d(ch, config.out_channels, 3, padding=1))
 
+    # ComfyUI's attribute names for the configuration (packs read them off the diffusion model)
+    @property
+    def model_channels(self) -> int:
+        return self.config.model_channels
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.config.out_channels
+
+    @property
+    def num_classes(self) -> int | str | None:
+        """The label input: a class count (x4 upscaler), ``"sequential"`` (SDXL's vector) or None."""
+        if self.config.num_classes is not None:
+            return self.config.num_classes
+        return "sequential" if self.config.adm_in_channels is not None else None
+
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
-                y: torch.Tensor | None = None, **extra) -> torch.Tensor:
+                y: torch.Tensor | None = None, transformer_options: dict | None = None,
+                **extra) -> torch.Tensor:
         """The raw network output (eps or v) for latents ``x`` [B, C, h, w] at ``timesteps`` [B].
 
         ``context`` [B, tokens, context_dim] is the cross-attention conditioning; ``y`` is the
         label input: [B, adm_in_channels] for SDXL, integer noise levels [B] for the x4 upscaler.
+        ``transformer_options`` carries ComfyUI's UNet patches (see ``ldm.unet_patches``); its
+        ``diffusion_model`` wrappers run around the whole walk, as ComfyUI's do.
         """
-        unknown = set(extra) - {"transformer_options"}
-        if unknown:
-            raise TypeError(f"UNetModel.forward got unexpected arguments {sorted(unknown)}")
+        if extra:
+            raise TypeError(f"UNetModel.forward got unexpected arguments {sorted(extra)}")
+        options = patching_options(transformer_options)
+        wrappers = diffusion_model_wrappers(options)
+        if wrappers:  # ComfyUI's wrapper call: (x, timesteps, context, y, control, transformer_options)
+            return WrapperChain(self._walk, self, wrappers).execute(x, timesteps, context, y, None, options)
+        return self._walk(x, timesteps, context, y, None, options)
+
+    def _walk(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
+              y: torch.Tensor | None = None, control: dict | None = None,
+              transformer_options: dict | None = None) -> torch.Tensor:
+        """The network proper; ``transformer_options`` is None on the plain path."""
+        if control is not None:
+            raise TypeError("UNetModel.forward got unexpected arguments ['control'] (ControlNet residuals)")
+        options = transformer_options
+        if options is not None:
+            options["original_shape"] = list(x.shape)
+            options["transformer_index"] = 0
         timesteps = torch.as_tensor(timesteps, device=x.device)
         if timesteps.ndim == 0:
             timesteps = timesteps.expand(x.shape[0])
         emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(x.dtype))
+        emb = patched(options, "emb_patch", emb, self.config.model_channels, options)
         if hasattr(self, "label_emb"):
             if y is None:
                 raise ValueError("this UNet needs a label input y (SDXL size/pooled vector or noise level)")
@@ -336,13 +454,17 @@ class UNetModel(nn.Module):
 
         skips = []
         h = x
-        for block in self.input_blocks:
-            h = block(h, emb, context)
+        for index, block in enumerate(self.input_blocks):
+            h = block(h, emb, context, entering(options, "input", index))
+            h = patched(options, "input_block_patch", h, options)
             skips.append(h)
-        h = self.middle_block(h, emb, context)
-        for block in self.output_blocks:
-            h = torch.cat([h, skips.pop()], dim=1)
-            h = block(h, emb, context, skips[-1].shape[-2:] if skips else None)
+            h = patched(options, "input_block_patch_after_skip", h, options)
+        h = self.middle_block(h, emb, context, entering(options, "middle", 0))
+        for index, block in enumerate(self.output_blocks):
+            entering(options, "output", index)
+            h, skip = output_block_patched(options, h, skips.pop())
+            h = torch.cat([h, skip], dim=1)
+            h = block(h, emb, context, options, skips[-1].shape if skips else None)
         return self.out(h)
 
 

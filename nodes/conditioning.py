@@ -43,13 +43,12 @@ def _read_weights(path: os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def encode_tokens(clip, tokens, add_dict=None) -> list:
-    """CONDITIONING for ``tokens``: through the engine (text device, cache by model and tokens)
-    when the server built one, else directly."""
+    """CONDITIONING for ``tokens``: through the engine (text device, cache by model and tokens);
+    outside a running node (a script calling the node's method) directly."""
     context = current_context()
-    engine = getattr(getattr(context, "services", None), "engine", None)
-    if engine is None:
+    if context is None:
         return clip.encode_from_tokens_scheduled(tokens, add_dict=add_dict)
-    return engine.encode_tokens(clip, tokens, add_dict)
+    return context.services.engine.encode_tokens(clip, tokens, add_dict)
 
 
 def _embedding_dirs() -> list:

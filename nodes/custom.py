@@ -1,14 +1,22 @@
-"""Loading third-party node packs from ``custom_nodes/`` folders.
+"""Loading third-party node packs from ``custom_nodes/`` folders, the way ComfyUI loads them.
 
-A pack is a folder with ``__init__.py`` or a single ``.py`` file exporting ``NODE_CLASS_MAPPINGS``
-(and optionally ``NODE_DISPLAY_NAME_MAPPINGS`` and ``WEB_DIRECTORY``). A pack that raises, calls
-``sys.exit()`` or hangs while importing is reported and skipped; the server starts regardless. A
-pack cannot replace a core node. Each pack's outcome is kept in a :class:`PackReport`.
+A pack is a folder with ``__init__.py`` or a single ``.py`` file. It exports ``NODE_CLASS_MAPPINGS``
+(V1; optionally ``NODE_DISPLAY_NAME_MAPPINGS`` and ``WEB_DIRECTORY``) or, failing that, a
+``comfy_entrypoint`` (V3) that returns an extension whose ``get_node_list()`` gives node classes.
+As in ComfyUI, a folder pack is imported under its path with dots replaced by ``_x_`` and a file
+pack under its path without ``.py`` (so relative imports inside a pack work, and two packs never
+share a module name). A pack that raises, calls ``sys.exit()``, hangs or tries to ``pip install``
+while importing is reported and skipped; the server starts regardless. A pack cannot replace a
+core node. Routes a pack added are taken back when its import fails. Each pack's outcome is kept
+in a :class:`PackReport` (``GET /node_packs``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import importlib.util
+import inspect
 import logging
 import sys
 import threading
@@ -16,6 +24,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from nodes.pack_errors import describe_failure
+from nodes.pack_guard import install_guard
+from nodes.pack_host import PackHost, install_comfy_facade
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +39,30 @@ class PackReport:
     loaded: bool = False
     seconds: float = 0.0
     error: str | None = None
+    #: ``missing_dependency`` | ``comfyui_internal`` | ``timeout`` | ``error`` (when not loaded)
+    failure: str | None = None
+    missing_module: str | None = None
+    pip_install: str | None = None
+    blocked_installs: list[str] = field(default_factory=list)
+    protocol: str | None = None  # "v1" | "v3"
     nodes: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
     web_directory: str | None = None
 
     def as_json(self) -> dict:
         return {"name": self.name, "path": self.path, "loaded": self.loaded, "seconds": round(self.seconds, 3),
-                "error": self.error, "nodes": self.nodes, "rejected": self.rejected,
+                "error": self.error, "failure": self.failure, "missing_module": self.missing_module,
+                "pip_install": self.pip_install, "blocked_installs": self.blocked_installs,
+                "protocol": self.protocol, "nodes": self.nodes, "rejected": self.rejected,
                 "web_directory": self.web_directory}
+
+
+class PackImportError(ImportError):
+    """A pack's import failed; ``cause`` is what it raised."""
+
+    def __init__(self, cause: BaseException, trace: str) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}\n{trace}")
+        self.cause = cause
 
 
 def discover_packs(folder: Path) -> list[Path]:
@@ -52,6 +80,12 @@ def discover_packs(folder: Path) -> list[Path]:
     return entries
 
 
+def module_name_for(path: Path) -> str:
+    """ComfyUI's ``sys.modules`` name for a pack: a folder's path with ``.`` → ``_x_``, a file's
+    path without its suffix."""
+    return str(path.with_suffix("")) if path.is_file() else str(path).replace(".", "_x_")
+
+
 def _import_pack(path: Path, module_name: str):
     init = path / "__init__.py" if path.is_dir() else path
     spec = importlib.util.spec_from_file_location(
@@ -66,31 +100,86 @@ def _import_pack(path: Path, module_name: str):
     return module
 
 
-def _import_with_timeout(path: Path, module_name: str, timeout: float):
-    """Import in a helper thread so that a pack that hangs cannot stop the server from starting."""
+def _v3_node_classes(module) -> dict[str, type]:
+    """``{node_id: class}`` of a V3 pack: ``comfy_entrypoint()`` (awaited if a coroutine) gives an
+    extension; its ``on_load()`` runs, then ``get_node_list()`` (both may be async)."""
+
+    async def collect() -> list:
+        extension = module.comfy_entrypoint()
+        if inspect.isawaitable(extension):
+            extension = await extension
+        for step in ("on_load", "get_node_list"):
+            if not callable(getattr(extension, step, None)):
+                raise TypeError(f"comfy_entrypoint() returned {type(extension).__name__}, which has no {step}()")
+        loaded = extension.on_load()
+        if inspect.isawaitable(loaded):
+            await loaded
+        nodes = extension.get_node_list()
+        return list(await nodes if inspect.isawaitable(nodes) else nodes)
+
+    classes = {}
+    for node_class in asyncio.run(collect()):
+        schema = node_class.define_schema()
+        classes[schema.node_id] = node_class
+    return classes
+
+
+def _run_with_timeout(name: str, timeout: float, work):
+    """Run ``work()`` in a helper thread (with this thread's context variables) so that a pack
+    that hangs cannot stop the server from starting."""
     outcome: dict = {}
+    context = contextvars.copy_context()
 
     def target() -> None:
         try:
-            outcome["module"] = _import_pack(path, module_name)
+            outcome["value"] = context.run(work)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt included: a pack must not stop us
             outcome["error"] = exc
             outcome["traceback"] = traceback.format_exc()
 
-    thread = threading.Thread(target=target, name=f"import-{path.name}", daemon=True)
+    thread = threading.Thread(target=target, name=f"import-{name}", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
         raise TimeoutError(f"import did not finish within {timeout:g} s")
     if "error" in outcome:
-        exc = outcome["error"]
-        raise ImportError(f"{type(exc).__name__}: {exc}\n{outcome['traceback']}") from None
-    return outcome["module"]
+        raise PackImportError(outcome["error"], outcome["traceback"])
+    return outcome["value"]
+
+
+def _load_pack(path: Path, timeout: float):
+    """Import one pack; ``(module, {name: class}, display names, "v1" | "v3")``."""
+
+    def work():
+        module = _import_pack(path, module_name_for(path))
+        mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+        if mappings is not None:
+            if not isinstance(mappings, dict):
+                raise TypeError("NODE_CLASS_MAPPINGS must be a dict")
+            display = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None)
+            return module, mappings, display if isinstance(display, dict) else {}, "v1"
+        if callable(getattr(module, "comfy_entrypoint", None)):
+            classes = _v3_node_classes(module)
+            display = {name: getattr(cls.define_schema(), "display_name", None) for name, cls in classes.items()}
+            return module, classes, {k: v for k, v in display.items() if v}, "v3"
+        raise LookupError("the pack has neither NODE_CLASS_MAPPINGS nor comfy_entrypoint")
+
+    return _run_with_timeout(path.name, timeout, work)
+
+
+def _prompt_server_hook(host: PackHost | None, name: str):
+    return getattr(getattr(host, "prompt_server", None), name, None)
 
 
 def load_custom_packs(folders: list[Path], registry, *, timeout: float = 30.0,
-                      whitelist: set[str] | None = None) -> list[PackReport]:
-    """Import every pack of ``folders`` (``whitelist``: only these names) and register its nodes."""
+                      whitelist: set[str] | None = None, host: PackHost | None = None) -> list[PackReport]:
+    """Import every pack of ``folders`` (``whitelist``: only these names) and register its nodes.
+
+    With a ``host``, ComfyUI's facade is installed and bound to it first, so packs can import
+    ``folder_paths``, ``comfy.*`` and the rest (see nodes.pack_host)."""
+    if host is not None:
+        install_comfy_facade(host)
+    guard = install_guard()
     reports = []
     for folder in folders:
         for path in discover_packs(folder):
@@ -99,23 +188,24 @@ def load_custom_packs(folders: list[Path], registry, *, timeout: float = 30.0,
                 continue
             report = PackReport(name=name, path=str(path))
             reports.append(report)
+            begin, end = _prompt_server_hook(host, "begin_pack"), _prompt_server_hook(host, "end_pack")
+            if begin is not None:
+                begin(name)
             start = time.perf_counter()
             try:
-                module = _import_with_timeout(path, f"custom_nodes.{name}", timeout)
+                with guard.armed(name) as attempts:
+                    module, mappings, display, report.protocol = _load_pack(path, timeout)
             except Exception as exc:
-                report.error = str(exc)
-                log.warning("custom node pack %s failed to import: %s", name, exc)
+                _record_failure(report, exc, path)
                 continue
             finally:
                 report.seconds = time.perf_counter() - start
-            mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
-            if not isinstance(mappings, dict):
-                report.error = "the pack has no NODE_CLASS_MAPPINGS"
-                continue
-            display = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None)
+                report.blocked_installs = list(attempts)
+                if end is not None:
+                    end(name, report.error is None)
             report.rejected = registry.register_mappings(
-                mappings, display if isinstance(display, dict) else {}, python_module=f"custom_nodes.{name}")
-            report.nodes = [n for n in mappings if n not in report.rejected]
+                mappings, display, python_module=f"custom_nodes.{name}")
+            report.nodes = [str(n) for n in mappings if str(n) not in report.rejected]
             web_dir = getattr(module, "WEB_DIRECTORY", None)
             if isinstance(web_dir, str):
                 base = path if path.is_dir() else path.parent
@@ -124,3 +214,14 @@ def load_custom_packs(folders: list[Path], registry, *, timeout: float = 30.0,
             for node_name, reason in report.rejected.items():
                 log.warning("custom node %s from %s rejected: %s", node_name, name, reason)
     return reports
+
+
+def _record_failure(report: PackReport, exc: Exception, path: Path) -> None:
+    cause = exc.cause if isinstance(exc, PackImportError) else exc
+    facts = describe_failure(cause, path if path.is_dir() else None)
+    report.error = str(exc)
+    report.failure = facts["kind"]
+    report.missing_module = facts.get("module")
+    report.pip_install = facts.get("pip")
+    hint = f" ({report.pip_install})" if report.pip_install else ""
+    log.warning("custom node pack %s failed to import: %s%s", report.name, exc, hint)

@@ -26,8 +26,8 @@ def _model_list(kind: str) -> list[str]:
 
 
 def _compute():
-    """The engine's compute settings when the server built one; else ldm detects its own."""
-    return getattr(services().engine, "compute", None)
+    """The engine's compute settings: device, dtypes."""
+    return services().engine.compute
 
 
 def _embedding_dirs() -> tuple:
@@ -150,11 +150,9 @@ class CheckpointSave:
                 metadata["prompt"] = json.dumps(prompt)
             for key, value in (extra_pnginfo or {}).items():
                 metadata[key] = json.dumps(value)
-        unload = getattr(found.engine, "unload_all", None)
-        if unload is not None:
-            # Loaded models hold device copies (compute dtype, maybe another clone's LoRA); the
-            # file gets the stored weights, which unloading puts back.
-            unload()
+        # Loaded models hold device copies (compute dtype, maybe another clone's LoRA); the file
+        # gets the stored weights, which unloading puts back.
+        found.engine.unload_all()
         save_checkpoint(path, model, clip, vae, metadata)
         return {}
 

@@ -1,7 +1,7 @@
 """Model patches: nodes that return a clone of a MODEL with changed sampling behaviour.
 
 ComfyUI's ``ModelSamplingDiscrete`` (``comfy_extras/nodes_model_advanced.py``) and ``RescaleCFG``.
-A clone shares the weights and carries the change in its ``options`` (see
+A clone shares the weights and carries the change in its ``hooks`` (see
 docs/engine-contract.md), so the model a patch node received is never changed.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ldm.sampling.cfg_rescale import rescale_cfg_function
 from ldm.sampling.discrete_variants import DISCRETE_SAMPLING_NAMES, discrete_model_sampling
-from ldm.sampling.from_handle import MODEL_SAMPLING_OPTION
 
 
 class ModelSamplingDiscrete:
@@ -24,7 +23,7 @@ class ModelSamplingDiscrete:
 
     def patch(self, model, sampling, zsnr):
         patched = model.clone()
-        patched.options[MODEL_SAMPLING_OPTION] = discrete_model_sampling(model.family, sampling, zsnr)
+        patched.hooks.model_sampling = discrete_model_sampling(model.family, sampling, zsnr)
         return (patched,)
 
 
@@ -40,7 +39,7 @@ class RescaleCFG:
 
     def patch(self, model, multiplier):
         patched = model.clone()
-        patched.options["sampler_cfg_function"] = rescale_cfg_function(multiplier)
+        patched.hooks.cfg_function = rescale_cfg_function(multiplier)
         return (patched,)
 
 

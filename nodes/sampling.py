@@ -73,17 +73,14 @@ def step_callback(model) -> Callable[[dict[str, Any]], None]:
 def sampling_run(model) -> Iterator[GuidedModel]:
     """The model's :class:`GuidedModel` for one sampling run; the engine lends the UNet (LoRA
     patches applied) for the length of the block and takes it back afterwards."""
-    engine = services().engine
-    if engine is None:
-        raise RuntimeError("sampling needs the diffusion engine, and these services were built without one")
-    with engine.use_unet(model) as unet:
+    with services().engine.use_unet(model) as unet:
         yield guided_model(model, unet)
 
 
 def to_intermediate(latent: dict) -> dict:
     """A sampled LATENT moved to where results between nodes live (the CPU unless --gpu-only)."""
-    device = getattr(services().engine, "intermediate_device", None)
-    if device is None or latent["samples"].device == device:
+    device = services().engine.intermediate_device
+    if latent["samples"].device == device:
         return latent
     return dict(latent, samples=latent["samples"].to(device))
 

@@ -7,10 +7,10 @@ globals, so tests can run nodes against temporary folders and a CPU-only engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from graph.context import require_context
 from graph.folders import FolderPaths
+from ldm.engine import Engine
 
 
 @dataclass
@@ -24,9 +24,13 @@ class NodeOptions:
 
 @dataclass
 class Services:
+    """What the server built for nodes: user folders, the diffusion engine (devices, dtypes, model
+    memory) and the flags that change what nodes do. The engine is required: a node never has to
+    guess whether it may place a model."""
+
     folders: FolderPaths
+    engine: Engine
     options: NodeOptions = field(default_factory=NodeOptions)
-    engine: Any = None  # the diffusion engine (ldm): model memory, devices, dtypes
 
 
 def services() -> Services:

@@ -18,7 +18,6 @@ from graph.context import report_progress
 from graph.folders import UnsafePathError, check_relative_name, safe_join
 from ldm.data.folder import ImageFolderDataset as FolderData
 from ldm.data.shapes import ShapesDataset as ShapesData
-from ldm.devices import detect_compute
 from ldm.model import build_unet
 from ldm.detect import detect_unet
 from ldm.text.handle import ClipHandle
@@ -74,8 +73,7 @@ def _report(progress: Progress) -> None:
 
 
 def _compute():
-    engine = services().engine
-    return getattr(engine, "compute", None) or detect_compute()
+    return services().engine.compute
 
 
 class ShapesDataset:

@@ -26,12 +26,11 @@ _TEMPORAL = {
 
 def using_vae(vae, inference_bytes: int = 0):
     """The engine's ``use_vae`` (the VAE on its device, room made for ``inference_bytes`` of
-    activations) when the server built an engine; else nothing to prepare."""
+    activations); outside a running node (a script calling the node's method) nothing to prepare."""
     context = current_context()
-    engine = getattr(getattr(context, "services", None), "engine", None)
-    if engine is None:
+    if context is None:
         return contextlib.nullcontext(vae)
-    return engine.use_vae(vae, inference_bytes=inference_bytes)
+    return context.services.engine.use_vae(vae, inference_bytes=inference_bytes)
 
 
 def _spatial_overlap(tile_size: int, overlap: int) -> int:

@@ -13,6 +13,7 @@ from graph.jobs import DuplicateJobError, QueueFullError, display_number
 from graph.validation import validate_prompt
 from graph.workflow import WorkflowError, is_ui_workflow, workflow_to_prompt
 
+from ..compat import PROMPT_SERVER
 from ..errors import error_response, read_json
 from ..state import state_of
 
@@ -58,6 +59,9 @@ async def post_prompt(request: web.Request) -> web.Response:
         extra_data = body.get("extra_data") if isinstance(body.get("extra_data"), dict) else {}
         pnginfo = extra_data.get("extra_pnginfo") if isinstance(extra_data.get("extra_pnginfo"), dict) else {}
         body["extra_data"] = {**extra_data, "extra_pnginfo": {"workflow": body["workflow"], **pnginfo}}
+        body["prompt"] = prompt
+    body = await _on_prompt_handlers(request, body)
+    prompt = body.get("prompt")
     if prompt is None:
         return error_response(400, "no_prompt", "No prompt provided", "No prompt provided", node_errors={})
     if isinstance(prompt, dict) and len(prompt) > options.max_prompt_nodes:
@@ -96,6 +100,15 @@ async def post_prompt(request: web.Request) -> web.Response:
     if workflow_warnings:
         response["warnings"] = workflow_warnings
     return web.json_response(response)
+
+
+async def _on_prompt_handlers(request: web.Request, body: dict) -> dict:
+    """The body as node packs' on-prompt handlers rewrite it (``PromptServer.add_on_prompt_handler``),
+    in turn, before validation; run in a thread, since a handler may be slow."""
+    server = request.app.get(PROMPT_SERVER)
+    if server is None or not server.on_prompt_handlers:
+        return body
+    return await asyncio.to_thread(server.trigger_on_prompt, body)
 
 
 async def _convert_workflow(state, workflow) -> tuple[dict, list[str]] | web.Response:

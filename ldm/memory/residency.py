@@ -74,7 +74,7 @@ def discover_units(model: nn.Module) -> list[Unit]:
 
 
 def _signature(patches: Iterable[WeightPatch] | None) -> tuple:
-    return tuple((float(p.strength), id(p.adapter)) for p in patches or ())
+    return tuple((float(p.strength), id(p.adapter), float(p.strength_model)) for p in patches or ())
 
 
 def _set_tensor(layer: nn.Module, name: str, value: torch.Tensor) -> None:

@@ -21,7 +21,7 @@ from ldm.sampling.dual_cfg import DualCFGGuider
 from ldm.sampling.guidance import CFGGuider, Conditioning, GuidedModel
 from ldm.sampling.noise import prepare_noise
 from ldm.sampling.sample import StepCallback, sample_with_sigmas
-from ldm.sampling.samplers import get_sampler
+from ldm.sampling.samplers import SamplerSpec, get_sampler
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,14 @@ class DisabledNoise:
 
 @dataclass(frozen=True)
 class SamplerChoice:
+    """A SAMPLER: a sampler of the table by name, or (``spec``) a function a node pack brought."""
+
     name: str
+    spec: SamplerSpec | None = None
 
     def __post_init__(self) -> None:
-        get_sampler(self.name)  # unknown names fail here, at the node that chose them
+        if self.spec is None:
+            get_sampler(self.name)  # unknown names fail here, at the node that chose them
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
@@ -93,7 +97,7 @@ def sample_custom(guider: CFGGuider | DualCFGGuider, sampler: SamplerChoice, sig
         if callback is not None:
             callback(info)
 
-    samples = sample_with_sigmas(guider, sampler.name, sigmas, noise, latent["samples"], latent.get("noise_mask"),
+    samples = sample_with_sigmas(guider, sampler.spec or sampler.name, sigmas, noise, latent["samples"], latent.get("noise_mask"),
                                  seed, on_step, device)
     out = dict(latent, samples=samples)
     if "x0" not in last:

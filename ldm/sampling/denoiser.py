@@ -2,7 +2,8 @@
 
 ``x`` is the sampler's state in sigma space (``x0 + sigma·n``, ``[B, C, h, w]``), ``sigma`` a
 ``[B]`` tensor, and ``c`` the model inputs the guidance layer prepared for this batch:
-``{"c_crossattn": [B, tokens, dim], "y"?: [B, adm], "c_concat"?: [B, C', h, w]}``. The
+``{"c_crossattn": [B, tokens, dim], "y"?: [B, adm], "c_concat"?: [B, C', h, w],
+"transformer_options"?: ComfyUI's UNet patches plus the batch's cond_or_uncond and sigmas}``. The
 adapter applies the parameterisation at the boundary (k-diffusion's CompVis wrapper, ComfyUI's
 ``BaseModel.apply_model``), so no sampler ever branches on eps versus v.
 """
@@ -30,8 +31,9 @@ class UNetDenoiser:
 
     The network sees ``c_in·x`` (with ``c_concat`` appended on the channel axis, e.g. the
     inpainting models' mask and masked latent), the nearest discrete timestep of ``sigma`` (as
-    ComfyUI feeds it), ``context = c_crossattn`` and ``y``; its output is cast to float32 before
-    the eps / v conversion, so reduced-precision networks still sample in float32.
+    ComfyUI feeds it), ``context = c_crossattn``, ``y`` and ``transformer_options``; its output
+    is cast to float32 before the eps / v conversion, so reduced-precision networks still sample
+    in float32.
     """
 
     unet: UNet
@@ -47,6 +49,8 @@ class UNetDenoiser:
             kwargs["context"] = c["c_crossattn"]
         if c.get("y") is not None:
             kwargs["y"] = c["y"]
+        if c.get("transformer_options") is not None:
+            kwargs["transformer_options"] = c["transformer_options"]
         timesteps = self.sampling.timestep(sigma).float()
         output = self.unet(x_in, timesteps, **kwargs).float()
         return self.sampling.calculate_denoised(sigma, output, x)

@@ -40,7 +40,7 @@ class DualCFGDenoiser:
             neg_pred, mid_pred, pos_pred = calc_cond_batch(self.model, [negative, middle, positive], x, sigma)
             text = cfg_combine(self.model, pos_pred, mid_pred, self.cfg_conds, x, sigma, positive, middle)
             return neg_pred + self.cfg_cond2_negative * (text - neg_pred)
-        if not self.model.options.get("disable_cfg1_optimization", False):
+        if not self.model.hooks.disable_cfg1_optimization:
             if math.isclose(self.cfg_cond2_negative, 1.0):
                 negative = None
                 if math.isclose(self.cfg_conds, 1.0):

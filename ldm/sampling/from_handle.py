@@ -4,7 +4,7 @@ The node layer holds a handle and, for the length of a sampling run, the UNet th
 ``engine.use_unet(handle)`` yields (LoRA patches applied, resident where it runs). From those
 two, :func:`guided_model` builds what :mod:`ldm.sampling.sample` samples with:
 
-- the model sampling: a ``ModelSamplingDiscrete`` override in ``handle.options["model_sampling"]``
+- the model sampling: a ``ModelSamplingDiscrete`` override in ``handle.hooks.model_sampling``
   or the family's own (eps / v, the x4 upscaler's schedule);
 - the family's conditioning builder (SDXL ``y``, inpainting / x4 ``c_concat``);
 - the latent format's ``process_in`` / ``process_out``;
@@ -24,13 +24,9 @@ from ldm.sampling.guidance import GuidedModel
 from ldm.sampling.model_conds import model_conds_for_family
 from ldm.sampling.model_sampling import ModelSampling, model_sampling_for_family
 
-#: ``ModelHandle.options`` key of a model-sampling override (set by ModelSamplingDiscrete).
-MODEL_SAMPLING_OPTION = "model_sampling"
-
-
 def model_sampling_of(handle: Any) -> ModelSampling:
     """The handle's sampling: its override if a patch node set one, else its family's."""
-    override = handle.options.get(MODEL_SAMPLING_OPTION)
+    override = handle.hooks.model_sampling
     if override is not None:
         return override
     return model_sampling_for_family(handle.family, handle.prediction)
@@ -58,7 +54,7 @@ def guided_model(handle: Any, unet: Any) -> GuidedModel:
     sampling = model_sampling_of(handle)
     network = ComputeCast(unet, handle.dtype, torch.device(handle.device))
     return GuidedModel(apply_model=UNetDenoiser(network, sampling), sampling=sampling,
-                       model_conds=model_conds_for_family(handle.family), options=handle.options,
+                       model_conds=model_conds_for_family(handle.family), hooks=handle.hooks,
                        process_latent_in=handle.latent_format.process_in,
                        process_latent_out=handle.latent_format.process_out)
 

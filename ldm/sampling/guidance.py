@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ldm.sampling.denoiser import ApplyModel
+from ldm.sampling.hooks import SamplingHooks
 from ldm.sampling.model_conds import (CondContext, ModelCondsBuilder, ModelInputs, repeat_to_batch_size,
                                       text_conds)
 from ldm.sampling.model_sampling import ModelSampling
@@ -50,15 +51,15 @@ def _identity(latent: Tensor) -> Tensor:
 class GuidedModel:
     """What guidance needs from a MODEL: its denoiser, sampling, conditioning builder, hooks.
 
-    ``options`` holds ComfyUI's sampler hooks by their names (``sampler_cfg_function``,
-    ``sampler_pre_cfg_function`` list, ``sampler_post_cfg_function`` list,
-    ``model_function_wrapper``, ``disable_cfg1_optimization``); ``ModelHandle.options``.
+    ``hooks`` are the patches attached to the MODEL (``ModelHandle.hooks``): cfg function,
+    pre/post-cfg functions, the model-call wrapper, UNet patches; each hook is called with
+    ComfyUI's ``args`` dict, whose ``model_options`` is the hooks' ComfyUI view.
     """
 
     apply_model: ApplyModel
     sampling: ModelSampling
     model_conds: ModelCondsBuilder = text_conds
-    options: Mapping[str, Any] = field(default_factory=dict)
+    hooks: SamplingHooks = field(default_factory=SamplingHooks)
     process_latent_in: Callable[[Tensor], Tensor] = _identity
     process_latent_out: Callable[[Tensor], Tensor] = _identity
 
@@ -225,10 +226,15 @@ def calc_cond_batch(model: GuidedModel, sides: Sequence[Sequence[CondEntry] | No
         x_in = torch.cat([c.x for c in group])
         c = {key: type(group[0].inputs[key]).concat([g.inputs[key] for g in group]) for key in group[0].inputs}
         sigma_in = torch.cat([sigma] * len(group))
-        wrapper = model.options.get("model_function_wrapper")
+        cond_or_uncond = [g.side for g in group]
+        if model.hooks.transformer_options:
+            # ComfyUI hands UNet patches the batch's make-up and sigmas with every call.
+            c["transformer_options"] = {**model.hooks.transformer_options, "cond_or_uncond": cond_or_uncond,
+                                        "sigmas": sigma_in}
+        wrapper = model.hooks.unet_wrapper
         if wrapper is not None:
             out = wrapper(model.apply_model, {"input": x_in, "timestep": sigma_in, "c": c,
-                                              "cond_or_uncond": [g.side for g in group]})
+                                              "cond_or_uncond": cond_or_uncond})
         else:
             out = model.apply_model(x_in, sigma_in, c)
         for chunk, prediction in zip(group, out.chunk(len(group))):
@@ -240,8 +246,9 @@ def calc_cond_batch(model: GuidedModel, sides: Sequence[Sequence[CondEntry] | No
 def cfg_combine(model: GuidedModel, cond_pred: Tensor, uncond_pred: Tensor, cfg: float, x: Tensor,
                 sigma: Tensor, cond=None, uncond=None) -> Tensor:
     """``uncond + (cond - uncond)·cfg`` or the model's cfg hook, then its post-cfg hooks."""
-    options = model.options
-    hook = options.get("sampler_cfg_function")
+    hooks = model.hooks
+    options = hooks.as_model_options()
+    hook = hooks.cfg_function
     if hook is not None:
         args = {"cond": x - cond_pred, "uncond": x - uncond_pred, "cond_scale": cfg, "timestep": sigma,
                 "input": x, "sigma": sigma, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred,
@@ -249,7 +256,7 @@ def cfg_combine(model: GuidedModel, cond_pred: Tensor, uncond_pred: Tensor, cfg:
         result = x - hook(args)
     else:
         result = uncond_pred + (cond_pred - uncond_pred) * cfg
-    for post in options.get("sampler_post_cfg_function", []):
+    for post in hooks.post_cfg_functions:
         result = post({"denoised": result, "cond": cond, "uncond": uncond, "cond_scale": cfg, "model": model,
                        "uncond_denoised": uncond_pred, "cond_denoised": cond_pred, "sigma": sigma,
                        "model_options": options, "input": x})
@@ -266,11 +273,12 @@ class GuidedDenoiser:
     cfg: float
 
     def __call__(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
-        options = self.model.options
-        skip_uncond = math.isclose(self.cfg, 1.0) and not options.get("disable_cfg1_optimization", False)
+        hooks = self.model.hooks
+        options = hooks.as_model_options()
+        skip_uncond = math.isclose(self.cfg, 1.0) and not hooks.disable_cfg1_optimization
         sides = [self.positive, None if skip_uncond else self.negative]
         out = calc_cond_batch(self.model, sides, x, sigma)
-        for pre in options.get("sampler_pre_cfg_function", []):
+        for pre in hooks.pre_cfg_functions:
             out = pre({"conds": sides, "conds_out": out, "cond_scale": self.cfg, "timestep": sigma,
                        "input": x, "sigma": sigma, "model": self.model, "model_options": options})
         return cfg_combine(self.model, out[0], out[1], self.cfg, x, sigma, sides[0], sides[1])

@@ -10,19 +10,18 @@ Three sources, all deterministic for a given seed:
   default a CPU generator seeded with ``seed + 1``, which is what ComfyUI does when it samples on
   the CPU; ``on_device=True`` draws on the latent's device instead, as ComfyUI does on a GPU.
 - :class:`BrownianNoiseSampler` — the Brownian increments of the SDE samplers (dpmpp_sde,
-  dpmpp_2m_sde, dpmpp_3m_sde). ComfyUI uses torchsde's ``BrownianTree``; torchsde is not a
-  dependency of Weft, so this is our own Brownian tree (see the class). It has the properties
-  the samplers rely on but different numbers, so SDE samples differ from ComfyUI's for the
-  same seed.
+  dpmpp_2m_sde, dpmpp_3m_sde and their ``_gpu`` / ``_heun`` names): torchsde's
+  ``BrownianTree`` built as ComfyUI builds it (:func:`brownian_noise_sampler`), so SDE samples
+  equal ComfyUI's for the same seed.
 """
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
+import warnings
 from typing import Callable, Sequence
 
 import torch
+import torchsde
 from torch import Tensor
 
 NoiseSampler = Callable[[Tensor, Tensor], Tensor]  # (sigma, sigma_next) -> unit-variance noise
@@ -79,82 +78,65 @@ class StepNoiseSampler:
         return noise.to(device=self.device, dtype=self.dtype)
 
 
-def _splitmix64(z: int) -> int:
-    """SplitMix64's output function: a fast, well-mixed 64-bit hash (Steele et al. 2014)."""
-    z = (z + 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
+def _ordered(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, int]:
+    """``(low, high, sign)``: sign is +1 when ``a < b`` and -1 otherwise (ties count as -1, as
+    in k-diffusion's ``BatchedBrownianTree.sort``)."""
+    return (a, b, 1) if a < b else (b, a, -1)
 
 
 class BrownianNoiseSampler:
-    """Increments of one fixed Brownian path W on [t_lo, t_hi], t = transform(sigma).
+    """Unit-variance increments of one Brownian path W, t = transform(sigma): ComfyUI's
+    ``BrownianTreeNoiseSampler`` built on torchsde's ``BrownianTree``.
 
-    The path is a Brownian tree: W(t_lo) = 0, W(t_hi) ~ N(0, t_hi - t_lo), and the value at the
-    midpoint of every dyadic interval is drawn from its Brownian bridge given the endpoints,
-    ``(W(a) + W(b))/2 + sqrt(b - a)/2 · z``. Each ``z`` has its own generator, seeded from a
-    hash of (seed, depth, index), so any W(t) is computed by walking down from the root and is
-    the same whatever else was asked before. Below depth :attr:`depth` (intervals 2^-depth of
-    the range wide) W is linear between the dyadic points; that is the tree's resolution.
+    Built the way ComfyUI builds it, so the same seed gives the same numbers:
 
-    ``__call__(sigma, sigma_next)`` returns ``(W(t_next) - W(t)) / sqrt(|t_next - t|)``, unit
-    variance, like k-diffusion's ``BrownianTreeNoiseSampler``; increments over disjoint
-    intervals are independent and an interval's noise does not depend on how many steps the
-    schedule has (only on seed and range), which is why SDE samplers use a tree and not fresh
-    draws. Differences from torchsde's tree (what ComfyUI uses): other random numbers for the
-    same seed, a fixed depth instead of a tolerance, and the path generated on the CPU in
-    float32 always (ComfyUI's ``*_gpu`` samplers build theirs on the GPU).
+    - one ``torchsde.BrownianTree(t_lo, w0, t_hi, entropy=seed)`` for the whole batch (ComfyUI
+      passes the integer seed, not one seed per item), ``w0 = zeros_like(like)`` so the path has
+      the latent's shape and dtype, torchsde's defaults otherwise (``tol=1e-6``,
+      ``pool_size=24``, the halfway tree);
+    - ``t_lo, t_hi`` are ``transform(sigma_min)``, ``transform(sigma_max)``, in order;
+    - ``on_device=False`` (ComfyUI's plain SDE names, ``cpu=True``) keeps the tree on the CPU,
+      queried with float32 times, and moves the noise to the sigma's device; ``on_device=True``
+      (the ``*_gpu`` names) builds it on ``like``'s device, whose generator gives other numbers
+      on a GPU.
+
+    ``__call__(sigma, sigma_next)`` returns ``(W(t_next) - W(t)) / sqrt(|t_next - t|)`` in the
+    sigmas' dtype and device. torchsde splits its tree at the times queried, so the numbers
+    depend on the sequence of queries too: a sampler reproduces ComfyUI's when it asks for the
+    same (sigma, sigma_next) pairs in the same order, which Weft's SDE samplers do.
     """
 
-    depth = 20
-    _cache_size = 64
-
-    def __init__(self, like: Tensor, sigma_min: float, sigma_max: float, seed: int,
-                 transform: Callable[[float], float] = lambda sigma: sigma):
-        self.shape = like.shape
-        self.dtype = like.dtype
-        self.device = like.device
+    def __init__(self, like: Tensor, sigma_min: float | Tensor, sigma_max: float | Tensor, seed: int,
+                 transform: Callable[[Tensor], Tensor] = lambda sigma: sigma, on_device: bool = False):
         self.transform = transform
-        self.t_lo, self.t_hi = sorted((float(transform(float(sigma_min))),
-                                       float(transform(float(sigma_max)))))
-        self.seed = _splitmix64(seed & _MASK64)
-        self._nodes: OrderedDict[tuple[int, int], Tensor] = OrderedDict()
-        self._w_hi = self._normal(0, 0) * math.sqrt(self.t_hi - self.t_lo)
-
-    def _normal(self, depth: int, index: int) -> Tensor:
-        key = (depth, index)
-        cached = self._nodes.get(key)
-        if cached is not None:
-            self._nodes.move_to_end(key)
-            return cached
-        node_seed = _splitmix64(_splitmix64(self.seed ^ depth) ^ index)
-        z = torch.randn(self.shape, dtype=torch.float32, generator=cpu_generator(node_seed))
-        self._nodes[key] = z
-        if len(self._nodes) > self._cache_size:
-            self._nodes.popitem(last=False)
-        return z
-
-    def _w(self, t: float) -> Tensor:
-        """W(t) on the CPU, float32."""
-        t = min(max(t, self.t_lo), self.t_hi)
-        a, b = self.t_lo, self.t_hi
-        w_a, w_b = torch.zeros(self.shape), self._w_hi
-        index = 0
-        for depth in range(1, self.depth + 1):
-            if t == a:
-                return w_a
-            if t == b:
-                return w_b
-            mid = 0.5 * (a + b)
-            w_mid = 0.5 * (w_a + w_b) + math.sqrt(b - a) * 0.5 * self._normal(depth, index)
-            if t < mid:
-                b, w_b, index = mid, w_mid, 2 * index
-            else:
-                a, w_a, index = mid, w_mid, 2 * index + 1
-        return w_a + (w_b - w_a) * ((t - a) / (b - a))
+        self.on_device = on_device
+        t_lo, t_hi, self._sign = _ordered(transform(torch.as_tensor(sigma_min)),
+                                          transform(torch.as_tensor(sigma_max)))
+        w0 = torch.zeros_like(like)
+        if not on_device:
+            t_lo, w0, t_hi = t_lo.detach().cpu(), w0.detach().cpu(), t_hi.detach().cpu()
+        self.tree = torchsde.BrownianTree(t_lo, w0, t_hi, entropy=int(seed) & _MASK64)
 
     def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
-        t0 = float(self.transform(float(sigma)))
-        t1 = float(self.transform(float(sigma_next)))
-        increment = (self._w(t1) - self._w(t0)) / math.sqrt(abs(t1 - t0))
-        return increment.to(device=self.device, dtype=self.dtype)
+        t0 = self.transform(torch.as_tensor(sigma))
+        t1 = self.transform(torch.as_tensor(sigma_next))
+        lo, hi, sign = _ordered(t0, t1)
+        device, dtype = lo.device, lo.dtype
+        if not self.on_device:
+            lo, hi = lo.detach().cpu().float(), hi.detach().cpu().float()
+        with warnings.catch_warnings():
+            # torchsde stores the tree's ends rounded to its tolerance (6 digits) and warns, then
+            # clamps, when the schedule's own top or bottom sigma lies just outside; ComfyUI gets
+            # the same clamped numbers (and the warning).
+            warnings.filterwarnings("ignore", message="Should have t", category=UserWarning)
+            w = self.tree(lo, hi)
+        w = w.to(device=device, dtype=dtype) * (self._sign * sign)
+        return w / (t1 - t0).abs().sqrt()
+
+
+def brownian_noise_sampler(x: Tensor, sigmas: Tensor, seed: int,
+                           on_device: bool = False) -> BrownianNoiseSampler:
+    """The noise source ComfyUI's SDE samplers build for themselves: a tree over
+    [smallest positive sigma, largest sigma] of the schedule, seeded with the sampling seed
+    (``extra_args["seed"]``, the KSampler's ``seed`` / the NOISE's ``noise_seed``)."""
+    return BrownianNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed, on_device=on_device)

@@ -15,8 +15,8 @@ from torch import Tensor
 
 from ldm.sampling.guidance import CFGGuider, Conditioning, GuidedModel, InpaintDenoiser, prepare_denoise_mask
 from ldm.sampling.model_sampling import ModelSampling
-from ldm.sampling.noise import BrownianNoiseSampler, StepNoiseSampler, cpu_generator, prepare_noise
-from ldm.sampling.samplers import get_sampler
+from ldm.sampling.noise import StepNoiseSampler, brownian_noise_sampler, cpu_generator, prepare_noise
+from ldm.sampling.samplers import SamplerSpec, get_sampler
 from ldm.sampling.schedulers import calculate_sigmas
 
 StepCallback = Callable[[dict[str, Any]], None]
@@ -62,7 +62,7 @@ def slice_sigmas(sigmas: Tensor, start_step: int | None = None, last_step: int |
     return sigmas
 
 
-def sample_with_sigmas(guider: CFGGuider, sampler_name: str, sigmas: Tensor, noise: Tensor,
+def sample_with_sigmas(guider: CFGGuider, sampler_name: "str | SamplerSpec", sigmas: Tensor, noise: Tensor,
                        latent_image: Tensor, denoise_mask: Tensor | None = None, seed: int = 0,
                        callback: StepCallback | None = None, device: torch.device | str = "cpu",
                        step_noise_on_device: bool = False) -> Tensor:
@@ -85,7 +85,8 @@ def sample_with_sigmas(guider: CFGGuider, sampler_name: str, sigmas: Tensor, noi
     mask = prepare_denoise_mask(denoise_mask, noise.shape).to(device) if denoise_mask is not None else None
 
     denoiser = guider.prepare(noise.shape, latent, mask, seed)
-    spec = get_sampler(sampler_name)
+    # A pack's own sampler function (comfy.samplers.KSAMPLER) arrives as a ready SamplerSpec.
+    spec = sampler_name if isinstance(sampler_name, SamplerSpec) else get_sampler(sampler_name)
     inpaint_noise = noise
     if spec.random_inpaint_noise:
         inpaint_noise = torch.randn(noise.shape, generator=cpu_generator(seed + 1)).to(noise)
@@ -96,8 +97,9 @@ def sample_with_sigmas(guider: CFGGuider, sampler_name: str, sigmas: Tensor, noi
     if spec.noise == "step":
         noise_sampler = StepNoiseSampler(x, seed, on_device=step_noise_on_device)
     elif spec.noise == "brownian" and len(sigmas) > 1:
-        positive = sigmas[sigmas > 0]
-        noise_sampler = BrownianNoiseSampler(x, float(positive.min()), float(sigmas.max()), seed)
+        # ComfyUI's "*_gpu" SDE samplers build the Brownian tree on the sampling device; the
+        # others on the CPU (same numbers when sampling on the CPU).
+        noise_sampler = brownian_noise_sampler(x, sigmas, seed, on_device=str(sampler_name).endswith("_gpu"))
 
     total = len(sigmas) - 1
     step_callback = None
@@ -105,7 +107,7 @@ def sample_with_sigmas(guider: CFGGuider, sampler_name: str, sigmas: Tensor, noi
         def step_callback(info: dict[str, Any]) -> None:
             callback({**info, "total_steps": total})
 
-    samples = spec.function(wrapped, x, sigmas, extra_args={}, callback=step_callback,
+    samples = spec.function(wrapped, x, sigmas, extra_args={"seed": seed}, callback=step_callback,
                             noise_sampler=noise_sampler)
     samples = sampling.inverse_noise_scaling(sigmas[-1], samples)
     return model.process_latent_out(samples.float()).cpu()

@@ -13,8 +13,8 @@ Dispatch is this explicit table, never by building function names from strings. 
   (seed + 1) instead of the start noise, as ComfyUI's ``ddim`` entry does.
 
 ComfyUI's ``*_gpu`` SDE names differ from the plain ones only in building the Brownian tree on
-the GPU; here the tree is always Weft's CPU one (see :mod:`ldm.sampling.noise`), so they are the
-same entries under the names workflows use. ``dpmpp_2m_sde_heun`` is 2M SDE with the Heun
+the sampling device instead of the CPU (see :mod:`ldm.sampling.noise`; on a CPU both give the
+same numbers). ``dpmpp_2m_sde_heun`` is 2M SDE with the Heun
 correction.
 """
 

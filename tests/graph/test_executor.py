@@ -270,3 +270,17 @@ def test_blocked_output_node_with_message_fails(registry):
     prompt["1"]["inputs"]["message"] = ""
     outcome = run(executor, prompt, prompt_id="q")
     assert outcome.status == "success" and outcome.outputs == {}
+
+
+def test_dynamic_prompt_answers_comfyui_method_names():
+    from graph.prompt import DynamicPrompt
+
+    prompt = DynamicPrompt({"1": {"class_type": "A", "inputs": {}}})
+    prompt.add_ephemeral_node("1.0.0.2", {"class_type": "B", "inputs": {}}, "1", "1")
+    assert prompt.get_node("1.0.0.2")["class_type"] == "B" and prompt.has_node("1")
+    assert prompt.get_real_node_id("1.0.0.2") == "1" and prompt.get_parent_node_id("1.0.0.2") == "1"
+    assert prompt.get_display_node_id("1.0.0.2") == "1"
+    assert prompt.all_node_ids() == {"1", "1.0.0.2"} and prompt.get_original_prompt() == {"1": {"class_type": "A",
+                                                                                                  "inputs": {}}}
+    with pytest.raises(KeyError):
+        prompt.get_node("9")

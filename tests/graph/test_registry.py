@@ -77,3 +77,28 @@ def test_any_type_str_subclass_trick():
             return False
 
     assert types_compatible("LATENT", AnyType("*"))
+
+
+def test_a_required_parameter_no_input_declares_is_refused_at_registration():
+    from graph.protocol import NodeDefinitionError
+    from graph.registry import NodeRegistry
+
+    class Undeclared:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"a": ("INT", {})}}
+
+        def run(self, a, b):
+            return (a + b,)
+
+    class WithDefault(Undeclared):
+        def run(s, a, b=1):  # noqa: N805  (packs name the receiver anything)
+            return (a + b,)
+
+    registry = NodeRegistry()
+    with pytest.raises(NodeDefinitionError, match=r"requires parameters no input declares \['b'\]"):
+        registry.register("Undeclared", Undeclared)
+    assert registry.register("WithDefault", WithDefault).function == "run"

@@ -40,14 +40,17 @@ def test_latent_formats_follow_the_family(tmp_path, fp32):
 def test_clone_shares_weights_and_copies_patch_lists(sd1_file, fp32):
     model = load_checkpoint(sd1_file, compute=fp32)[0]
     model.patches["input_blocks.0.0.weight"] = [("lora", 1.0)]
-    model.options["sampler_post_cfg_function"] = [print]
+    model.hooks.post_cfg_functions = [print]
+    model.hooks.transformer_options = {"patches": {"attn2_patch": [print]}}
     twin = model.clone()
     assert twin.unet is model.unet
     twin.patches["input_blocks.0.0.weight"].append(("lora", 0.5))
     twin.patches["out.2.weight"] = [("lora", 1.0)]
-    twin.options["sampler_post_cfg_function"].append(len)
+    twin.hooks.post_cfg_functions.append(len)
+    twin.hooks.transformer_options["patches"]["attn2_patch"].append(len)
     assert model.patches == {"input_blocks.0.0.weight": [("lora", 1.0)]}
-    assert model.options["sampler_post_cfg_function"] == [print]
+    assert model.hooks.post_cfg_functions == [print]
+    assert model.hooks.transformer_options == {"patches": {"attn2_patch": [print]}}
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl", "sdxl_refiner"])

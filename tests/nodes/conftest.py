@@ -6,6 +6,8 @@ import pytest
 
 from graph.context import ExecutionContext, InterruptFlag, use_context
 from graph.folders import FolderPaths
+from ldm.devices import detect_compute
+from ldm.engine import Engine
 from nodes.services import NodeOptions, Services
 
 
@@ -13,7 +15,12 @@ def make_services(base, **options) -> Services:
     """Services over fresh input/output/temp folders under ``base``."""
     folders = FolderPaths.under(base)
     folders.ensure()
-    return Services(folders=folders, options=NodeOptions(**options))
+    return Services(folders=folders, options=NodeOptions(**options), engine=cpu_engine())
+
+
+def cpu_engine() -> Engine:
+    import torch
+    return Engine(detect_compute("cpu", force_dtype=torch.float32))
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ class RecordingEngine:
     unet: RecordingUNet = field(default_factory=RecordingUNet)
     loans: int = 0
     compute: object = FP32_CPU
+    intermediate_device: torch.device = torch.device("cpu")
 
     @contextmanager
     def use_unet(self, model):

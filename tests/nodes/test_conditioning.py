@@ -15,6 +15,7 @@ from ldm.text.layouts import sub_dict
 from nodes import conditioning as cn
 from nodes import register_builtin_nodes
 from nodes.services import Services
+from tests.nodes.conftest import cpu_engine
 from tests.ldm.lora_fixtures import StandInModelHandle, TinyUNetSpec, random_unet
 
 
@@ -28,7 +29,7 @@ def folders(tmp_path):
 @pytest.fixture
 def context(folders):
     ctx = ExecutionContext(prompt_id="p", node_id="1", display_node_id="1",
-                           services=Services(folders=folders), interrupt=InterruptFlag())
+                           services=Services(folders=folders, engine=cpu_engine()), interrupt=InterruptFlag())
     with use_context(ctx):
         yield ctx
 

@@ -36,7 +36,8 @@ def folders(tmp_path):
 def run(folders):
     """Call a node method inside an execution context carrying the test's services."""
     services = Services(folders=folders, options=NodeOptions(),
-                        engine=SimpleNamespace(compute=detect_compute("cpu", force_dtype=torch.float32)))
+                        engine=SimpleNamespace(compute=detect_compute("cpu", force_dtype=torch.float32),
+                                               unload_all=lambda: None))
 
     def call(function, *args, **kwargs):
         context = ExecutionContext("prompt", "1", "1", services, InterruptFlag())

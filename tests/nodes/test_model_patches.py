@@ -29,7 +29,7 @@ def test_model_sampling_discrete_patches_a_clone(sd1):
     [patched] = model_patches.ModelSamplingDiscrete().patch(model, "v_prediction", True)
     assert model_sampling_of(patched).prediction.name == "v"
     assert float(model_sampling_of(patched).sigma_max) > 4000  # zero terminal SNR
-    assert model_sampling_of(model).prediction.name == "eps" and "model_sampling" not in model.options
+    assert model_sampling_of(model).prediction.name == "eps" and model.hooks.model_sampling is None
     assert patched.unet is model.unet  # weights shared
     [lcm] = model_patches.ModelSamplingDiscrete().patch(patched, "lcm", False)
     assert len(model_sampling_of(lcm).sigmas) == 50
@@ -51,7 +51,7 @@ def test_patched_sampling_is_used_by_ksampler(tmp_path, sd1):
 def test_rescale_cfg_installs_the_cfg_hook_on_a_clone(tmp_path, sd1):
     model, clip, _ = sd1
     [patched] = model_patches.RescaleCFG().patch(model, 0.7)
-    assert "sampler_cfg_function" in patched.options and "sampler_cfg_function" not in model.options
+    assert patched.hooks.cfg_function is not None and model.hooks.cfg_function is None
     positive = clip.encode_from_tokens_scheduled(clip.tokenize("a cat"))
     negative = clip.encode_from_tokens_scheduled(clip.tokenize(""))
     run = make_runner(tmp_path)

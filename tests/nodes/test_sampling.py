@@ -10,6 +10,7 @@ from PIL import Image
 from graph.context import Interrupted
 from graph.registry import NodeRegistry
 from ldm.sampling.from_handle import guided_model
+from ldm.sampling.hooks import SamplingHooks
 from ldm.sampling.noise import prepare_noise
 from ldm.sampling.sample import common_ksampler
 from ldm.taesd import taesd_decoder
@@ -160,7 +161,7 @@ def _fake_handle(channels: int = 4):
     from ldm.latent_formats import LatentFormat
 
     latent_format = LatentFormat("test", channels, 1.0, ((0.1, 0.2, 0.3),) * channels)
-    return SimpleNamespace(family="sd1", prediction="eps", options={}, latent_format=latent_format,
+    return SimpleNamespace(family="sd1", prediction="eps", hooks=SamplingHooks(), latent_format=latent_format,
                            device=torch.device("cpu"), dtype=torch.float32)
 
 

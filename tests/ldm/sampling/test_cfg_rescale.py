@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ldm.sampling.cfg_rescale import rescale_cfg_function
+from ldm.sampling.hooks import SamplingHooks
 from ldm.sampling.guidance import GuidedModel, cfg_combine
 from ldm.sampling.model_sampling import model_sampling
 
@@ -25,7 +26,7 @@ def _case(seed=0):
 
 def _guided(hook=None):
     options = {"sampler_cfg_function": hook} if hook else {}
-    return GuidedModel(apply_model=None, sampling=model_sampling(), options=options)
+    return GuidedModel(apply_model=None, sampling=model_sampling(), hooks=SamplingHooks.from_model_options(options))
 
 
 def test_multiplier_zero_is_plain_cfg():

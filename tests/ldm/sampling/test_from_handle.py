@@ -8,6 +8,7 @@ import torch
 
 from ldm.latent_formats import SD15, SDXL
 from ldm.sampling.discrete_variants import discrete_model_sampling
+from ldm.sampling.hooks import SamplingHooks
 from ldm.sampling.from_handle import fix_empty_latent_channels, guided_model, model_sampling_of
 from ldm.sampling.model_conds import inpaint_conds, sdxl_conds
 
@@ -22,7 +23,7 @@ class RecordingUNet:
 
 
 def handle(family="sd1", prediction="eps", dtype=torch.float32, latent_format=SD15, **options):
-    return SimpleNamespace(family=family, prediction=prediction, options=dict(options),
+    return SimpleNamespace(family=family, prediction=prediction, hooks=SamplingHooks.from_model_options(options),
                            latent_format=latent_format, device=torch.device("cpu"), dtype=dtype)
 
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from ldm.sampling.hooks import SamplingHooks
 from ldm.sampling.guidance import CFGGuider, GuidedModel, InpaintDenoiser, prepare_denoise_mask
 from ldm.sampling.model_sampling import model_sampling
 
@@ -30,7 +31,7 @@ def value_model():
 
 
 def guided(apply_model, **options):
-    return GuidedModel(apply_model=apply_model, sampling=model_sampling(), options=options)
+    return GuidedModel(apply_model=apply_model, sampling=model_sampling(), hooks=SamplingHooks.from_model_options(options))
 
 
 def run_once(model, positive, negative, cfg, sigma=1.0, x=None):

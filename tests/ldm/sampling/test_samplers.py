@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ldm.sampling.noise import BrownianNoiseSampler, StepNoiseSampler
+from ldm.sampling.noise import StepNoiseSampler, brownian_noise_sampler
 from ldm.sampling.samplers import (DISCARD_PENULTIMATE_SIGMA_SAMPLERS, SAMPLER_NAMES, SAMPLERS,
                                    get_sampler)
 from ldm.sampling.schedulers import calculate_sigmas
@@ -26,7 +26,7 @@ def noise_for(name, x, sigmas, seed=1):
     if kind == "step":
         return StepNoiseSampler(x, seed)
     if kind == "brownian":
-        return BrownianNoiseSampler(x, float(sigmas[sigmas > 0].min()), float(sigmas.max()), seed)
+        return brownian_noise_sampler(x, sigmas, seed)
     return None
 
 

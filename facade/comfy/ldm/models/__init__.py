@@ -1,0 +1,1 @@
+"""``comfy.ldm.models``: whole models (``autoencoder``)."""

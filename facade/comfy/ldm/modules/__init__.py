@@ -1,0 +1,1 @@
+"""``comfy.ldm.modules``: the layers of the latent diffusion UNet and autoencoder."""

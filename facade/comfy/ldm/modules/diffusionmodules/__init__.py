@@ -1,0 +1,1 @@
+"""``comfy.ldm.modules.diffusionmodules``: UNet (``openaimodel``), autoencoder (``model``), helpers (``util``)."""

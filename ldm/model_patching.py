@@ -1,0 +1,361 @@
+"""ComfyUI's ``ModelPatcher`` methods on Weft's MODEL, so one object serves both surfaces.
+
+Node packs receive Weft's :class:`~ldm.model.ModelHandle` wherever ComfyUI would hand them a
+``ModelPatcher``, and call its methods by ComfyUI's names: ``clone``, ``add_patches``,
+``model_options``, ``set_model_*`` hooks, ``get_model_object``, ``model.diffusion_model`` … Each
+method here is a thin translation onto the handle's own state — ``hooks``
+(:class:`~ldm.sampling.hooks.SamplingHooks`), ``patches`` (LoRA-style weight patches, applied by the
+engine) — so what a pack patches is honoured by Weft's sampler. The method names are ComfyUI's
+(facts from ``comfy/model_patcher.py``); the code is ours.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable, Mapping
+
+import torch
+
+from ldm.lora import DiffAdapter, LoraAdapter, WeightPatch
+from ldm.sampling.hooks import ModelOptionsView
+
+#: The prefix ComfyUI gives UNet weight keys in patches and state dicts.
+DIFFUSION_PREFIX = "diffusion_model."
+
+
+class PredictionType(enum.IntEnum):
+    """ComfyUI's ``ModelType`` numbering (``comfy.model_base.ModelType``)."""
+
+    EPS = 1
+    V_PREDICTION = 2
+
+
+def weight_patch_from_comfy(value: Any, strength: float, strength_model: float) -> WeightPatch | None:
+    """A ComfyUI patch value as a :class:`~ldm.lora.WeightPatch`; None for a kind Weft lacks.
+
+    Understood: Weft's own adapters; a tensor or ``(tensor,)`` (a difference, ComfyUI's "diff"
+    patch; with ``strength_model`` it is how model merging blends two weights);
+    ``("diff", (tensor, …))``; ``("lora", (up, down, alpha, mid, …))``.
+    """
+    if isinstance(value, (LoraAdapter, DiffAdapter)):
+        adapter = value
+    elif torch.is_tensor(value):
+        adapter = DiffAdapter(value)
+    elif isinstance(value, (tuple, list)) and len(value) == 1 and torch.is_tensor(value[0]):
+        adapter = DiffAdapter(value[0])
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str):
+        kind, args = value
+        if kind == "diff" and args and torch.is_tensor(args[0]):
+            adapter = DiffAdapter(args[0])
+        elif kind == "lora" and len(args) >= 2:
+            up, down = args[0], args[1]
+            alpha = float(args[2]) if len(args) > 2 and args[2] is not None else None
+            mid = args[3] if len(args) > 3 else None
+            adapter = LoraAdapter(up=up, down=down, alpha=alpha, mid=mid)
+        else:
+            return None
+    else:
+        return None
+    return WeightPatch(float(strength), adapter, float(strength_model))
+
+
+class ModelConfigView:
+    """``model.model.model_config`` as packs read it: ``unet_config`` (ComfyUI's key names),
+    ``latent_format``, ``sampling_settings``."""
+
+    def __init__(self, handle: Any) -> None:
+        config = handle.config
+        self.latent_format = handle.latent_format
+        self.unet_config = {
+            "in_channels": config.in_channels, "out_channels": config.out_channels,
+            "model_channels": config.model_channels, "channel_mult": list(config.channel_mult),
+            "num_res_blocks": list(config.num_res_blocks), "transformer_depth": list(config.transformer_depth),
+            "transformer_depth_middle": config.transformer_depth_middle,
+            "transformer_depth_output": list(config.transformer_depth_output),
+            "context_dim": config.context_dim, "use_linear_in_transformer": config.use_linear_in_transformer,
+            "num_heads": config.num_heads, "num_head_channels": config.num_head_channels,
+            "adm_in_channels": config.adm_in_channels, "num_classes": config.num_classes,
+        }
+        self.sampling_settings = {"prediction": handle.prediction}
+        self.family = handle.family
+
+
+class DiffusionModelView:
+    """``ModelPatcher.model`` (ComfyUI's ``BaseModel``) over a handle: the network and how it samples.
+
+    ``diffusion_model`` is Weft's UNet itself (``input_blocks`` / ``middle_block`` /
+    ``output_blocks`` as in the checkpoint), so packs that walk or hook its modules find them.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    @property
+    def diffusion_model(self) -> torch.nn.Module:
+        return self._handle.unet
+
+    @property
+    def family(self) -> str:
+        return self._handle.family
+
+    @property
+    def model_sampling(self):
+        from ldm.sampling.from_handle import model_sampling_of
+        return model_sampling_of(self._handle)
+
+    @property
+    def latent_format(self):
+        return self._handle.latent_format
+
+    @property
+    def model_config(self) -> ModelConfigView:
+        return ModelConfigView(self._handle)
+
+    @property
+    def model_type(self) -> PredictionType:
+        return PredictionType.V_PREDICTION if self._handle.prediction == "v" else PredictionType.EPS
+
+    @property
+    def adm_channels(self) -> int:
+        return self._handle.config.adm_in_channels or 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self._handle.unet.parameters())).device
+
+    def get_dtype(self) -> torch.dtype:
+        return self._handle.dtype
+
+    def is_adm(self) -> bool:
+        return self.adm_channels > 0
+
+    def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._handle.latent_format.process_in(latent)
+
+    def process_latent_out(self, latent: torch.Tensor) -> torch.Tensor:
+        return self._handle.latent_format.process_out(latent)
+
+    def memory_required(self, input_shape) -> int:
+        from ldm.memory.plan import unet_inference_bytes
+        return unet_inference_bytes(self._handle.config, tuple(input_shape), self._handle.dtype)
+
+    def apply_model(self, x: torch.Tensor, t: torch.Tensor, c_concat: torch.Tensor | None = None,
+                    c_crossattn: torch.Tensor | None = None, control=None, transformer_options=None,
+                    **kwargs) -> torch.Tensor:
+        """x0 for sigma-space ``x`` at sigma ``t`` (ComfyUI's ``BaseModel.apply_model``)."""
+        from ldm.sampling.denoiser import UNetDenoiser
+        from ldm.sampling.from_handle import ComputeCast
+        handle = self._handle
+        network = ComputeCast(handle.unet, handle.dtype, torch.device(handle.device))
+        c = {"c_concat": c_concat, "c_crossattn": c_crossattn, "y": kwargs.get("y")}
+        if transformer_options:
+            c["transformer_options"] = transformer_options
+        with torch.no_grad():
+            return UNetDenoiser(network, self.model_sampling)(x, t, c)
+
+
+class ModelPatcherMethods:
+    """Mixed into :class:`~ldm.model.ModelHandle`: ComfyUI's ``ModelPatcher`` API over its state."""
+
+    # -- what the handle provides (declared for readers; ModelHandle's dataclass fields) ---------
+    unet: torch.nn.Module
+    hooks: Any
+    patches: dict
+    device: torch.device
+
+    # -- identity ---------------------------------------------------------------------------------
+    @property
+    def model(self) -> DiffusionModelView:
+        return DiffusionModelView(self)
+
+    @property
+    def model_options(self) -> ModelOptionsView:
+        return self.hooks.as_model_options()
+
+    @model_options.setter
+    def model_options(self, value: Mapping[str, Any]) -> None:
+        view = self.hooks.as_model_options()
+        for key in list(view):
+            del view[key]
+        view.update(value)
+
+    @property
+    def load_device(self) -> torch.device:
+        return torch.device(self.device)
+
+    @property
+    def offload_device(self) -> torch.device:
+        return torch.device("cpu")
+
+    @property
+    def current_device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def size(self) -> int:
+        return self.model_size()
+
+    def model_size(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.unet.state_dict().values())
+
+    def model_dtype(self) -> torch.dtype:
+        return self.dtype
+
+    def is_clone(self, other: Any) -> bool:
+        return getattr(other, "unet", None) is self.unet
+
+    def clone_has_same_weights(self, other: Any) -> bool:
+        return self.is_clone(other) and _patch_table(self.patches) == _patch_table(getattr(other, "patches", {}))
+
+    # -- weight patches ----------------------------------------------------------------------------
+    def add_patches(self, patches: Mapping[str, Any], strength_patch: float = 1.0,
+                    strength_model: float = 1.0) -> list[str]:
+        """Add patches by ComfyUI key (``diffusion_model.<weight>``, or the bare weight key);
+        returns the keys that were added (unknown keys and patch kinds are skipped, as ComfyUI
+        skips keys the model lacks)."""
+        own_keys = set(self.unet.state_dict().keys())
+        added = []
+        for key, value in patches.items():
+            name = key[0] if isinstance(key, tuple) else key
+            weight_key = name[len(DIFFUSION_PREFIX):] if name.startswith(DIFFUSION_PREFIX) else name
+            if weight_key not in own_keys:
+                continue
+            patch = weight_patch_from_comfy(value, strength_patch, strength_model)
+            if patch is None:
+                continue
+            self.patches.setdefault(weight_key, []).append(patch)
+            added.append(key)
+        return added
+
+    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list]:
+        """``{key: [(weight,), *patches]}`` with ComfyUI's keys (what model-merge nodes read)."""
+        out = {}
+        for key, weight in self.unet.state_dict().items():
+            full = DIFFUSION_PREFIX + key
+            if filter_prefix is not None and not full.startswith(filter_prefix):
+                continue
+            out[full] = [(weight,)] + [(p.strength, p.adapter, p.strength_model) for p in self.patches.get(key, ())]
+        return out
+
+    def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, torch.Tensor]:
+        state = {DIFFUSION_PREFIX + k: v for k, v in self.unet.state_dict().items()}
+        if filter_prefix is not None:
+            state = {k: v for k, v in state.items() if k.startswith(filter_prefix)}
+        return state
+
+    # -- object patches ------------------------------------------------------------------------------
+    def get_model_object(self, name: str) -> Any:
+        """``"model_sampling"``, ``"latent_format"``, or a dotted path under the BaseModel view
+        (``"diffusion_model.input_blocks.0"``)."""
+        if name == "model_sampling":
+            return self.model.model_sampling
+        target: Any = self.model
+        for part in name.split("."):
+            target = getattr(target, part)
+        return target
+
+    def add_object_patch(self, name: str, obj: Any) -> None:
+        """Only ``model_sampling`` can be replaced (what ModelSampling* nodes patch); other objects
+        would change the shared network under every clone, which Weft does not allow."""
+        if name != "model_sampling":
+            raise NotImplementedError(f"object patch {name!r}: only 'model_sampling' can be patched in Weft")
+        self.hooks.model_sampling = obj
+
+    # -- sampler hooks ------------------------------------------------------------------------------
+    def set_model_sampler_cfg_function(self, fn: Callable, disable_cfg1_optimization: bool = False) -> None:
+        self.hooks.cfg_function = fn
+        self.hooks.disable_cfg1_optimization |= bool(disable_cfg1_optimization)
+
+    def set_model_sampler_post_cfg_function(self, fn: Callable, disable_cfg1_optimization: bool = False) -> None:
+        self.hooks.post_cfg_functions = self.hooks.post_cfg_functions + [fn]
+        self.hooks.disable_cfg1_optimization |= bool(disable_cfg1_optimization)
+
+    def set_model_sampler_pre_cfg_function(self, fn: Callable, disable_cfg1_optimization: bool = False) -> None:
+        self.hooks.pre_cfg_functions = self.hooks.pre_cfg_functions + [fn]
+        self.hooks.disable_cfg1_optimization |= bool(disable_cfg1_optimization)
+
+    def set_model_unet_function_wrapper(self, fn: Callable) -> None:
+        self.hooks.unet_wrapper = fn
+
+    def set_model_denoise_mask_function(self, fn: Callable) -> None:
+        self.hooks.extra["denoise_mask_function"] = fn
+
+    # -- UNet patches (ComfyUI's transformer_options; honoured by ldm.unet) -----------------------------
+    def set_model_patch(self, patch: Callable, name: str) -> None:
+        patches = self.hooks.transformer_options.setdefault("patches", {})
+        patches[name] = patches.get(name, []) + [patch]
+
+    def set_model_patch_replace(self, patch: Callable, name: str, block_name: str, number: int,
+                                transformer_index: int | None = None) -> None:
+        replace = self.hooks.transformer_options.setdefault("patches_replace", {})
+        table = dict(replace.get(name, {}))
+        key = (block_name, number) if transformer_index is None else (block_name, number, transformer_index)
+        table[key] = patch
+        replace[name] = table
+
+    def set_model_attn1_patch(self, patch: Callable) -> None:
+        self.set_model_patch(patch, "attn1_patch")
+
+    def set_model_attn2_patch(self, patch: Callable) -> None:
+        self.set_model_patch(patch, "attn2_patch")
+
+    def set_model_attn1_replace(self, patch: Callable, block_name: str, number: int,
+                                transformer_index: int | None = None) -> None:
+        self.set_model_patch_replace(patch, "attn1", block_name, number, transformer_index)
+
+    def set_model_attn2_replace(self, patch: Callable, block_name: str, number: int,
+                                transformer_index: int | None = None) -> None:
+        self.set_model_patch_replace(patch, "attn2", block_name, number, transformer_index)
+
+    def set_model_attn1_output_patch(self, patch: Callable) -> None:
+        self.set_model_patch(patch, "attn1_output_patch")
+
+    def set_model_attn2_output_patch(self, patch: Callable) -> None:
+        self.set_model_patch(patch, "attn2_output_patch")
+
+    def set_model_input_block_patch(self, patch: Callable) -> None:
+        self.set_model_patch(patch, "input_block_patch")
+
+    def set_model_input_block_patch_after_skip(self, patch: Callable) -> None:
+        self.set_model_patch(patch, "input_block_patch_after_skip")
+
+    def set_model_output_block_patch(self, patch: Callable) -> None:
+        self.set_model_patch(patch, "output_block_patch")
+
+    def set_model_middle_block_patch(self, patch: Callable) -> None:
+        self.set_model_patch(patch, "middle_patch")
+
+    # -- loading (the engine places weights per use; these keep ComfyUI callers working) -------------
+    def patch_model(self, device_to=None, *args, **kwargs) -> torch.nn.Module:
+        """The network with the weight patches written in (ComfyUI's ``patch_model``); undo with
+        :meth:`unpatch_model`. Nodes that sample go through the engine instead."""
+        from ldm.lora import apply_patches
+        if getattr(self, "_applied_backups", None) is None:
+            self._applied_backups = apply_patches(self.unet, self.patches) if self.patches else {}
+        return self.unet
+
+    def unpatch_model(self, device_to=None, unpatch_weights: bool = True, *args, **kwargs) -> None:
+        from ldm.lora import restore_weights
+        backups = getattr(self, "_applied_backups", None)
+        if backups:
+            restore_weights(self.unet, backups)
+        self._applied_backups = None
+
+    def model_patches_to(self, device) -> None:
+        """Nothing to move: hooks run where they are called."""
+
+    def memory_required(self, input_shape) -> int:
+        return self.model.memory_required(input_shape)
+
+    def loaded_size(self) -> int:
+        return self.model_size()
+
+    def get_nested_additional_models(self) -> list:
+        return []
+
+    def cleanup(self) -> None:
+        """Nothing to release: the engine owns residency."""
+
+
+def _patch_table(patches: Mapping[str, list]) -> dict:
+    return {key: [(p.strength, id(p.adapter), p.strength_model) for p in found] for key, found in patches.items()}

@@ -1,0 +1,49 @@
+"""ComfyUI's names in `nodes`, `comfy_extras.nodes_*` and `comfy.sd`, over Weft's registry and loaders."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_nodes_package_answers_comfyui_names(pack_studio):
+    import nodes
+
+    assert nodes.MAX_RESOLUTION == 16384
+    assert nodes.NODE_CLASS_MAPPINGS["KSampler"] is pack_studio.registry.get("KSampler").node_class
+    assert "CheckpointLoaderSimple" in nodes.NODE_CLASS_MAPPINGS
+    assert nodes.CLIPTextEncode is pack_studio.registry.get("CLIPTextEncode").node_class
+    assert nodes.NODE_DISPLAY_NAME_MAPPINGS["KSampler"] == pack_studio.registry.get("KSampler").display_name
+    with pytest.raises(AttributeError, match="not one of ComfyUI's names"):
+        nodes.NoSuchNode
+    with pytest.raises(TypeError):
+        del nodes.NODE_CLASS_MAPPINGS["KSampler"]
+
+
+def test_comfy_extras_modules_give_core_classes_and_refuse_others(pack_studio):
+    from comfy_extras import nodes_custom_sampler, nodes_model_advanced
+
+    assert nodes_custom_sampler.SamplerCustom is pack_studio.registry.get("SamplerCustom").node_class
+    assert nodes_model_advanced.ModelSamplingDiscrete is pack_studio.registry.get("ModelSamplingDiscrete").node_class
+    with pytest.raises(ImportError, match="cannot import name .composite."):
+        from comfy_extras.nodes_mask import composite  # noqa: F401  (a helper function, not a node)
+    with pytest.raises(AttributeError, match="not one of its nodes"):
+        nodes_custom_sampler.sample_custom_helper
+    with pytest.raises(ModuleNotFoundError):
+        import comfy_extras.nodes_that_never_existed  # noqa: F401
+
+
+def test_a_pack_loads_and_runs_through_comfy_sd_and_nodes_names(pack_studio):
+    [report] = pack_studio.load("names_pack.py")
+    assert report.loaded, report.error
+    prompt = {
+        "1": {"class_type": "LoadThroughComfySd", "inputs": {"ckpt_name": "tiny_sd1.safetensors", "width": 64}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["1", 1]}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": ["1", 3], "height": 64, "batch_size": 1}},
+        "4": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0],
+                                                   "latent_image": ["3", 0], "seed": 1, "steps": 2, "cfg": 2.0,
+                                                   "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
+        "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
+    }
+    outcome = pack_studio.run(prompt)
+    assert outcome.outputs["6"]["images"][0]["type"] == "temp"

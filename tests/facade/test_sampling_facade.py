@@ -1,0 +1,112 @@
+"""A pack's sampler and model patches run on Weft's engine and give Weft's own results."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+def base_prompt(sampler_node: dict, model_ref=("1", 0)) -> dict:
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny_sd1.safetensors"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red square", "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "5": sampler_node,
+        "6": {"class_type": "LatentStash", "inputs": {"samples": ["5", 0], "key": "out"}},
+    }
+    sampler_node["inputs"].update({"model": list(model_ref), "positive": ["2", 0], "negative": ["3", 0],
+                                   "latent_image": ["4", 0]})
+    return prompt
+
+
+def ksampler(class_type="KSampler", seed=7, cfg=6.0, sampler="euler_ancestral", scheduler="karras", steps=4):
+    return {"class_type": class_type, "inputs": {"seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler,
+                                                 "scheduler": scheduler, "denoise": 1.0}}
+
+
+def pack_sampler(class_type="PackSampler", **kwargs):
+    node = ksampler(class_type, **kwargs)
+    del node["inputs"]["denoise"]
+    return node
+
+
+
+
+def stash(studio) -> dict:
+    return studio.registry.get("LatentStash").node_class.seen
+
+
+@pytest.fixture
+def studio(pack_studio):
+    reports = pack_studio.load("sampler_pack.py")
+    assert reports[0].loaded, reports[0].error
+    return pack_studio
+
+
+def latent_of(studio, prompt) -> torch.Tensor:
+    studio.run(prompt)
+    return stash(studio)["out"]
+
+
+@pytest.mark.parametrize("sampler", ["euler_ancestral", "dpmpp_2m_sde", "dpmpp_2m"])
+def test_pack_sampler_equals_weft_ksampler(studio, sampler):
+    ours = latent_of(studio, base_prompt(ksampler(sampler=sampler)))
+    theirs = latent_of(studio, base_prompt(pack_sampler(sampler=sampler)))
+    assert torch.equal(ours, theirs)
+    assert latent_of(studio, base_prompt(pack_sampler("PackCommonKSampler", sampler=sampler))).equal(ours)
+    different_seed = latent_of(studio, base_prompt(pack_sampler(sampler=sampler, seed=8)))
+    assert not torch.equal(different_seed, ours)
+
+
+def test_pack_sampler_combo_lists_weft_samplers(studio):
+    spec = studio.registry.get("PackSampler").inputs()
+    assert spec["sampler_name"].type == list(studio.registry.get("KSampler").inputs()["sampler_name"].type)
+    assert spec["scheduler"].type == list(studio.registry.get("KSampler").inputs()["scheduler"].type)
+
+
+def test_cfg_function_patch_changes_the_result_as_in_comfyui(studio):
+    plain_cfg6 = latent_of(studio, base_prompt(ksampler(cfg=6.0, sampler="euler")))
+    plain_cfg3 = latent_of(studio, base_prompt(ksampler(cfg=3.0, sampler="euler")))
+    prompt = base_prompt(ksampler(cfg=6.0, sampler="euler"), model_ref=("7", 0))
+    prompt["7"] = {"class_type": "ScaledCFG", "inputs": {"model": ["1", 0], "scale": 0.5}}
+    halved = latent_of(studio, prompt)
+    # The hook is handed eps-space cond/uncond and its result replaces the cfg combination:
+    # cfg 6 with the scale 0.5 hook is cfg 3 (up to float rounding), not cfg 6.
+    torch.testing.assert_close(halved, plain_cfg3, rtol=1e-4, atol=1e-4)
+    assert (halved - plain_cfg6).abs().max() > 1e-3
+    prompt["7"]["inputs"]["scale"] = 1.0
+    torch.testing.assert_close(latent_of(studio, prompt), plain_cfg6, rtol=1e-4, atol=1e-4)
+
+
+def test_attention_patch_reaches_the_unet(studio):
+    plain = latent_of(studio, base_prompt(ksampler(sampler="euler")))
+    prompt = base_prompt(ksampler(sampler="euler"), model_ref=("7", 0))
+    prompt["7"] = {"class_type": "ZeroContext", "inputs": {"model": ["1", 0]}}
+    patched = latent_of(studio, prompt)
+    assert (patched - plain).abs().max() > 1e-4
+    # Positive and negative prompts no longer matter once the context's values are zero.
+    prompt["2"]["inputs"]["text"] = "something else entirely"
+    torch.testing.assert_close(latent_of(studio, prompt), patched, rtol=1e-5, atol=1e-5)
+
+
+def test_model_patcher_surface(studio):
+    import comfy.model_base
+    import comfy.model_patcher
+    from ldm.model import load_checkpoint
+
+    model = load_checkpoint(studio.services.folders.model_path("checkpoints", "tiny_sd1.safetensors"),
+                            with_clip=False)[0]
+    assert isinstance(model, comfy.model_patcher.ModelPatcher)
+    assert isinstance(model.model, comfy.model_base.BaseModel) and not isinstance(model.model, comfy.model_base.SDXL)
+    assert model.model.model_type == comfy.model_base.ModelType.EPS
+    assert model.get_model_object("model_sampling") is not None
+    twin = model.clone()
+    twin.model_options["sampler_cfg_function"] = len
+    assert twin.hooks.cfg_function is len and "sampler_cfg_function" not in model.model_options
+    key = "diffusion_model.out.2.bias"
+    added = twin.add_patches({key: (torch.ones_like(model.model_state_dict()[key]),)}, 0.5, 1.0)
+    assert added == [key] and not model.patches and twin.patches["out.2.bias"][0].strength == 0.5
+    assert twin.is_clone(model)
+    rewrapped = comfy.model_patcher.ModelPatcher(model.model, model.load_device, model.offload_device)
+    assert rewrapped.unet is model.unet and isinstance(rewrapped, comfy.model_patcher.ModelPatcher)
