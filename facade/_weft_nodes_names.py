@@ -5,14 +5,21 @@ name. Packs do ``import nodes`` / ``from nodes import MAX_RESOLUTION, LoraLoader
 NODE_CLASS_MAPPINGS, common_ksampler``. :func:`install` gives Weft's package a module
 ``__getattr__`` (PEP 562) that answers those names from the bound server's registry, so nothing in
 Weft's own ``nodes`` code knows about them.
+
+A ComfyUI core node Weft's registry lacks (``ControlNetApplyAdvanced``, ``CLIPVisionLoader`` …)
+is answered by a placeholder class (:func:`_weft_absent.absent_node`): ComfyUI's ``FUNCTION`` and
+``RETURN_TYPES``, subclassable, and calling its function raises an error naming the missing
+feature. ``NODE_CLASS_MAPPINGS`` stays exactly the registry: placeholders are never nodes there.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import MutableMapping
 from types import ModuleType
 from typing import Any, Iterator
 
+import _weft_absent as absent
 from _weft_binding import host
 from graph.context import current_context
 
@@ -98,13 +105,63 @@ _NAMES = {
 }
 
 
+#: ComfyUI's core nodes (its ``nodes.py``; class name = node id), names only.
+COMFYUI_CORE_NODES = frozenset({
+    "CLIPLoader", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPVisionEncode", "CLIPVisionLoader",
+    "CheckpointLoader", "CheckpointLoaderSimple", "ConditioningAverage", "ConditioningCombine",
+    "ConditioningConcat", "ConditioningSetArea", "ConditioningSetAreaPercentage",
+    "ConditioningSetAreaStrength", "ConditioningSetMask", "ConditioningSetTimestepRange",
+    "ConditioningZeroOut", "ControlNetApply", "ControlNetApplyAdvanced", "ControlNetLoader",
+    "DiffControlNetLoader", "DiffusersLoader", "DualCLIPLoader", "EmptyImage", "EmptyLatentImage",
+    "GLIGENLoader", "GLIGENTextBoxApply", "ImageBatch", "ImageInvert", "ImagePadForOutpaint",
+    "ImageScale", "ImageScaleBy", "InpaintModelConditioning", "KSampler", "KSamplerAdvanced",
+    "LatentBlend", "LatentComposite", "LatentCrop", "LatentFlip", "LatentFromBatch", "LatentRotate",
+    "LatentUpscale", "LatentUpscaleBy", "LoadImage", "LoadImageMask", "LoadImageOutput", "LoadLatent",
+    "LoraLoader", "LoraLoaderModelOnly", "PreviewImage", "RepeatLatentBatch", "SaveImage", "SaveLatent",
+    "SetLatentNoiseMask", "StyleModelApply", "StyleModelLoader", "UNETLoader", "VAEDecode",
+    "VAEDecodeTiled", "VAEEncode", "VAEEncodeForInpaint", "VAEEncodeTiled", "VAELoader",
+    "unCLIPCheckpointLoader", "unCLIPConditioning",
+})
+
+#: The core nodes Weft does not have: the feature each needs, ComfyUI's FUNCTION and RETURN_TYPES.
+ABSENT_CORE_NODES: dict[str, tuple[absent.Feature, str, tuple[str, ...]]] = {
+    "CLIPVisionEncode": (absent.CLIP_VISION, "encode", ("CLIP_VISION_OUTPUT",)),
+    "CLIPVisionLoader": (absent.CLIP_VISION, "load_clip", ("CLIP_VISION",)),
+    "ControlNetApply": (absent.CONTROLNET, "apply_controlnet", ("CONDITIONING",)),
+    "ControlNetApplyAdvanced": (absent.CONTROLNET, "apply_controlnet", ("CONDITIONING", "CONDITIONING")),
+    "ControlNetLoader": (absent.CONTROLNET, "load_controlnet", ("CONTROL_NET",)),
+    "DiffControlNetLoader": (absent.CONTROLNET, "load_controlnet", ("CONTROL_NET",)),
+    "DiffusersLoader": (absent.DIFFUSERS, "load_checkpoint", ("MODEL", "CLIP", "VAE")),
+    "GLIGENLoader": (absent.GLIGEN, "load_gligen", ("GLIGEN",)),
+    "GLIGENTextBoxApply": (absent.GLIGEN, "append", ("CONDITIONING",)),
+    "LoadImageOutput": (absent.COMFY_NODE, "load_image", ("IMAGE", "MASK")),
+    "LoadLatent": (absent.LATENT_FILES, "load", ("LATENT",)),
+    "SaveLatent": (absent.LATENT_FILES, "save", ()),
+    "StyleModelApply": (absent.STYLE_MODELS, "apply_stylemodel", ("CONDITIONING",)),
+    "StyleModelLoader": (absent.STYLE_MODELS, "load_style_model", ("STYLE_MODEL",)),
+    "unCLIPCheckpointLoader": (absent.UNCLIP, "load_checkpoint", ("MODEL", "CLIP", "VAE", "CLIP_VISION")),
+    "unCLIPConditioning": (absent.UNCLIP, "apply_adm", ("CONDITIONING",)),
+}
+
+
+@functools.cache
+def placeholder_node(name: str) -> type:
+    """The placeholder class for ComfyUI's core node ``name`` (one class per name)."""
+    feature, function, return_types = ABSENT_CORE_NODES.get(name, (absent.COMFY_NODE, "run", ()))
+    return absent.absent_node(feature, "nodes", name, (function,), return_types,
+                              output_node=name == "SaveLatent")
+
+
 def lookup(name: str) -> Any:
-    """A ComfyUI ``nodes`` name: the table above, else a core node class by its node name."""
+    """A ComfyUI ``nodes`` name: the table above, else a core node class by its node name, else a
+    placeholder for a ComfyUI core node Weft lacks."""
     if name in _NAMES:
         return _NAMES[name]
     registry = host().registry
     if registry.is_core(name):
         return registry.get(name).node_class
+    if name in COMFYUI_CORE_NODES:
+        return placeholder_node(name)
     raise AttributeError(f"module 'nodes' has no attribute {name!r} (not one of ComfyUI's names Weft provides)")
 
 

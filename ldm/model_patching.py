@@ -21,6 +21,21 @@ from ldm.sampling.hooks import ModelOptionsView
 
 #: The prefix ComfyUI gives UNet weight keys in patches and state dicts.
 DIFFUSION_PREFIX = "diffusion_model."
+#: The one ComfyUI wrapper type Weft runs: around the UNet's forward (``ldm.unet_patches``), read
+#: from ``transformer_options["wrappers"]["diffusion_model"]``. Weft's sampler has no other wrapper
+#: points (outer_sample, sampler_sample, predict_noise, calc_cond_batch, apply_model, …) and calls
+#: no ModelPatcher callbacks.
+DIFFUSION_MODEL_WRAPPER = "diffusion_model"
+
+
+def unsupported_wrapper(wrapper_type: str) -> NotImplementedError:
+    return NotImplementedError(f"ComfyUI {wrapper_type!r} wrappers: Weft's sampler only runs "
+                               f"{DIFFUSION_MODEL_WRAPPER!r} wrappers (around the UNet's forward)")
+
+
+def unsupported_callback(call_type: str) -> NotImplementedError:
+    return NotImplementedError(f"ComfyUI ModelPatcher callbacks ({call_type!r}): Weft's engine loads, "
+                               "runs and releases models itself and calls none")
 
 
 class PredictionType(enum.IntEnum):
@@ -136,8 +151,13 @@ class DiffusionModelView:
         return self._handle.latent_format.process_out(latent)
 
     def memory_required(self, input_shape) -> int:
+        """Activation bytes of one UNet call on ``input_shape`` as given (ComfyUI's callers double
+        the batch themselves for cond + uncond), by the engine's estimate."""
+        from ldm.engine import USAGE_FACTORS
         from ldm.memory.plan import unet_inference_bytes
-        return unet_inference_bytes(self._handle.config, tuple(input_shape), self._handle.dtype)
+        dtype_size = torch.empty((), dtype=self._handle.dtype).element_size()
+        return unet_inference_bytes(tuple(input_shape), dtype_size, USAGE_FACTORS.get(self._handle.family, 1.0),
+                                    cond_batches=1)
 
     def apply_model(self, x: torch.Tensor, t: torch.Tensor, c_concat: torch.Tensor | None = None,
                     c_crossattn: torch.Tensor | None = None, control=None, transformer_options=None,
@@ -324,6 +344,44 @@ class ModelPatcherMethods:
 
     def set_model_middle_block_patch(self, patch: Callable) -> None:
         self.set_model_patch(patch, "middle_patch")
+
+    # -- ComfyUI's wrapper / callback registries (ComfyUI keeps them on the patcher; Weft keeps the
+    #    one kind it runs in transformer_options, where ldm.unet reads it) -------------------------
+    def add_wrapper(self, wrapper_type: str, wrapper: Callable) -> None:
+        self.add_wrapper_with_key(wrapper_type, None, wrapper)
+
+    def add_wrapper_with_key(self, wrapper_type: str, key: str | None, wrapper: Callable) -> None:
+        """Register ``wrapper(executor, x, timesteps, context, y, control, transformer_options)``
+        around the UNet; other wrapper types raise ``NotImplementedError``."""
+        if wrapper_type != DIFFUSION_MODEL_WRAPPER:
+            raise unsupported_wrapper(wrapper_type)
+        by_key = self.hooks.transformer_options.setdefault("wrappers", {}).setdefault(wrapper_type, {})
+        by_key.setdefault(key, []).append(wrapper)
+
+    def remove_wrappers_with_key(self, wrapper_type: str, key: str | None) -> None:
+        self.hooks.transformer_options.get("wrappers", {}).get(wrapper_type, {}).pop(key, None)
+
+    def get_wrappers(self, wrapper_type: str, key: str | None) -> list[Callable]:
+        return list(self.hooks.transformer_options.get("wrappers", {}).get(wrapper_type, {}).get(key, []))
+
+    def get_all_wrappers(self, wrapper_type: str) -> list[Callable]:
+        by_key = self.hooks.transformer_options.get("wrappers", {}).get(wrapper_type, {})
+        return [wrapper for wrappers in by_key.values() for wrapper in wrappers]
+
+    def add_callback(self, call_type: str, callback: Callable) -> None:
+        self.add_callback_with_key(call_type, None, callback)
+
+    def add_callback_with_key(self, call_type: str, key: str | None, callback: Callable) -> None:
+        raise unsupported_callback(call_type)
+
+    def remove_callbacks_with_key(self, call_type: str, key: str | None) -> None:
+        """Nothing to remove: no callback is ever registered."""
+
+    def get_callbacks(self, call_type: str, key: str | None) -> list[Callable]:
+        return []
+
+    def get_all_callbacks(self, call_type: str) -> list[Callable]:
+        return []
 
     # -- loading (the engine places weights per use; these keep ComfyUI callers working) -------------
     def patch_model(self, device_to=None, *args, **kwargs) -> torch.nn.Module:

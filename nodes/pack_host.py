@@ -46,6 +46,12 @@ def install_comfy_facade(host: PackHost) -> None:
         # Behind the repository root (server.py, nodes/) and before site-packages, so a pip
         # package that happens to be called ``comfy`` cannot shadow the facade.
         sys.path.insert(1 if sys.path and sys.path[0] in ("", str(FACADE_ROOT.parent)) else 0, root)
+    legacy = str(FACADE_ROOT / "comfy")
+    if legacy not in sys.path:
+        # ComfyUI also puts its comfy/ folder on sys.path, and older packs rely on it
+        # (``import model_management``). Last here, so those names never shadow Weft's own
+        # packages (the facade has an ``ldm`` of its own) or an installed library.
+        sys.path.append(legacy)
     importlib.import_module("_weft_binding").bind(host)
     # ComfyUI's names in its `nodes` module (MAX_RESOLUTION, NODE_CLASS_MAPPINGS, core classes):
     # Weft's `nodes` package answers them through a module __getattr__ the facade provides.

@@ -9,11 +9,14 @@ pack's own k-diffusion-style function through :func:`KSAMPLER`. ``calc_cond_batc
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import torch
 
+from _weft_absent import Feature, absent_function
 from comfy._weft_sampling import guided_run, step_reporter
+from comfy.k_diffusion import sampling as k_diffusion_sampling  # noqa: F401  (ComfyUI's name for it)
 from ldm.sampling import guidance
 from ldm.sampling.custom import SamplerChoice
 from ldm.sampling.from_handle import model_sampling_of
@@ -27,6 +30,9 @@ KSAMPLER_NAMES = [name for name in SAMPLER_NAMES if name != "ddim" and not name.
 SAMPLER_NAMES = list(SAMPLER_NAMES)
 SCHEDULER_NAMES = list(SCHEDULER_NAMES)
 
+SAMPLER_INTERNALS = Feature("ComfyUI's sampler internals (Weft's sampler runs SAMPLER, GUIDER and MODEL "
+                            "values itself)", planned=False)
+
 
 def calculate_sigmas(model_sampling, scheduler_name: str, steps: int) -> torch.Tensor:
     return _weft_calculate_sigmas(model_sampling, scheduler_name, steps)
@@ -36,19 +42,107 @@ def sampler_object(name: str) -> SamplerChoice:
     return SamplerChoice(name)
 
 
-def KSAMPLER(sampler_function: Callable, extra_options: dict | None = None,
-             inpaint_options: dict | None = None) -> SamplerChoice:
-    """A SAMPLER from a pack's function ``fn(model, x, sigmas, extra_args=, callback=, disable=, **options)``."""
-    options = dict(extra_options or {})
+class Sampler:
+    """ComfyUI's base class of SAMPLER objects. Weft's sampler runs a SAMPLER itself (its ``name``
+    or ``spec``), so ``sample`` here is only what a pack calls or wraps; ``max_denoise`` is
+    ComfyUI's test for a schedule that starts from pure noise."""
 
-    def run(model, x, sigmas, extra_args=None, callback=None, noise_sampler=None):
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        raise SAMPLER_INTERNALS.error(f"{__name__}.Sampler.sample")
+
+    def max_denoise(self, model_wrap, sigmas) -> bool:
+        inner = getattr(model_wrap, "inner_model", model_wrap)
+        top, first = float(inner.model_sampling.sigma_max), float(sigmas[0])
+        return math.isclose(top, first, rel_tol=1e-05) or first > top
+
+
+class KSAMPLER(Sampler, SamplerChoice):
+    """A SAMPLER from a pack's k-diffusion-style function
+    ``fn(model, x, sigmas, extra_args=, callback=, disable=, **extra_options)``.
+
+    It *is* a Weft :class:`SamplerChoice` (SamplerCustom and guiders take it as is); Weft's sampler
+    calls ``self.sampler_function`` with ``self.extra_options`` when it runs, so a pack that swaps
+    either on the instance is heard. ``inpaint_options={"random": True}`` gives the unmasked area
+    fresh noise seeded ``seed + 1`` (ComfyUI's option). ``KSAMPLER.sample`` (the method ComfyUI's
+    sampler calls, and packs wrap at import) is never called by Weft's sampler: replacing it
+    changes nothing there; called directly, it runs the function over ``model_wrap``.
+    """
+
+    def __init__(self, sampler_function: Callable, extra_options: dict | None = None,
+                 inpaint_options: dict | None = None) -> None:
+        self.sampler_function = sampler_function
+        self.extra_options = dict(extra_options or {})
+        self.inpaint_options = dict(inpaint_options or {})
+        spec = SamplerSpec(self._run, random_inpaint_noise=bool(self.inpaint_options.get("random", False)))
+        object.__setattr__(self, "name", getattr(sampler_function, "__name__", "custom"))
+        object.__setattr__(self, "spec", spec)
+
+    def _run(self, model, x, sigmas, extra_args=None, callback=None, noise_sampler=None):
+        options = dict(self.extra_options)
         if noise_sampler is not None:
             options.setdefault("noise_sampler", noise_sampler)
-        return sampler_function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=True,
-                                **options)
+        return self.sampler_function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=True,
+                                     **options)
 
-    name = getattr(sampler_function, "__name__", "custom")
-    return SamplerChoice(name, spec=SamplerSpec(run))
+    def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
+               disable_pbar=False):
+        """Run the function over ComfyUI-style ``model_wrap`` (its ``inner_model.model_sampling``
+        scales the noise), with noise-mask inpainting through :class:`KSamplerX0Inpaint`."""
+        sampling = getattr(model_wrap, "inner_model", model_wrap).model_sampling
+        extra_args = dict(extra_args or {})
+        extra_args["denoise_mask"] = denoise_mask
+        if latent_image is None:
+            latent_image = torch.zeros_like(noise)
+        model_k = KSamplerX0Inpaint(model_wrap, sigmas)
+        model_k.latent_image = latent_image
+        model_k.noise = noise
+        if self.inpaint_options.get("random", False):
+            generator = torch.Generator("cpu").manual_seed(extra_args.get("seed", 41) + 1)
+            model_k.noise = torch.randn(noise.shape, generator=generator).to(noise)
+        x = sampling.noise_scaling(sigmas[0], noise, latent_image, self.max_denoise(model_wrap, sigmas))
+        total = len(sigmas) - 1
+        k_callback = None if callback is None else (
+            lambda info: callback(info["i"], info["denoised"], info["x"], total))
+        samples = self.sampler_function(model_k, x, sigmas, extra_args=extra_args, callback=k_callback,
+                                        disable=disable_pbar, **self.extra_options)
+        return sampling.inverse_noise_scaling(sigmas[-1], samples)
+
+
+class KSamplerX0Inpaint:
+    """ComfyUI's noise-mask inpainting wrapper around a guided model, as Weft's
+    :class:`ldm.sampling.guidance.InpaintDenoiser`: outside ``denoise_mask`` (0) the state is the
+    original latent noised to the current sigma and the prediction the original latent.
+    ``latent_image`` and ``noise`` are set on the object after construction, as ComfyUI does; a
+    ``denoise_mask_function`` in ``model_options`` edits the mask first."""
+
+    def __init__(self, model, sigmas) -> None:
+        self.inner_model = model
+        self.sigmas = sigmas
+        self.latent_image: torch.Tensor | None = None
+        self.noise: torch.Tensor | None = None
+
+    def __call__(self, x, sigma, denoise_mask=None, model_options=None, seed=None):
+        model_options = {} if model_options is None else model_options
+        if denoise_mask is not None and "denoise_mask_function" in model_options:
+            denoise_mask = model_options["denoise_mask_function"](
+                sigma, denoise_mask, extra_options={"model": self.inner_model, "sigmas": self.sigmas})
+
+        def inner(x_in, sigma_in):
+            return self.inner_model(x_in, sigma_in, model_options=model_options, seed=seed)
+
+        if denoise_mask is None:
+            return inner(x, sigma)
+        return guidance.InpaintDenoiser(inner, self.latent_image, self.noise, denoise_mask)(x, sigma)
+
+
+#: ComfyUI's sampler module functions that packs wrap at import (smZNodes, TiledDiffusion).
+#: Weft's sampler has no such steps and never calls them; calling one raises.
+sample = absent_function(SAMPLER_INTERNALS, __name__, "sample")
+get_area_and_mult = absent_function(SAMPLER_INTERNALS, __name__, "get_area_and_mult")
+can_concat_cond = absent_function(SAMPLER_INTERNALS, __name__, "can_concat_cond")
+cond_cat = absent_function(SAMPLER_INTERNALS, __name__, "cond_cat")
+pre_run_control = absent_function(SAMPLER_INTERNALS, __name__, "pre_run_control")
+wrap_model = absent_function(SAMPLER_INTERNALS, __name__, "wrap_model")
 
 
 def ksampler(sampler_name: str, extra_options: dict | None = None, inpaint_options: dict | None = None):

@@ -6,3 +6,7 @@ presents the V1 protocol (``INPUT_TYPES``, ``RETURN_TYPES``, ``FUNCTION`` …) c
 schema, so Weft's registry, validator and executor run it like any other node; see
 ``comfy_api.latest._node`` and docs/node-packs.md.
 """
+
+from _weft_lazy import submodule_getattr
+
+__getattr__ = submodule_getattr(__name__)

@@ -1,109 +1,75 @@
 """``comfy_extras.nodes_*``: ComfyUI's extra node modules, answered from Weft's core nodes.
 
 Packs import node classes from these modules (``from comfy_extras.nodes_custom_sampler import
-SamplerCustom``, ``comfy_extras.nodes_mask.GrowMask``). Each module of ComfyUI's list below exists
-here as a module whose attributes are Weft's core node classes by node name; a name Weft has no
-core node for raises an ImportError that says so. Helper functions of those modules are not
-provided (docs/node-packs.md).
+SamplerCustom``, ``comfy_extras.nodes_mask.GrowMask``). Each module of ComfyUI's list
+(``_comfyui_nodes.NODES``) exists here as a module whose attributes are, by ComfyUI's class name:
+
+- Weft's core node class of that node id (``nodes_post_processing.Blend`` is Weft's ``ImageBlend``);
+  any Weft core node is also found by its node id;
+- a helper packs import that is not a node (``nodes_mask.composite``, ``Noise_RandomNoise`` …,
+  ``_helpers.HELPERS``): Weft's where Weft has the algorithm, else a placeholder that raises;
+- for a ComfyUI node of that module Weft does not have, a placeholder class
+  (``_weft_absent.absent_node``) whose methods raise an error naming the node.
+
+Any other name raises AttributeError (ImportError for ``from … import``).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.machinery
 import sys
 import types
 
+import _weft_absent as absent
+from comfy_extras._comfyui_nodes import NODES
+
 #: ComfyUI's ``comfy_extras`` node modules (names only).
-MODULES = frozenset({
-    "nodes_ace",
-    "nodes_advanced_samplers",
-    "nodes_align_your_steps",
-    "nodes_apg",
-    "nodes_attention_multiply",
-    "nodes_audio",
-    "nodes_audio_encoder",
-    "nodes_camera_trajectory",
-    "nodes_canny",
-    "nodes_cfg",
-    "nodes_chroma_radiance",
-    "nodes_clip_sdxl",
-    "nodes_compositing",
-    "nodes_cond",
-    "nodes_context_windows",
-    "nodes_controlnet",
-    "nodes_cosmos",
-    "nodes_custom_sampler",
-    "nodes_differential_diffusion",
-    "nodes_easycache",
-    "nodes_edit_model",
-    "nodes_eps",
-    "nodes_flux",
-    "nodes_freelunch",
-    "nodes_fresca",
-    "nodes_gits",
-    "nodes_hidream",
-    "nodes_hooks",
-    "nodes_hunyuan",
-    "nodes_hunyuan3d",
-    "nodes_hypernetwork",
-    "nodes_hypertile",
-    "nodes_images",
-    "nodes_ip2p",
-    "nodes_latent",
-    "nodes_load_3d",
-    "nodes_lora_extract",
-    "nodes_lotus",
-    "nodes_lt",
-    "nodes_lumina2",
-    "nodes_mahiro",
-    "nodes_mask",
-    "nodes_mochi",
-    "nodes_model_advanced",
-    "nodes_model_downscale",
-    "nodes_model_merging",
-    "nodes_model_merging_model_specific",
-    "nodes_model_patch",
-    "nodes_morphology",
-    "nodes_optimalsteps",
-    "nodes_pag",
-    "nodes_perpneg",
-    "nodes_photomaker",
-    "nodes_pixart",
-    "nodes_post_processing",
-    "nodes_preview_any",
-    "nodes_primitive",
-    "nodes_qwen",
-    "nodes_rebatch",
-    "nodes_sag",
-    "nodes_sd3",
-    "nodes_sdupscale",
-    "nodes_slg",
-    "nodes_stable3d",
-    "nodes_stable_cascade",
-    "nodes_string",
-    "nodes_tcfg",
-    "nodes_tomesd",
-    "nodes_torch_compile",
-    "nodes_train",
-    "nodes_upscale_model",
-    "nodes_video",
-    "nodes_video_model",
-    "nodes_wan",
-    "nodes_webcam",
-})
+MODULES = frozenset(NODES)
+
+#: Modules whose nodes all need one feature Weft lacks (others are named as plain missing nodes).
+MODULE_FEATURES = {
+    "nodes_upscale_model": absent.UPSCALE_MODELS,
+    "nodes_controlnet": absent.CONTROLNET,
+    "nodes_hooks": absent.HOOKS,
+    "nodes_stable3d": absent.VIDEO,
+    "nodes_video_model": absent.VIDEO,
+    "nodes_lt": absent.VIDEO,
+    "nodes_wan": absent.VIDEO,
+    "nodes_mochi": absent.VIDEO,
+    "nodes_hunyuan": absent.VIDEO,
+    "nodes_cosmos": absent.VIDEO,
+    "nodes_camera_trajectory": absent.VIDEO,
+}
 
 
-def _core_node(module_name: str, name: str):
+@functools.cache
+def _placeholder(leaf: str, class_name: str) -> type:
+    node_id, methods = NODES[leaf][class_name]
+    return absent.absent_node(MODULE_FEATURES.get(leaf, absent.COMFY_NODE), f"{__name__}.{leaf}", node_id,
+                              methods, class_name=class_name)
+
+
+def _attribute(module_name: str, name: str):
     if name.startswith("__"):
         raise AttributeError(name)
     from _weft_binding import host
+    from comfy_extras._helpers import HELPERS
 
+    leaf = module_name.rpartition(".")[2]
     registry = host().registry
-    if not registry.is_core(name):
-        raise AttributeError(f"module {module_name!r} has no attribute {name!r} "
-                             f"(Weft provides ComfyUI's core node classes here, and {name!r} is not one of its nodes)")
-    return registry.get(name).node_class
+    comfy_class = NODES[leaf].get(name)
+    for node_id in ((comfy_class[0],) if comfy_class else ()) + (name,):
+        if registry.is_core(node_id):
+            return registry.get(node_id).node_class
+    helper = HELPERS.get(leaf, {}).get(name)
+    if helper is not None:
+        return helper
+    if comfy_class is not None:
+        return _placeholder(leaf, name)
+    raise AttributeError(f"module {module_name!r} has no attribute {name!r} (neither one of ComfyUI's nodes "
+                         f"of that module nor a helper Weft provides)")
 
 
 class _ExtrasModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -115,12 +81,22 @@ class _ExtrasModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec):
         module = types.ModuleType(spec.name, f"ComfyUI's {spec.name}: Weft's core node classes by node name.")
-        module.__getattr__ = lambda name, _module=spec.name: _core_node(_module, name)
+        module.__getattr__ = lambda name, _module=spec.name: _attribute(_module, name)
         return module
 
     def exec_module(self, module):
         """Nothing to run: attributes are looked up on use."""
 
 
-if not any(isinstance(finder, _ExtrasModules) for finder in sys.meta_path):
-    sys.meta_path.append(_ExtrasModules())
+def _install_finder() -> None:
+    """Put the finder right after the standard path finder (so the facade's real files, such as
+    ``comfy_extras.chainner_models``, come first), ahead of any last-resort finder added before
+    this package was first imported."""
+    if any(isinstance(finder, _ExtrasModules) for finder in sys.meta_path):
+        return
+    after = next((i + 1 for i, finder in enumerate(sys.meta_path) if finder is importlib.machinery.PathFinder),
+                 len(sys.meta_path))
+    sys.meta_path.insert(after, _ExtrasModules())
+
+
+_install_finder()

@@ -19,14 +19,16 @@ def test_nodes_package_answers_comfyui_names(pack_studio):
         del nodes.NODE_CLASS_MAPPINGS["KSampler"]
 
 
-def test_comfy_extras_modules_give_core_classes_and_refuse_others(pack_studio):
+def test_comfy_extras_modules_give_core_classes_helpers_and_refuse_others(pack_studio):
     from comfy_extras import nodes_custom_sampler, nodes_model_advanced
+    from comfy_extras.nodes_mask import composite  # a helper function, not a node
 
     assert nodes_custom_sampler.SamplerCustom is pack_studio.registry.get("SamplerCustom").node_class
     assert nodes_model_advanced.ModelSamplingDiscrete is pack_studio.registry.get("ModelSamplingDiscrete").node_class
-    with pytest.raises(ImportError, match="cannot import name .composite."):
-        from comfy_extras.nodes_mask import composite  # noqa: F401  (a helper function, not a node)
-    with pytest.raises(AttributeError, match="not one of its nodes"):
+    assert callable(composite) and not hasattr(composite, "FUNCTION")  # Weft's compositing (test_absent_features)
+    with pytest.raises(ImportError, match="cannot import name .no_such_helper."):
+        from comfy_extras.nodes_mask import no_such_helper  # noqa: F401
+    with pytest.raises(AttributeError, match="neither one of ComfyUI's nodes of that module nor a helper"):
         nodes_custom_sampler.sample_custom_helper
     with pytest.raises(ModuleNotFoundError):
         import comfy_extras.nodes_that_never_existed  # noqa: F401
@@ -47,3 +49,18 @@ def test_a_pack_loads_and_runs_through_comfy_sd_and_nodes_names(pack_studio):
     }
     outcome = pack_studio.run(prompt)
     assert outcome.outputs["6"]["images"][0]["type"] == "temp"
+
+
+def test_comfy_submodules_are_reachable_as_attributes_and_legacy_names_import(pack_studio):
+    import importlib
+
+    import comfy
+
+    assert comfy.samplers.KSampler.SAMPLERS  # no `import comfy.samplers` needed, as in ComfyUI
+    assert comfy.ldm.models.autoencoder.AutoencoderKL is not None
+    with pytest.raises(AttributeError, match="not provided by Weft"):
+        comfy.no_such_module
+    # ComfyUI puts comfy/ on sys.path: `import model_management` is the same facade module's code.
+    legacy = importlib.import_module("model_management")
+    assert legacy.get_torch_device() == comfy.model_management.get_torch_device()
+    assert "facade" not in importlib.import_module("ldm").__file__  # Weft's own ldm is never shadowed

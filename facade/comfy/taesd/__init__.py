@@ -1,0 +1,5 @@
+"""``comfy.taesd``: the tiny autoencoder's building blocks, over Weft's ``ldm.taesd``."""
+
+from _weft_lazy import submodule_getattr
+
+__getattr__ = submodule_getattr(__name__)
