@@ -144,6 +144,12 @@ class PackRouter:
         app = self._server.bound_app
         return app.router.resources() if app is not None else []
 
+    @property
+    def frozen(self) -> bool:
+        """False while packs load (KJNodes checks it before adding routes)."""
+        app = self._server.bound_app
+        return app.router.frozen if app is not None else False
+
     def __getattr__(self, name: str) -> Any:
         app = self._server.bound_app if not name.startswith("_") else None
         if app is None:

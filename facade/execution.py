@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from _weft_binding import host
 from api.compat import PromptQueue
-from graph.context import call_with_services, check_interrupted
+from graph.context import Interrupted, call_with_services, check_interrupted
 from graph.executor import ExecutionBlocker
 from graph.jobs import SECRET_KEYS
 from graph.node_call import map_over_lists
@@ -313,3 +313,16 @@ class PromptExecutor:
     async def execute_async(self, prompt: dict, prompt_id: str, extra_data: dict | None = None,
                             execute_outputs=()) -> None:
         self.execute(prompt, prompt_id, extra_data, execute_outputs)
+
+    def handle_execution_error(self, prompt_id: str, prompt: dict, current_outputs, executed, error: dict,
+                               ex: BaseException) -> None:
+        """Record ComfyUI's ``execution_error`` / ``execution_interrupted`` message for a failed node
+        (Weft's executor reports its own errors; packs wrap this at import)."""
+        event = "execution_interrupted" if isinstance(ex, Interrupted) else "execution_error"
+        data = {"prompt_id": prompt_id, "node_id": error.get("node_id"), "node_type": error.get("node_type"),
+                "executed": list(executed)}
+        if event == "execution_error":
+            data.update({"exception_message": error.get("exception_message"),
+                         "exception_type": error.get("exception_type"), "traceback": error.get("traceback"),
+                         "current_inputs": error.get("current_inputs"), "current_outputs": list(current_outputs)})
+        self.add_message(event, data, broadcast=event == "execution_interrupted")

@@ -55,6 +55,48 @@ def preview_to_image(latent_image: torch.Tensor, do_scale: bool = True) -> Image
     return Image.fromarray(pixels.numpy())
 
 
+class TAESD(torch.nn.Module):
+    """ComfyUI's TAESD wrapper (older ComfyUI re-exported it here), decoder side: ``TAESD(None,
+    decoder_path, latent_channels)`` loads Weft's TAESD decoder (``ldm.taesd``) from the file, and
+    ``decode(latents)`` gives images ``[B, 3, H, W]`` in about -1…1 (unclamped, as ComfyUI's), with
+    the ``vae_scale`` / ``vae_shift`` parameters applied first. Weft has no TAESD encoder: an
+    ``encoder_path`` and ``encode`` raise :class:`_weft_absent.NotInWeftError`."""
+
+    latent_magnitude = 3
+    latent_shift = 0.5
+
+    def __init__(self, encoder_path=None, decoder_path=None, latent_channels=4):
+        from comfy.taesd.taesd import TAESD_ENCODER
+        from ldm.taesd import taesd_decoder
+
+        if encoder_path is not None:
+            raise TAESD_ENCODER.error(f"{__name__}.TAESD(encoder_path=...)")
+        super().__init__()
+        self.taesd_decoder = (load_taesd_decoder(decoder_path, latent_channels) if decoder_path is not None
+                              else taesd_decoder(latent_channels))
+        self.vae_scale = torch.nn.Parameter(torch.tensor(1.0))
+        self.vae_shift = torch.nn.Parameter(torch.tensor(0.0))
+
+    @staticmethod
+    def scale_latents(x):
+        """Raw latents to 0…1 (``x / 6 + 0.5``, clamped)."""
+        return x.div(2 * TAESD.latent_magnitude).add(TAESD.latent_shift).clamp(0, 1)
+
+    @staticmethod
+    def unscale_latents(x):
+        """0…1 back to raw latents."""
+        return x.sub(TAESD.latent_shift).mul(2 * TAESD.latent_magnitude)
+
+    def decode(self, x):
+        images = self.taesd_decoder((x - self.vae_shift) * self.vae_scale)
+        return images * 2.0 - 1.0
+
+    def encode(self, x):
+        from comfy.taesd.taesd import TAESD_ENCODER
+
+        raise TAESD_ENCODER.error(f"{__name__}.TAESD.encode")
+
+
 class LatentPreviewer:
     """Turns a predicted x0 ``[B, C, h, w]`` into a preview of its first item."""
 

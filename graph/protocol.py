@@ -122,8 +122,9 @@ class NodeDefinition:
         return callable(getattr(self.node_class, "check_lazy_status", None))
 
 
-def _signature_mismatch(function: Callable, names: list[str], unbound: bool) -> tuple[list[str], list[str]]:
-    """``(declared inputs the function cannot take, required parameters no input declares)``.
+def _signature_mismatch(function: Callable, names: list[str], unbound: bool,
+                        declared: list[str]) -> tuple[list[str], list[str]]:
+    """``(inputs in ``names`` the function cannot take, required parameters none of ``declared`` fills)``.
 
     The executor calls the function with keywords only, so a parameter without a default that no
     input fills would fail on every run; both directions are errors at registration.
@@ -140,7 +141,7 @@ def _signature_mismatch(function: Callable, names: list[str], unbound: bool) -> 
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
     not_accepted = [] if takes_any else [n for n in names if n not in accepted]
     undeclared = [p.name for p in params if p.kind in by_keyword and p.default is inspect.Parameter.empty
-                  and p.name not in names]
+                  and p.name not in declared]
     return not_accepted, undeclared
 
 
@@ -167,6 +168,9 @@ def describe(name: str, node_class: type, display_name: str | None = None,
                                   f"{len(return_types)} RETURN_TYPES")
     output_is_list = tuple(bool(x) for x in (getattr(node_class, "OUTPUT_IS_LIST", None)
                                               or (False,) * len(return_types)))
+    if len(output_is_list) < len(return_types):
+        # ComfyUI zips the two, so the outputs past a short OUTPUT_IS_LIST are plain outputs.
+        output_is_list += (False,) * (len(return_types) - len(output_is_list))
     if len(output_is_list) != len(return_types):
         raise NodeDefinitionError(f"{name}: OUTPUT_IS_LIST has {len(output_is_list)} entries for "
                                   f"{len(return_types)} outputs")
@@ -176,7 +180,13 @@ def describe(name: str, node_class: type, display_name: str | None = None,
         raise NodeDefinitionError(f"{name}: FUNCTION must name a method of the class, got {function_name!r}")
     function = getattr(node_class, function_name)
     unbound = inspect.isfunction(inspect.getattr_static(node_class, function_name))
-    missing, undeclared = _signature_mismatch(function, list(specs), unbound)
+    # What the executor always passes must be accepted: required inputs and the hidden values it
+    # fills. An optional input is passed only when the prompt gives it, and a hidden input of
+    # another kind never is (ComfyUI's rule); packs declare such inputs for their editor scripts
+    # (AnimateDiff's "autosize", tinyterra's version stamp) without taking them.
+    always_passed = [n for n, spec in specs.items()
+                     if spec.category == "required" or (spec.category == "hidden" and spec.type in HIDDEN_KINDS)]
+    missing, undeclared = _signature_mismatch(function, always_passed, unbound, declared=list(specs))
     if missing:
         raise NodeDefinitionError(f"{name}: {function_name}() does not accept declared inputs {missing}")
     if undeclared:

@@ -181,6 +181,10 @@ def load_custom_packs(folders: list[Path], registry, *, timeout: float = 30.0,
         install_comfy_facade(host)
     guard = install_guard()
     reports = []
+    # A node's INPUT_TYPES may read a model folder that a pack loaded later registers (Easy-Use
+    # lists InstantID's folder): rejected nodes get a second try once every pack has loaded,
+    # which is when ComfyUI first calls INPUT_TYPES.
+    retry: list[tuple[PackReport, dict, dict]] = []
     for folder in folders:
         for path in discover_packs(folder):
             name = path.stem if path.is_file() else path.name
@@ -206,14 +210,27 @@ def load_custom_packs(folders: list[Path], registry, *, timeout: float = 30.0,
             report.rejected = registry.register_mappings(
                 mappings, display, python_module=f"custom_nodes.{name}")
             report.nodes = [str(n) for n in mappings if str(n) not in report.rejected]
+            if report.rejected:
+                retry.append((report, mappings, display))
             web_dir = getattr(module, "WEB_DIRECTORY", None)
             if isinstance(web_dir, str):
                 base = path if path.is_dir() else path.parent
                 report.web_directory = str((base / web_dir).resolve())
             report.loaded = True
-            for node_name, reason in report.rejected.items():
-                log.warning("custom node %s from %s rejected: %s", node_name, name, reason)
+    for report, mappings, display in retry:
+        _register_again(registry, report, mappings, display)
+    for report in reports:
+        for node_name, reason in report.rejected.items():
+            log.warning("custom node %s from %s rejected: %s", node_name, report.name, reason)
     return reports
+
+
+def _register_again(registry, report: PackReport, mappings: dict, display: dict) -> None:
+    """Register a pack's rejected nodes once more (after all packs loaded); keep what still fails."""
+    again = {name: cls for name, cls in mappings.items() if str(name) in report.rejected}
+    still = registry.register_mappings(again, display, python_module=f"custom_nodes.{report.name}")
+    report.nodes += [str(n) for n in again if str(n) not in still]
+    report.rejected = still
 
 
 def _record_failure(report: PackReport, exc: Exception, path: Path) -> None:

@@ -233,6 +233,9 @@ def _int(default: int, minimum: int = 0, step: int = 1) -> tuple:
 
 class ImageScale:
     CATEGORY = "image/upscaling"
+    # ComfyUI's class attributes; packs read them (nodes.ImageScale.upscale_methods).
+    upscale_methods = IMAGE_UPSCALE_METHODS
+    crop_methods = CROP_METHODS
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "upscale"
 
@@ -250,6 +253,7 @@ class ImageScale:
 
 class ImageScaleBy:
     CATEGORY = "image/upscaling"
+    upscale_methods = IMAGE_UPSCALE_METHODS
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "upscale"
 
@@ -266,6 +270,7 @@ class ImageScaleBy:
 
 class ImageScaleToTotalPixels:
     CATEGORY = "image/upscaling"
+    upscale_methods = IMAGE_UPSCALE_METHODS
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "upscale"
 

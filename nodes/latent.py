@@ -53,6 +53,8 @@ class EmptyLatentImage:
 
 class LatentUpscale:
     CATEGORY = "latent"
+    upscale_methods = LATENT_UPSCALE_METHODS
+    crop_methods = CROP_METHODS
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "upscale"
 
@@ -73,6 +75,7 @@ class LatentUpscale:
 
 class LatentUpscaleBy:
     CATEGORY = "latent"
+    upscale_methods = LATENT_UPSCALE_METHODS
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "upscale"
 

@@ -21,7 +21,12 @@ INSTALL_WORDS = ("pip", "pip3", "easy_install", "uv")
 
 
 class PackInstallBlocked(PermissionError):
-    """A node pack tried to install packages while it was being imported."""
+    """A node pack tried to run an installer while it was being imported."""
+
+
+class PackPipImportBlocked(ImportError):
+    """A node pack tried to import pip (to install in-process) while it was being imported; an
+    ImportError, so packs that try ``import pip`` and carry on without it still load."""
 
 
 def _is_install_command(argv) -> bool:
@@ -67,8 +72,9 @@ class InstallGuard:
             command = f"import {args[0]}"
         if command is not None:
             self._attempts.append(command)
-            raise PackInstallBlocked(f"Weft does not let node packs install packages while they load "
-                                     f"(attempted: {command!r}); install the pack's requirements yourself")
+            message = (f"Weft does not let node packs install packages while they load "
+                       f"(attempted: {command!r}); install the pack's requirements yourself")
+            raise PackPipImportBlocked(message) if event == "import" else PackInstallBlocked(message)
 
 
 _guard: InstallGuard | None = None

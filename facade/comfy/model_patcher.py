@@ -9,6 +9,7 @@ do to re-wrap a model — gives a fresh handle over the same network.
 from __future__ import annotations
 
 from comfy._kinds import KindMeta
+from comfy.patcher_extension import PatcherInjection  # noqa: F401  (ComfyUI re-exports it here)
 from ldm.model import ModelHandle
 from ldm.model_patching import DiffusionModelView
 from ldm.sampling.hooks import SamplingHooks

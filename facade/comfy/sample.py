@@ -7,6 +7,7 @@ arguments and ComfyUI's ``callback(step, x0, x, total_steps)``.
 
 from __future__ import annotations
 
+import numpy as np  # noqa: F401  (ComfyUI's module imports it; efficiency-nodes reads comfy.sample.np)
 import torch
 
 from _weft_binding import host

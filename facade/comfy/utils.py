@@ -393,3 +393,32 @@ class ProgressBar:
         advanced = (self.current - self._last_sent) / self.total if self.total else 1.0
         return (time.perf_counter() - self._last_time >= PROGRESS_MIN_INTERVAL_S
                 and advanced >= PROGRESS_MIN_FRACTION)
+
+
+# -- UNet layer names (CompVis ↔ diffusers) -------------------------------------------------------------
+# ComfyUI's tables, read by packs that convert diffusers-format UNet / ControlNet weights
+# (Advanced-ControlNet). Derived from Weft's own CompVis ↔ diffusers mapping (ldm/lora.py).
+
+def _unet_names():
+    from ldm.lora import _RESNET_PARTS, _UNET_TOP
+
+    params = ("weight", "bias")
+    # The fixed layers, as (CompVis key, diffusers key); SD2's class embedding (x4 upscaler, unCLIP)
+    # sits where SDXL's add_embedding does.
+    basic = {(f"{compvis}.{p}", f"{diffusers}.{p}") for diffusers, compvis in _UNET_TOP.items() for p in params}
+    basic |= {(f"label_emb.0.{i}.{p}", f"class_embedding.linear_{n}.{p}") for i, n in ((0, 1), (2, 2))
+              for p in params}
+    resnet = {f"{compvis}.{p}": f"{diffusers}.{p}" for diffusers, compvis in _RESNET_PARTS.items() for p in params}
+    # Spatial-transformer and transformer-block weights keep their names in both layouts.
+    attentions = {f"{layer}.{p}" for layer in ("proj_in", "proj_out", "norm") for p in params}
+    blocks = {f"norm{i}.{p}" for i in (1, 2, 3) for p in params}
+    blocks |= {f"{attn}.to_{x}.weight" for attn in ("attn1", "attn2") for x in "qkv"}
+    blocks |= {f"{attn}.to_out.0.{p}" for attn in ("attn1", "attn2") for p in params}
+    blocks |= {f"ff.net.{layer}.{p}" for layer in ("0.proj", "2") for p in params}
+    return basic, resnet, attentions, blocks
+
+
+#: ``{(CompVis key, diffusers key)}`` of the UNet's fixed layers (stem, time / class embeddings, output).
+#: ``{CompVis suffix: diffusers suffix}`` inside a ResNet block; the suffixes of a spatial transformer's
+#: own layers and of a transformer block's (the same in both layouts).
+UNET_MAP_BASIC, UNET_MAP_RESNET, UNET_MAP_ATTENTIONS, TRANSFORMER_BLOCKS = _unet_names()

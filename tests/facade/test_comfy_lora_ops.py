@@ -137,6 +137,7 @@ def test_manual_cast_layers_cast_per_call(pack_studio):
     torch.testing.assert_close(linear(x), F.linear(x, linear.weight.float(), linear.bias.float()))
     conv = comfy.ops.manual_cast.Conv3d(2, 3, 3, padding=1, dtype=torch.bfloat16)
     torch.nn.init.normal_(conv.weight)
+    torch.nn.init.normal_(conv.bias)  # the layers skip init: their memory is whatever torch.empty gave
     video = torch.randn(1, 2, 3, 4, 4)
     torch.testing.assert_close(conv(video), F.conv3d(video, conv.weight.float(), conv.bias.float(), padding=1))
     up = comfy.ops.manual_cast.ConvTranspose2d(2, 3, 3, stride=2, dtype=torch.float16)

@@ -80,9 +80,6 @@ def test_any_type_str_subclass_trick():
 
 
 def test_a_required_parameter_no_input_declares_is_refused_at_registration():
-    from graph.protocol import NodeDefinitionError
-    from graph.registry import NodeRegistry
-
     class Undeclared:
         RETURN_TYPES = ("INT",)
         FUNCTION = "run"
@@ -102,3 +99,36 @@ def test_a_required_parameter_no_input_declares_is_refused_at_registration():
     with pytest.raises(NodeDefinitionError, match=r"requires parameters no input declares \['b'\]"):
         registry.register("Undeclared", Undeclared)
     assert registry.register("WithDefault", WithDefault).function == "run"
+
+
+def test_inputs_the_executor_never_passes_need_not_be_taken():
+    """Editor-only optional inputs and hidden values of no executor kind (packs declare both for
+    their scripts) are not passed unless present, as in ComfyUI; required ones must be taken."""
+
+    class EditorOnly:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"a": ("INT", {})}, "optional": {"autosize": ("ADEAUTOSIZE", {})},
+                    "hidden": {"version": "1.2", "unique_id": "UNIQUE_ID"}}
+
+        def run(self, a, unique_id=None):
+            return (a,)
+
+    class DropsRequired(EditorOnly):
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"a": ("INT", {}), "b": ("INT", {})}}
+
+    class DropsHiddenKind(EditorOnly):
+        def run(self, a):
+            return (a,)
+
+    registry = NodeRegistry()
+    assert registry.register("EditorOnly", EditorOnly).function == "run"
+    with pytest.raises(NodeDefinitionError, match=r"does not accept declared inputs \['b'\]"):
+        registry.register("DropsRequired", DropsRequired)
+    with pytest.raises(NodeDefinitionError, match=r"\['unique_id'\]"):
+        registry.register("DropsHiddenKind", DropsHiddenKind)

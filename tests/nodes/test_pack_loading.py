@@ -57,6 +57,9 @@ NODE_CLASS_MAPPINGS = {{"EchoQuiet": Echo}}
     (tmp_path / "installs_loudly.py").write_text(
         "import subprocess, sys\nsubprocess.run(['pip3', 'install', '-r', 'requirements.txt'], check=True)\n"
         "NODE_CLASS_MAPPINGS = {}\n")
+    (tmp_path / "imports_pip.py").write_text(
+        f"try:\n    import pip\nexcept ImportError:\n    pip = None\nassert pip is None\n{NODE}\n"
+        "NODE_CLASS_MAPPINGS = {'EchoPip': Echo}\n")
     (tmp_path / "runs_other_commands.py").write_text(
         f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'pass'], check=True)\n{NODE}\n"
         "NODE_CLASS_MAPPINGS = {'EchoOther': Echo}\n")
@@ -67,6 +70,7 @@ NODE_CLASS_MAPPINGS = {{"EchoQuiet": Echo}}
     assert not loud.loaded and "does not let node packs install" in loud.error
     assert loud.blocked_installs == ["pip3 install -r requirements.txt"]
     assert other.loaded and other.blocked_installs == []
+    assert reports["imports_pip"].loaded and reports["imports_pip"].blocked_installs == ["import pip"]
     # Outside a pack's import, nothing is blocked.
     import subprocess
     assert subprocess.run([sys.executable, "-c", "import sys; print(sys.argv)", "pip", "install"],
@@ -134,3 +138,23 @@ async def comfy_entrypoint():
     report = reports["entry_only"]
     assert report.loaded and report.protocol == "v3" and report.nodes == ["EntryNode"]
     assert registry.get("EntryNode").display_name == "Entry node"
+
+
+def test_a_node_whose_inputs_need_a_later_pack_is_registered_after_all_packs_load(tmp_path):
+    """Packs load in name order; a node reading another pack's state in INPUT_TYPES gets a second
+    try once every pack is in, as ComfyUI first calls INPUT_TYPES after loading all packs."""
+    (tmp_path / "a_reader.py").write_text(f'''
+import sys
+{NODE}
+class Reader(Echo):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {{"required": {{"text": (sys.modules["weft_test_b_writer_state"].CHOICES,)}}}}
+NODE_CLASS_MAPPINGS = {{"Reader": Reader}}
+''')
+    (tmp_path / "b_writer.py").write_text(
+        "import sys, types\nstate = types.ModuleType('weft_test_b_writer_state')\nstate.CHOICES = ['x', 'y']\n"
+        "sys.modules[state.__name__] = state\nNODE_CLASS_MAPPINGS = {}\n")
+    registry, reports = load(tmp_path)
+    assert reports["a_reader"].nodes == ["Reader"] and reports["a_reader"].rejected == {}
+    assert registry.get("Reader").inputs()["text"].type == ["x", "y"]

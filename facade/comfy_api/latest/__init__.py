@@ -17,6 +17,7 @@ from graph.context import current_context, report_progress
 
 from . import _io as io
 from . import _ui as ui
+from ._video_types import InputImpl, Types
 
 IO = io
 UI = ui
@@ -93,4 +94,4 @@ class ComfyAPISync:
 
 ComfyAPI = ComfyAPI_latest
 
-__all__ = ["ComfyAPI", "ComfyAPISync", "Input", "ComfyExtension", "io", "IO", "comfy_io", "ui", "UI"]
+__all__ = ["ComfyAPI", "ComfyAPISync", "Input", "InputImpl", "Types", "ComfyExtension", "io", "IO", "comfy_io", "ui", "UI"]

@@ -92,7 +92,7 @@ class Schema:
     loop_boundary: str | None = None
 
     def validate(self) -> None:
-        """Raise ValueError when input or output ids repeat (within or across the two lists)."""
+        """Raise ValueError when input ids or output ids repeat within their list."""
         input_ids = [i.id for item in self.inputs for i in item.get_all()]
         output_ids = [o.id for o in self.outputs]
         problems = []
@@ -100,9 +100,8 @@ class Schema:
             repeated = [name for name, count in Counter(ids).items() if count > 1]
             if repeated:
                 problems.append(f"{kind} ids must be unique, but {repeated} are not.")
-        shared = set(input_ids) & set(output_ids)
-        if shared:
-            problems.append(f"Ids must be unique between inputs and outputs, but {shared} are not.")
+        # ComfyUI v0.3.64 also refused an id used by an input and an output; current packs
+        # (KJNodes, Easy-Use: an "image" input and an "image" output) rely on that being allowed.
         if problems:
             raise ValueError("\n".join(problems))
         for item in [*self.inputs, *self.outputs]:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import torch
 
+from _weft_absent import VIDEO, absent_class
 from ldm.unet import BasicTransformerBlock, CrossAttention, FeedForward, GEGLU, SpatialTransformer
 from ldm.unet_patches import attention_with_heads
 
@@ -99,3 +100,7 @@ def get_attention_function(name: str, default: Any = _MISSING) -> Callable | Non
     if default is _MISSING:
         raise KeyError(f"Attention function {name} not found.")
     return default
+
+
+# Video UNet layers (SVD, AnimateDiff's ComfyUI base): packs import them to test isinstance.
+SpatialVideoTransformer = absent_class(VIDEO, __name__, "SpatialVideoTransformer", (SpatialTransformer,))

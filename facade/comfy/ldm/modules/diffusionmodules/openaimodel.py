@@ -18,6 +18,7 @@ import torch
 
 from comfy.ldm.modules.attention import SpatialTransformer, default, exists
 from comfy.ldm.modules.diffusionmodules.util import avg_pool_nd, timestep_embedding
+from _weft_absent import VIDEO, absent_class
 from ldm.unet import Downsample, ResBlock, TimestepBlock, UNetModel, Upsample
 from ldm.unet import UNetBlock as TimestepEmbedSequential
 from ldm.unet_patches import patching_options
@@ -48,3 +49,7 @@ def apply_control(h: torch.Tensor, control: dict | None, name: str) -> torch.Ten
             except RuntimeError:
                 logging.warning("control could not be applied %s %s", tuple(h.shape), tuple(residual.shape))
     return h
+
+
+# Video UNet layers (SVD): packs import them to test isinstance.
+VideoResBlock = absent_class(VIDEO, __name__, "VideoResBlock", (ResBlock,))
