@@ -19,6 +19,7 @@ Where Weft differs, on purpose:
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import os
 import sys
@@ -48,6 +49,8 @@ LEGACY_KINDS = dict(KIND_ALIASES)
 SYSTEM_USER_PREFIX = "__"
 #: Content types of extensions that ``mimetypes`` does not know everywhere.
 EXTRA_CONTENT_TYPES = {"webp": "image", "fbx": "model", "glb": "model", "gltf": "model", "obj": "model"}
+
+log = logging.getLogger(__name__)
 
 
 def _folders() -> FolderPaths:
@@ -281,7 +284,8 @@ def get_public_user_directory(user_id: str) -> str | None:
         return None
     try:
         return str(safe_join(_folders().user, user_id))
-    except UnsafePathError:
+    except UnsafePathError as error:
+        log.warning("folder_paths.get_public_user_directory(%r) refused: %s", user_id, error)
         return None
 
 
@@ -369,8 +373,11 @@ def get_full_path(folder_name: str, filename: str) -> str | None:
     """The file ``filename`` of a kind, or None when the kind or file is unknown or the name unsafe."""
     try:
         return str(_folders().model_path(map_legacy(folder_name), filename))
-    except (KeyError, FileNotFoundError, UnsafePathError, TypeError):
+    except UnsafePathError as error:
+        log.warning("folder_paths.get_full_path(%r, %r) refused: %s", folder_name, filename, error)
         return None
+    except (KeyError, FileNotFoundError, TypeError):
+        return None  # ComfyUI's answer for an unknown kind or file
 
 
 def get_full_path_or_raise(folder_name: str, filename: str) -> str:
