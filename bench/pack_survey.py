@@ -160,6 +160,7 @@ def run_child(pack_path: Path, name: str, timeout: float, report_file: Path, bas
         sys.meta_path.append(missed)
         reports = load_custom_packs([custom], host.registry, host=host, timeout=timeout, whitelist={name})
         result["facade_modules_missed"] = sorted(missed.names)
+        result["absent_features"] = absent_features_referenced(custom / name)
         if not reports:
             result.update(loaded=False, error="the loader found no pack entry (no __init__.py?)")
         else:
@@ -170,6 +171,25 @@ def run_child(pack_path: Path, name: str, timeout: float, report_file: Path, bas
         result.update(loaded=False, setup_error=True,
                       error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
     _finish(result, start, report_file)
+
+
+def absent_features_referenced(pack_dir: Path) -> dict[str, list[str]]:
+    """Features Weft lacks that the pack's modules took at import: ``{feature: [names]}`` from the
+    placeholders (``facade/_weft_absent.py``) bound in their globals, or subclassed there. A pack
+    that reaches a placeholder only as ``module.Name`` at run time is not seen here."""
+    root = str(pack_dir.resolve())
+    found: dict[str, set[str]] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        if not path or not str(Path(path).resolve()).startswith(root):
+            continue
+        for value in list(vars(module).values()):
+            chain = value.__mro__ if isinstance(value, type) else (value,)
+            for item in chain:
+                feature = getattr(item, "__dict__", {}).get("__weft_absent__")
+                if feature is not None:
+                    found.setdefault(feature.what, set()).add(f"{item.__module__}.{item.__name__}")
+    return {what: sorted(names) for what, names in sorted(found.items())}
 
 
 def run_probe(pairs_file: Path, report_file: Path, base: Path) -> None:
@@ -404,7 +424,8 @@ def survey_pack(entry: dict, src: Path, python: str, timeout: float, import_time
                   rejected=report.get("rejected") or {}, seconds=report.get("seconds"),
                   wall_seconds=round(wall, 2), error=report.get("error"),
                   web_directory=report.get("web_directory"), node_names=report.get("nodes") or [],
-                  facade_modules_missed=report.get("facade_modules_missed") or [])
+                  facade_modules_missed=report.get("facade_modules_missed") or [],
+                  absent_features=report.get("absent_features") or {})
     if report.get("host_note"):
         result["host_note"] = report["host_note"]
     result["failure"] = None if result["loaded"] else classify(report, pack_dir)

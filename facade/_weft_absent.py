@@ -64,6 +64,7 @@ def absent_function(feature: Feature, module: str, name: str) -> Callable[..., A
 
     absent.__name__ = absent.__qualname__ = name
     absent.__module__ = module
+    absent.__weft_absent__ = feature
     absent.__doc__ = f"Not in Weft: {feature.what}."
     return absent
 

@@ -131,6 +131,11 @@ def intermediate_device() -> torch.device:
     return engine.intermediate_device if engine is not None else torch.device("cpu")
 
 
+def intermediate_dtype() -> torch.dtype:
+    """The dtype of results between nodes: Weft's are float32 (IMAGE, MASK, LATENT)."""
+    return torch.float32
+
+
 def unet_offload_device() -> torch.device:
     return get_torch_device() if _high_vram() else torch.device("cpu")
 

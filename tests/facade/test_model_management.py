@@ -27,6 +27,7 @@ def _interrupted(outcome, events):
 def test_cpu_engine_answers(mm):
     assert mm.get_torch_device() == torch.device("cpu")
     assert mm.intermediate_device() == mm.unet_offload_device() == mm.vae_device() == torch.device("cpu")
+    assert mm.intermediate_dtype() == torch.float32
     assert mm.text_encoder_device() == torch.device("cpu") and mm.text_encoder_offload_device() == torch.device("cpu")
     assert mm.cpu_mode() and not mm.mps_mode() and mm.cpu_state is mm.CPUState.CPU
     assert mm.vram_state is mm.VRAMState.DISABLED

@@ -7,13 +7,14 @@ The implementation is split by topic: socket types in ``_types``, the schema and
 from ._node import ComfyNode
 from ._schema import Hidden, HiddenHolder, NodeOutput, Schema, _UIOutput
 from ._types import (
-    BBOX, MODEL_PATCH, SEGS, SVG, Accumulation, AnyType, Array, Audio, AudioEncoder, AudioEncoderOutput, Boolean,
-    Clip, ClipVision, ClipVisionOutput, Combo, ComfyTypeI, ComfyTypeIO, Conditioning, ControlAfterGenerate,
-    ControlNet, Custom, Dict, FaceAnalysis, Float, FlowControl, FolderType, Gligen, Guider, HookKeyframes, Hooks,
-    Image, Input, Int, Latent, LatentOperation, LatentUpscaleModel, Load3D, Load3DAnimation, Load3DCamera,
-    LoraModel, LossMap, Mask, Mesh, Model, ModelPatch, MultiCombo, MultiType, Noise, NumberDisplay, Output,
-    Photomaker, Point, RemoteOptions, Sampler, Sigmas, String, StyleModel, TimestepsRange, Tracks, UploadType,
-    UpscaleModel, Vae, Video, Voxel, WanCameraEmbedding, Webcam, WidgetInput, comfytype, prune_dict,
+    BBOX, MODEL_PATCH, SEGS, SVG, Accumulation, AnyType, Array, Audio, AudioEncoder, AudioEncoderOutput,
+    Autogrow, Boolean, BoundingBox, Clip, ClipVision, ClipVisionOutput, Combo, ComfyTypeI, ComfyTypeIO,
+    Conditioning, ControlAfterGenerate, ControlNet, Custom, Dict, DynamicCombo, DynamicInput, DynamicOutput,
+    FaceAnalysis, Float, FlowControl, FolderType, Gligen, Guider, HookKeyframes, Hooks, Image, Input, Int,
+    Latent, LatentOperation, LatentUpscaleModel, Load3D, Load3DAnimation, Load3DCamera, LoraModel, LossMap,
+    Mask, MatchType, Mesh, Model, ModelPatch, MultiCombo, MultiType, Noise, NumberDisplay, Output, Photomaker,
+    Point, RemoteOptions, Sampler, Sigmas, String, StyleModel, TimestepsRange, Tracks, UploadType, UpscaleModel,
+    Vae, Video, Voxel, WanCameraEmbedding, Webcam, WidgetInput, comfytype, create_input_dict_v1, prune_dict,
 )
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "LossMap", "Voxel", "Mesh", "Hooks", "HookKeyframes", "TimestepsRange", "LatentOperation", "FlowControl",
     "Accumulation", "Load3DCamera", "Load3D", "Load3DAnimation", "Photomaker", "Point", "FaceAnalysis", "BBOX",
     "SEGS", "AnyType", "MultiType", "Tracks", "Dict", "Array",
+    "MatchType", "DynamicInput", "DynamicOutput", "Autogrow", "DynamicCombo", "BoundingBox", "create_input_dict_v1",
     "HiddenHolder", "Hidden", "Schema", "ComfyNode", "NodeOutput", "prune_dict",
 ]

@@ -34,8 +34,9 @@ from typing import Any, Callable
 
 from graph.executor import ExecutionBlocker
 
+from ._dynamic import flat_sections, has_dynamic, nest_values
 from ._schema import HiddenHolder, NodeOutput, Schema, v1_input_sections
-from ._types import prune_dict
+from ._types import MatchType, prune_dict
 
 
 # -- running pack code ----------------------------------------------------------------------------------
@@ -188,13 +189,27 @@ def _bridge(cls: type, name: str, fill_missing: bool) -> Callable:
         wanted = [p.name for p in parameters if p.default is p.empty
                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
+    parameters = inspect.signature(bound).parameters.values()
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    accepted = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    dynamic = has_dynamic(_facts(cls).schema.inputs)
+
     def call(**inputs: Any) -> Any:
-        hidden, values = _split_hidden(_facts(cls), dict(inputs))
+        facts = _facts(cls)
+        hidden, values = _split_hidden(facts, dict(inputs))
+        values = nest_values(facts.schema.inputs, values, facts.schema.is_input_list, strict=False)
+        if dynamic and not takes_all:
+            values = {key: value for key, value in values.items() if key in accepted}
         for parameter in wanted:
             values.setdefault(parameter, None)
         return _settle(getattr(_call_class(cls, hidden), name)(**values))
 
     functools.update_wrapper(call, bound)
+    if dynamic:
+        # Weft passes what the signature names; the dotted keys of dynamic inputs are not among the
+        # method's parameters, so this one takes every input and nests them first.
+        del call.__wrapped__
+        call.__signature__ = inspect.Signature([inspect.Parameter("inputs", inspect.Parameter.VAR_KEYWORD)])
     return call
 
 
@@ -340,12 +355,10 @@ class ComfyNode:
         """The V1 input spec Weft validates and runs with. It differs from the ``/object_info``
         one in two places: a hidden value named like an input gets its own key (see
         ``_hidden_keys``), and a multi-select combo lists no options, so the validator does not
-        look its list value up among them."""
+        look its list value up among them; and dynamic inputs are flattened into the dotted keys a
+        prompt carries (``_dynamic.py``)."""
         schema = cls.FINALIZE_SCHEMA()
-        sections = v1_input_sections(schema)
-        for item in schema.inputs:
-            if getattr(item, "multiselect", False):
-                sections["optional" if item.optional else "required"][item.id][1].pop("options", None)
+        sections = flat_sections(schema.inputs)
         hidden = {key: (member.value,) for key, member in _hidden_keys(schema).items()}
         sections.pop("hidden", None)
         if hidden and include_hidden:
@@ -360,7 +373,9 @@ class ComfyNode:
         sections = v1_input_sections(schema)
         types, names, is_list, tooltips = _output_columns(schema)
         badge = schema.price_badge
+        matchtypes = [o.template.template_id if isinstance(o, MatchType.Output) else None for o in schema.outputs]
         later = {
+            "output_matchtypes": matchtypes if any(m is not None for m in matchtypes) else None,
             "is_input_list": schema.is_input_list or None,
             "dev_only": schema.is_dev_only or None,
             "has_intermediate_output": schema.has_intermediate_output or None,
@@ -392,6 +407,7 @@ class ComfyNode:
         """The V1 entry point (``FUNCTION``): run ``execute`` and return what a V1 node would."""
         facts = _facts(cls)
         hidden, values = _split_hidden(facts, inputs)
+        values = nest_values(facts.schema.inputs, values, facts.schema.is_input_list)
         returned = _settle(_call_class(cls, hidden).execute(**values))
         return _v1_return(facts, cls.__name__, _normalize(cls.__name__, returned))
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from graph.executor import ExecutionBlocker
 
-from ._types import Input, Output
+from ._types import DynamicInput, Input, Output
 
 
 class Hidden(str, Enum):
@@ -93,7 +93,8 @@ class Schema:
 
     def validate(self) -> None:
         """Raise ValueError when input ids or output ids repeat within their list."""
-        input_ids = [i.id for item in self.inputs for i in item.get_all()]
+        # Dynamic inputs are left out, as in ComfyUI: their options may reuse names.
+        input_ids = [i.id for item in self.inputs if not isinstance(item, DynamicInput) for i in item.get_all()]
         output_ids = [o.id for o in self.outputs]
         problems = []
         for kind, ids in (("Input", input_ids), ("Output", output_ids)):

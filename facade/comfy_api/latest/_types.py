@@ -480,3 +480,217 @@ Tracks = _socket("Tracks", "TRACKS", dict)
 Dict = _socket("Dict", "DICT", dict)
 Array = _socket("Array", "ARRAY", list)
 AnyType = _socket("AnyType", "*")
+
+
+# -- dynamic inputs (MatchType, Autogrow, DynamicCombo) -------------------------------------------------
+#
+# ComfyUI renders these in /object_info as one entry each (the editor grows them); a prompt names
+# their parts with dotted keys ("method.strength", "values.input0"), and ``execute`` receives each
+# one as a dict (see ``_dynamic.py``, which also derives Weft's flat V1 view).
+
+class _WildcardName(str):
+    """A socket type name that links with every type, as ComfyUI's validator lets a MatchType
+    socket do (the editor resolves its real type): ``!=`` is False against anything, the rule
+    Weft's type check (graph/types.py) and ComfyUI's share for "any" types."""
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+
+def create_input_dict_v1(inputs: list) -> dict:
+    """``{"required": {id: (io_type, options)}, "optional": …}`` for a list of inputs, as ComfyUI
+    nests them inside a dynamic input's options."""
+    sections: dict = {"required": {}}
+    for item in inputs:
+        options = item.as_dict()
+        options.pop("optional", None)
+        sections.setdefault("optional" if item.optional else "required", {})[item.id] = (item.get_io_type(), options)
+    return sections
+
+
+class DynamicInput(Input):
+    """Base of the inputs whose parts the prompt names with dotted keys."""
+
+
+class DynamicOutput(Output):
+    """Base of dynamic outputs (none are defined yet)."""
+
+
+def _check_comfy_type(value: Any) -> None:
+    ok = issubclass(value, _ComfyType) if isinstance(value, type) else isinstance(value, _ComfyType)
+    if not ok:
+        name = value.__name__ if isinstance(value, type) else type(value).__name__
+        raise ValueError(f"Allowed types must be a ComfyType or a list of ComfyTypes, got {name}")
+
+
+@comfytype(io_type=_WildcardName("COMFY_MATCHTYPE_V3"))
+class MatchType(ComfyTypeIO):
+    """Inputs and outputs sharing a template take one type: whatever is connected (of the allowed types)."""
+
+    class Template:
+        def __init__(self, template_id: str, allowed_types: Any = None):
+            if allowed_types is None:
+                allowed_types = [AnyType]
+            elif isinstance(allowed_types, type) or not isinstance(allowed_types, (list, tuple, set)):
+                allowed_types = [allowed_types]
+            for allowed in allowed_types:
+                _check_comfy_type(allowed)
+            self.template_id = template_id
+            self.allowed_types = list(allowed_types)
+
+        def as_dict(self) -> dict:
+            return {"template_id": self.template_id,
+                    "allowed_types": ",".join(t.io_type for t in self.allowed_types)}
+
+    class Input(Input):
+        def __init__(self, id: str, template: MatchType.Template, display_name: str | None = None,
+                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
+                     extra_dict: dict | None = None, raw_link: bool | None = None, advanced: bool | None = None):
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, advanced)
+            self.template = template
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"template": self.template.as_dict()}
+
+    class Output(Output):
+        def __init__(self, template: MatchType.Template, id: str | None = None, display_name: str | None = None,
+                     tooltip: str | None = None, is_output_list: bool = False):
+            if not id and not display_name:
+                display_name = "MATCHTYPE"
+            super().__init__(id, display_name, tooltip, is_output_list)
+            self.template = template
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"template": self.template.as_dict()}
+
+
+@comfytype(io_type="COMFY_AUTOGROW_V3")
+class Autogrow(ComfyTypeI):
+    """A list of inputs made from one template input, growing as the user connects them."""
+
+    Type = dict
+    _MaxNames = 100
+
+    class _AutogrowTemplate:
+        def __init__(self, input: Input):
+            if isinstance(input, DynamicInput):
+                raise AssertionError("an Autogrow template cannot be a dynamic input")
+            self.input = copy.copy(input)
+            if isinstance(self.input, WidgetInput):
+                self.input.force_input = True
+            self.names: list[str] = []
+            self.cached_inputs: dict = {}
+
+        def _make_inputs(self) -> None:
+            for name in self.names:
+                grown = copy.copy(self.input)
+                grown.id = name
+                self.cached_inputs[name] = grown
+
+        def get_all(self) -> list[Input]:
+            return list(self.cached_inputs.values())
+
+        def as_dict(self) -> dict:
+            return {"input": create_input_dict_v1([self.input])}
+
+        def validate(self) -> None:
+            self.input.validate()
+
+    class TemplatePrefix(_AutogrowTemplate):
+        """Inputs named ``prefix0``, ``prefix1``, … up to ``max``."""
+
+        def __init__(self, input: Input, prefix: str, min: int = 1, max: int = 10):
+            super().__init__(input)
+            if min < 0 or max < 1 or max > Autogrow._MaxNames:
+                raise AssertionError(f"Autogrow needs 0 <= min, 1 <= max <= {Autogrow._MaxNames}")
+            self.prefix, self.min, self.max = prefix, min, max
+            self.names = [f"{prefix}{index}" for index in range(max)]
+            self._make_inputs()
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"prefix": self.prefix, "min": self.min, "max": self.max}
+
+    class TemplateNames(_AutogrowTemplate):
+        """Inputs with the given names, in order."""
+
+        def __init__(self, input: Input, names: list[str], min: int = 1):
+            super().__init__(input)
+            if min < 0:
+                raise AssertionError("Autogrow needs 0 <= min")
+            self.names = list(names)[:Autogrow._MaxNames]
+            self.min = min
+            self._make_inputs()
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"names": self.names, "min": self.min}
+
+    class Input(DynamicInput):
+        def __init__(self, id: str, template: Autogrow.TemplatePrefix | Autogrow.TemplateNames,
+                     display_name: str | None = None, optional: bool = False, tooltip: str | None = None,
+                     lazy: bool | None = None, extra_dict: dict | None = None):
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict)
+            self.template = template
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"template": self.template.as_dict()}
+
+        def get_all(self) -> list[Input]:
+            return [self, *self.template.get_all()]
+
+        def validate(self) -> None:
+            self.template.validate()
+
+
+@comfytype(io_type="COMFY_DYNAMICCOMBO_V3")
+class DynamicCombo(ComfyTypeI):
+    """A combo whose every choice brings inputs of its own."""
+
+    Type = dict
+
+    class Option:
+        def __init__(self, key: str, inputs: list[Input]):
+            self.key = key
+            self.inputs = list(inputs or [])
+
+        def as_dict(self) -> dict:
+            return {"key": self.key, "inputs": create_input_dict_v1(self.inputs)}
+
+    class Input(DynamicInput):
+        def __init__(self, id: str, options: list[DynamicCombo.Option], display_name: str | None = None,
+                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
+                     extra_dict: dict | None = None):
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict)
+            self.options = list(options)
+
+        def get_all(self) -> list[Input]:
+            return [self, *(item for option in self.options for item in option.inputs)]
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"options": [option.as_dict() for option in self.options]}
+
+        def validate(self) -> None:
+            for option in self.options:
+                for item in option.inputs:
+                    item.validate()
+
+
+@comfytype(io_type="BOUNDING_BOX")
+class BoundingBox(ComfyTypeIO):
+    """A box ``{"x", "y", "width", "height"}`` in pixels (a widget unless ``force_input``)."""
+
+    Type = dict
+
+    class Input(WidgetInput):
+        def __init__(self, id: str, display_name: str | None = None, optional: bool = False,
+                     tooltip: str | None = None, socketless: bool = True, default: dict | None = None,
+                     component: str | None = None, force_input: bool | None = None):
+            super().__init__(id, display_name, optional, tooltip, None, default, socketless)
+            if default is None:
+                self.default = {"x": 0, "y": 0, "width": 512, "height": 512}
+            self.component = component
+            self.force_input = force_input
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | prune_dict({"component": self.component})
