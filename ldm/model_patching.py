@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ldm.lora import DiffAdapter, LoraAdapter, WeightPatch
+from ldm.lora import DiffAdapter, LoraAdapter, WeightPatch, patched_weight
 from ldm.sampling.hooks import ModelOptionsView
 
 #: The prefix ComfyUI gives UNet weight keys in patches and state dicts.
@@ -49,11 +49,20 @@ def weight_patch_from_comfy(value: Any, strength: float, strength_model: float) 
     """A ComfyUI patch value as a :class:`~ldm.lora.WeightPatch`; None for a kind Weft lacks.
 
     Understood: Weft's own adapters; a tensor or ``(tensor,)`` (a difference, ComfyUI's "diff"
-    patch; with ``strength_model`` it is how model merging blends two weights);
+    patch; with ``strength_model`` it is how model merging blends two weights); a
+    :meth:`ModelPatcherMethods.get_key_patches` entry ``[(weight,), *patches]``;
     ``("diff", (tensor, …))``; ``("lora", (up, down, alpha, mid, …))``.
     """
     if isinstance(value, (LoraAdapter, DiffAdapter)):
         adapter = value
+    elif isinstance(value, list) and value and isinstance(value[0], tuple) and value[0] and torch.is_tensor(value[0][0]):
+        # What get_key_patches gives: [(weight,), *patches]; merging blends with that weight as
+        # its patches make it (ComfyUI applies a nested list before using it as a difference).
+        base, rest = value[0][0], [weight_patch_from_comfy(p[1], p[0], p[2] if len(p) > 2 else 1.0)
+                                   for p in value[1:] if isinstance(p, tuple) and len(p) >= 2]
+        if any(patch is None for patch in rest):
+            return None
+        adapter = DiffAdapter(patched_weight(base, rest) if rest else base)
     elif torch.is_tensor(value):
         adapter = DiffAdapter(value)
     elif isinstance(value, (tuple, list)) and len(value) == 1 and torch.is_tensor(value[0]):

@@ -118,6 +118,9 @@ class ModelOptionsView(MutableMapping):
         if name is None:
             del self._hooks.extra[key]
             return
+        if name == "transformer_options":  # always present, as in ComfyUI's dict: deleting empties it
+            self._hooks.transformer_options = {}
+            return
         if not self._is_set(name):
             raise KeyError(key)
         default = SamplingHooks()

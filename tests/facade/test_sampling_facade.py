@@ -110,3 +110,25 @@ def test_model_patcher_surface(studio):
     assert twin.is_clone(model)
     rewrapped = comfy.model_patcher.ModelPatcher(model.model, model.load_device, model.offload_device)
     assert rewrapped.unet is model.unet and isinstance(rewrapped, comfy.model_patcher.ModelPatcher)
+
+
+def test_model_merge_the_comfyui_way_blends_weights(pack_studio):
+    """ModelMergeSimple-style: model B's key patches added to a clone of A at (1 - r, r)."""
+    from ldm.lora import patched_weight
+    from ldm.model import load_checkpoint
+
+    path = pack_studio.services.folders.model_path("checkpoints", "tiny_sd1.safetensors")
+    a, b = load_checkpoint(path, with_clip=False)[0], load_checkpoint(path, with_clip=False)[0]
+    key = "out.2.weight"
+    with torch.no_grad():
+        b.unet.state_dict()[key].mul_(-3.0).add_(0.25)
+    merged = a.clone()
+    ratio = 0.3
+    added = merged.add_patches(b.get_key_patches("diffusion_model."), 1.0 - ratio, ratio)
+    assert "diffusion_model." + key in added
+    expected = ratio * a.unet.state_dict()[key].float() + (1.0 - ratio) * b.unet.state_dict()[key].float()
+    stored = a.unet.state_dict()[key]
+    got = patched_weight(stored, merged.patches[key])  # computed in float32, returned in the file's dtype
+    torch.testing.assert_close(got, expected.to(stored.dtype))
+    merged.model_options = {"sampler_cfg_function": len}  # replacing the whole dict, as some packs do
+    assert merged.hooks.cfg_function is len and merged.model_options["transformer_options"] == {}
