@@ -6,7 +6,7 @@ import time, add HTTP routes (``PromptServer.instance.routes.get(...)``, ``.app.
 prompt handlers (``add_on_prompt_handler``); while a node runs they send websocket messages
 (``send_sync``). What Weft makes of each:
 
-- Packs are imported before the aiohttp application exists, so ``.app`` is a :class:`PackApp`
+- Packs are imported before the aiohttp application exists, so ``.app`` is a ``PackApp`` (api.pack_app)
   that records what a pack adds; api.app.build_app applies it once the core routes are in place,
   then binds the real application (later additions are applied at once). A route that would
   replace a core route is refused and reported on the pack; pack middlewares always run after
@@ -17,7 +17,7 @@ prompt handlers (``add_on_prompt_handler``); while a node runs they send websock
 - ``send_sync`` may be called from any thread; messages reach the websocket hub through its event
   loop. Binary events (``BinaryEventTypes``) are encoded here: a node's preview image tuple
   becomes a preview frame, progress text a text frame.
-- ``prompt_queue`` is a :class:`PromptQueue` view of Weft's job store and worker.
+- ``prompt_queue`` is a ``PromptQueue`` (api.prompt_queue) over Weft's job store and worker.
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ import contextlib
 import io
 import logging
 import struct
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable
 
 from aiohttp import web
 
-from graph.context import call_with_services, current_context
-from graph.validation import validate_prompt
+from graph.context import current_context
 
 from . import hub as frames
+from .pack_app import ITEM, MIDDLEWARE, ON_PROMPT, ROUTE, SIGNAL, Addition, PackApp, PackRouteTable
+from .prompt_queue import PromptQueue
 
 log = logging.getLogger(__name__)
 
@@ -49,306 +50,6 @@ class BinaryEventTypes:
 
 #: ``app[PROMPT_SERVER]``: the PromptServer bound to an application (read by /prompt).
 PROMPT_SERVER = web.AppKey("weft_prompt_server", object)
-
-#: Kinds of additions a pack can make.
-ROUTE, MIDDLEWARE, SIGNAL, ITEM, ON_PROMPT = "route", "middleware", "signal", "item", "on_prompt"
-
-
-class Addition(NamedTuple):
-    pack: str | None  # the pack being imported when it was added (None: outside a pack import)
-    kind: str
-    value: Any  # a RouteDef/StaticDef, a middleware, (signal name, handler), (key, value), a handler
-
-
-# -- what packs see as PromptServer.instance.app -------------------------------------------------------
-class PackRouteTable(web.RouteTableDef):
-    """``PromptServer.instance.routes``: an aiohttp route table whose entries remember their pack."""
-
-    def __init__(self, server: "PromptServer") -> None:
-        super().__init__()
-        self._server = server
-
-    def route(self, method: str, path: str, **kwargs: Any):
-        def register(handler):
-            self.add(web.RouteDef(method, path, handler, kwargs))
-            return handler
-
-        return register
-
-    def static(self, prefix: str, path, **kwargs: Any) -> None:
-        self.add(web.StaticDef(prefix, str(path), kwargs))
-
-    def add(self, definition: web.AbstractRouteDef) -> None:
-        self._items.append(definition)
-        self._server._record(ROUTE, definition)
-
-    def discard(self, definition: web.AbstractRouteDef) -> None:
-        self._items[:] = [d for d in self._items if d is not definition]
-
-
-class _PendingResource:
-    """What ``app.router.add_resource(path)`` returns: routes added to it go to the route table."""
-
-    def __init__(self, table: PackRouteTable, path: str) -> None:
-        self._table, self._path = table, path
-
-    def add_route(self, method: str, handler, **kwargs: Any) -> None:
-        self._table.route(method, self._path, **kwargs)(handler)
-
-
-class PackRouter:
-    """``PromptServer.instance.app.router``: additions go through the pack route table; anything
-    else is read from the real router once the application exists."""
-
-    def __init__(self, server: "PromptServer") -> None:
-        self._server = server
-
-    def add_route(self, method: str, path: str, handler, **kwargs: Any) -> None:
-        self._server.routes.route(method, path, **kwargs)(handler)
-
-    def add_get(self, path: str, handler, **kwargs: Any) -> None:
-        self.add_route("GET", path, handler, **kwargs)
-
-    def add_post(self, path: str, handler, **kwargs: Any) -> None:
-        self.add_route("POST", path, handler, **kwargs)
-
-    def add_put(self, path: str, handler, **kwargs: Any) -> None:
-        self.add_route("PUT", path, handler, **kwargs)
-
-    def add_patch(self, path: str, handler, **kwargs: Any) -> None:
-        self.add_route("PATCH", path, handler, **kwargs)
-
-    def add_delete(self, path: str, handler, **kwargs: Any) -> None:
-        self.add_route("DELETE", path, handler, **kwargs)
-
-    def add_head(self, path: str, handler, **kwargs: Any) -> None:
-        self.add_route("HEAD", path, handler, **kwargs)
-
-    def add_view(self, path: str, handler, **kwargs: Any) -> None:
-        self.add_route("*", path, handler, **kwargs)
-
-    def add_static(self, prefix: str, path, **kwargs: Any) -> None:
-        self._server.routes.static(prefix, path, **kwargs)
-
-    def add_resource(self, path: str, **_: Any) -> _PendingResource:
-        return _PendingResource(self._server.routes, path)
-
-    def add_routes(self, definitions: Iterable) -> None:
-        self._server.app.add_routes(definitions)
-
-    def routes(self):
-        app = self._server.bound_app
-        return app.router.routes() if app is not None else []
-
-    def resources(self):
-        app = self._server.bound_app
-        return app.router.resources() if app is not None else []
-
-    @property
-    def frozen(self) -> bool:
-        """False while packs load (KJNodes checks it before adding routes)."""
-        app = self._server.bound_app
-        return app.router.frozen if app is not None else False
-
-    def __getattr__(self, name: str) -> Any:
-        app = self._server.bound_app if not name.startswith("_") else None
-        if app is None:
-            raise AttributeError(f"app.router.{name} is not available while node packs load")
-        return getattr(app.router, name)
-
-
-class _PackList:
-    """A list a pack appends to (``app.middlewares``, ``app.on_startup``, …), recorded per pack."""
-
-    def __init__(self, server: "PromptServer", kind: str, signal: str | None = None) -> None:
-        self._server, self._kind, self._signal = server, kind, signal
-        self._values: list = []
-
-    def append(self, value: Any) -> None:
-        self._values.append(value)
-        self._server._record(self._kind, value if self._signal is None else (self._signal, value))
-
-    def extend(self, values: Iterable) -> None:
-        for value in values:
-            self.append(value)
-
-    def insert(self, index: int, value: Any) -> None:
-        """Appended all the same: a pack's middleware never runs before Weft's security checks."""
-        self.append(value)
-
-    def remove(self, value: Any) -> None:
-        self._values.remove(value)
-
-    def __iter__(self):
-        return iter(list(self._values))
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __contains__(self, value: Any) -> bool:
-        return value in self._values
-
-
-class PackApp:
-    """``PromptServer.instance.app`` (see the module docstring). Attributes that are not additions
-    are read from the real application once it exists; setting attributes on it changes nothing."""
-
-    def __init__(self, server: "PromptServer") -> None:
-        self._server = server
-        self.router = PackRouter(server)
-        self.middlewares = _PackList(server, MIDDLEWARE)
-        self.on_startup = _PackList(server, SIGNAL, "on_startup")
-        self.on_shutdown = _PackList(server, SIGNAL, "on_shutdown")
-        self.on_cleanup = _PackList(server, SIGNAL, "on_cleanup")
-        self.on_response_prepare = _PackList(server, SIGNAL, "on_response_prepare")
-        self._items: dict = {}
-
-    def add_routes(self, definitions: Iterable) -> None:
-        for definition in definitions:
-            if isinstance(definition, (web.RouteDef, web.StaticDef)):
-                self._server.routes.add(definition)
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._items[key] = value
-        self._server._record(ITEM, (key, value))
-
-    def __getitem__(self, key: Any) -> Any:
-        if key in self._items:
-            return self._items[key]
-        app = self._server.bound_app
-        if app is None:
-            raise KeyError(key)
-        return app[key]
-
-    def __contains__(self, key: Any) -> bool:
-        app = self._server.bound_app
-        return key in self._items or (app is not None and key in app)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __getattr__(self, name: str) -> Any:
-        app = self._server.bound_app if not name.startswith("_") else None
-        if app is None:
-            raise AttributeError(f"app.{name} is not available while node packs load")
-        return getattr(app, name)
-
-
-# -- the queue --------------------------------------------------------------------------------------
-class PromptQueue:
-    """``PromptServer.instance.prompt_queue``: ComfyUI's queue methods over Weft's job store and
-    worker. Jobs are run and finished by Weft's worker; ``get`` and ``task_done`` are ComfyUI's
-    worker side and exist only so that packs that wrap them still import (they are never called)."""
-
-    class ExecutionStatus(NamedTuple):
-        status_str: str
-        completed: bool
-        messages: list
-
-    def __init__(self, server: "PromptServer") -> None:
-        self.server = server
-        server.prompt_queue = self
-        self.flags: dict = {}
-
-    @property
-    def _state(self):
-        return self.server.state
-
-    @property
-    def currently_running(self) -> dict:
-        state = self._state
-        item = state.worker.running_item() if state is not None else None
-        return {0: tuple(item)} if item is not None else {}
-
-    @property
-    def queue(self) -> list:
-        state = self._state
-        return [tuple(job.queue_item()) for job in state.store.pending()] if state is not None else []
-
-    def get_current_queue(self, *_: Any) -> tuple[list, list]:
-        """(running items, pending items); an item is (number, prompt_id, prompt, extra_data, outputs)."""
-        return list(self.currently_running.values()), self.queue
-
-    get_current_queue_volatile = get_current_queue
-
-    def get_tasks_remaining(self) -> int:
-        state = self._state
-        return state.worker.queue_remaining() if state is not None else 0
-
-    def put(self, item) -> None:
-        """Queue ``(number, prompt_id, prompt, extra_data, outputs, ...)`` after validating it as
-        /prompt does (ValueError if invalid). It goes last, or first when ``number`` is negative."""
-        state = self._require_state()
-        number, prompt_id, prompt, extra_data, outputs = tuple(item)[:5]
-        extra_data = dict(extra_data or {})
-        result = call_with_services(state.services, validate_prompt, prompt, state.registry,
-                                    list(outputs) if outputs else None)
-        if not result.ok:
-            raise ValueError(f"{result.error['message']}: {result.error['details']}")
-        state.store.submit(str(prompt_id), state.store.next_number(front=float(number) < 0), result.prompt,
-                           extra_data, result.outputs, extra_data.get("client_id"), state.options.max_queue_size)
-        self.server.queue_updated()
-
-    def get(self, timeout: float | None = None):
-        raise NotImplementedError("Weft's worker takes jobs from its own store")
-
-    def task_done(self, item_id, history_result, status=None, process_item=None) -> None:
-        """Never called: Weft's worker writes the history itself."""
-
-    def wipe_queue(self) -> None:
-        self._require_state().store.clear_pending()
-        self.server.queue_updated()
-
-    def delete_queue_item(self, function: Callable[[tuple], bool]) -> bool:
-        """Delete the first pending item for which ``function(item)`` is true."""
-        state = self._require_state()
-        for job in state.store.pending():
-            if function(tuple(job.queue_item())):
-                deleted = state.store.delete_pending([job.prompt_id]) > 0
-                self.server.queue_updated()
-                return deleted
-        return False
-
-    def get_history(self, prompt_id: str | None = None, max_items: int | None = None, offset: int = -1,
-                    map_function: Callable | None = None) -> dict:
-        store = self._require_state().store
-        if prompt_id is not None:
-            entry = store.history_entry(str(prompt_id))
-            history = {prompt_id: entry} if entry is not None else {}
-        elif offset < 0 and max_items is not None:
-            history = store.history_tail(max(0, max_items))
-        else:
-            history = store.history(max_items, max(0, offset))
-        if map_function is not None:
-            history = {key: map_function(value) for key, value in history.items()}
-        return history
-
-    def wipe_history(self) -> None:
-        self._require_state().store.clear_history()
-
-    def delete_history_item(self, id_to_delete: str) -> None:
-        self._require_state().store.delete_history([str(id_to_delete)])
-
-    def set_flag(self, name: str, data: Any) -> None:
-        """``unload_models`` / ``free_memory`` become a /free request to the worker."""
-        self.flags[name] = data
-        state = self._state
-        if state is not None and name in ("unload_models", "free_memory"):
-            state.worker.request_free(name == "unload_models" and bool(data), name == "free_memory" and bool(data))
-
-    def get_flags(self, reset: bool = True) -> dict:
-        flags = dict(self.flags)
-        if reset:
-            self.flags.clear()
-        return flags
-
-    def _require_state(self):
-        if self._state is None:
-            raise RuntimeError("the prompt queue is not available until the server is built")
-        return self._state
 
 
 # -- the server object -----------------------------------------------------------------------------

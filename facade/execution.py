@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from _weft_binding import host
-from api.compat import PromptQueue
+from api.prompt_queue import PromptQueue
 from graph.context import Interrupted, call_with_services, check_interrupted
 from graph.executor import ExecutionBlocker
 from graph.jobs import SECRET_KEYS
