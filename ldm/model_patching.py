@@ -12,12 +12,13 @@ engine) — so what a pack patches is honoured by Weft's sampler. The method nam
 from __future__ import annotations
 
 import enum
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 import torch
 
 from ldm.lora import DiffAdapter, LoraAdapter, WeightPatch, patched_weight
-from ldm.sampling.hooks import ModelOptionsView
+from ldm.sampling.hooks import ModelOptionsView, SamplingHooks
 
 #: The prefix ComfyUI gives UNet weight keys in patches and state dicts.
 DIFFUSION_PREFIX = "diffusion_model."
@@ -105,14 +106,28 @@ class ModelConfigView:
 
 
 class DiffusionModelView:
-    """``ModelPatcher.model`` (ComfyUI's ``BaseModel``) over a handle: the network and how it samples.
+    """``ModelPatcher.model`` (ComfyUI's ``BaseModel``): the shared network and how it samples.
 
     ``diffusion_model`` is Weft's UNet itself (``input_blocks`` / ``middle_block`` /
-    ``output_blocks`` as in the checkpoint), so packs that walk or hook its modules find them.
+    ``output_blocks`` as in the checkpoint), so packs that walk or hook its modules find them. As in
+    ComfyUI, clones share one such object (``a.model is a.clone().model``) and it knows nothing of
+    any clone's patches: ``model_sampling`` here is the family's, ``get_model_object("model_sampling")``
+    on a MODEL the patched one.
     """
 
     def __init__(self, handle: Any) -> None:
-        self._handle = handle
+        # The facts every clone shares, not the handle itself (whose hooks are one clone's).
+        self._handle = SimpleNamespace(unet=handle.unet, config=handle.config, family=handle.family,
+                                       prediction=handle.prediction, latent_format=handle.latent_format,
+                                       dtype=handle.dtype, device=handle.device, hooks=SamplingHooks())
+
+    @classmethod
+    def shared_by(cls, handle: Any) -> "DiffusionModelView":
+        """The one view of ``handle``'s network, kept on the network module itself."""
+        view = handle.unet.__dict__.get("_weft_model_view")
+        if view is None:
+            view = handle.unet.__dict__["_weft_model_view"] = cls(handle)
+        return view
 
     @property
     def diffusion_model(self) -> torch.nn.Module:
@@ -195,7 +210,7 @@ class ModelPatcherMethods:
     # -- identity ---------------------------------------------------------------------------------
     @property
     def model(self) -> DiffusionModelView:
-        return DiffusionModelView(self)
+        return DiffusionModelView.shared_by(self)
 
     @property
     def model_options(self) -> ModelOptionsView:
@@ -274,10 +289,11 @@ class ModelPatcherMethods:
 
     # -- object patches ------------------------------------------------------------------------------
     def get_model_object(self, name: str) -> Any:
-        """``"model_sampling"``, ``"latent_format"``, or a dotted path under the BaseModel view
-        (``"diffusion_model.input_blocks.0"``)."""
+        """``"model_sampling"`` (this MODEL's, patched or not), ``"latent_format"``, or a dotted
+        path under the BaseModel view (``"diffusion_model.input_blocks.0"``)."""
         if name == "model_sampling":
-            return self.model.model_sampling
+            from ldm.sampling.from_handle import model_sampling_of
+            return model_sampling_of(self)
         target: Any = self.model
         for part in name.split("."):
             target = getattr(target, part)

@@ -132,3 +132,16 @@ def test_model_merge_the_comfyui_way_blends_weights(pack_studio):
     torch.testing.assert_close(got, expected.to(stored.dtype))
     merged.model_options = {"sampler_cfg_function": len}  # replacing the whole dict, as some packs do
     assert merged.hooks.cfg_function is len and merged.model_options["transformer_options"] == {}
+
+
+def test_clones_share_one_base_model_and_its_unpatched_sampling(pack_studio):
+    from ldm.model import load_checkpoint
+    from ldm.sampling.discrete_variants import discrete_model_sampling
+
+    path = pack_studio.services.folders.model_path("checkpoints", "tiny_sd1.safetensors")
+    model = load_checkpoint(path, with_clip=False)[0]
+    twin = model.clone()
+    twin.add_object_patch("model_sampling", discrete_model_sampling("sd1", "v_prediction", False))
+    assert twin.model is model.model  # ComfyUI's is_clone test: `other.model is self.model`
+    assert twin.get_model_object("model_sampling") is twin.hooks.model_sampling
+    assert model.model.model_sampling.prediction.name == "eps"  # the base knows no clone's patch
