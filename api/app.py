@@ -12,7 +12,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .compat import ITEM, MIDDLEWARE, ROUTE, SIGNAL, Addition, PromptServer
+from .compat import PromptServer
+from .pack_app import ITEM, MIDDLEWARE, ROUTE, SIGNAL, Addition
 from .previews import encode_preview
 from .routes import files, nodes, prompt, system, userdata, ws
 from .security import SecurityPolicy, security_middleware
