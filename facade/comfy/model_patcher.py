@@ -43,17 +43,20 @@ def set_model_options_patch_replace(model_options, patch, name, block_name, numb
     return options
 
 
-def set_model_options_post_cfg_function(model_options, post_cfg_function, disable_cfg1_optimization=False):
+def _with_cfg_function(model_options, key: str, function, disable_cfg1_optimization: bool):
+    """A copy of ``model_options`` with ``function`` appended to the hook list ``key``."""
     options = dict(model_options)
-    options["sampler_post_cfg_function"] = list(options.get("sampler_post_cfg_function", [])) + [post_cfg_function]
+    options[key] = list(options.get(key, [])) + [function]
     if disable_cfg1_optimization:
         options["disable_cfg1_optimization"] = True
     return options
+
+
+def set_model_options_post_cfg_function(model_options, post_cfg_function, disable_cfg1_optimization=False):
+    return _with_cfg_function(model_options, "sampler_post_cfg_function", post_cfg_function,
+                              disable_cfg1_optimization)
 
 
 def set_model_options_pre_cfg_function(model_options, pre_cfg_function, disable_cfg1_optimization=False):
-    options = dict(model_options)
-    options["sampler_pre_cfg_function"] = list(options.get("sampler_pre_cfg_function", [])) + [pre_cfg_function]
-    if disable_cfg1_optimization:
-        options["disable_cfg1_optimization"] = True
-    return options
+    return _with_cfg_function(model_options, "sampler_pre_cfg_function", pre_cfg_function,
+                              disable_cfg1_optimization)

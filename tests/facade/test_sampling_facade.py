@@ -145,3 +145,17 @@ def test_clones_share_one_base_model_and_its_unpatched_sampling(pack_studio):
     assert twin.model is model.model  # ComfyUI's is_clone test: `other.model is self.model`
     assert twin.get_model_object("model_sampling") is twin.hooks.model_sampling
     assert model.model.model_sampling.prediction.name == "eps"  # the base knows no clone's patch
+
+
+def test_model_options_helpers_return_copies_with_the_hook_added(pack_studio):
+    import comfy.model_patcher as mp
+
+    original = {"sampler_post_cfg_function": [len], "transformer_options": {}}
+    post = mp.set_model_options_post_cfg_function(original, print, disable_cfg1_optimization=True)
+    assert post["sampler_post_cfg_function"] == [len, print] and post["disable_cfg1_optimization"] is True
+    assert original == {"sampler_post_cfg_function": [len], "transformer_options": {}}
+    pre = mp.set_model_options_pre_cfg_function(original, print)
+    assert pre["sampler_pre_cfg_function"] == [print] and "disable_cfg1_optimization" not in pre
+    replaced = mp.set_model_options_patch_replace(original, print, "attn2", "input", 4, 0)
+    assert replaced["transformer_options"]["patches_replace"]["attn2"] == {("input", 4, 0): print}
+    assert original["transformer_options"] == {}
