@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from graph.context import check_interrupted, report_progress
 from ldm import imaging
 from ldm.checkpoint import load_object, read_safetensors_header, save_state_dict, sniff_format
+from ldm.sampling.model_conds import resize_to_batch_size  # noqa: F401  (ComfyUI's name, Weft's function)
 
 log = logging.getLogger(__name__)
 
@@ -155,22 +156,6 @@ def copy_to_param(obj, attr, value):
 def repeat_to_batch_size(tensor, batch_size, dim=0):
     """``tensor`` cut or cyclically repeated along ``dim`` to ``batch_size`` entries."""
     return imaging.repeat_to_batch(tensor.movedim(dim, 0), batch_size).movedim(0, dim)
-
-
-def resize_to_batch_size(tensor, batch_size):
-    """``batch_size`` entries picked evenly from ``tensor``'s (nearest index, first and last kept)."""
-    have = tensor.shape[0]
-    if have == batch_size:
-        return tensor
-    if batch_size <= 1:
-        return tensor[:batch_size]
-    if batch_size < have:
-        step = (have - 1) / (batch_size - 1)
-        picks = [min(round(i * step), have - 1) for i in range(batch_size)]
-    else:
-        step = have / batch_size
-        picks = [min(math.floor((i + 0.5) * step), have - 1) for i in range(batch_size)]
-    return tensor[torch.tensor(picks, device=tensor.device)]
 
 
 bislerp = imaging.bislerp
