@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8188
 ARGS   ?=
 
-.PHONY: run test test-fast browser-deps bench starter-model eval-starter clean-venv
+.PHONY: run test test-fast browser-deps gl-deps bench starter-model eval-starter clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +39,25 @@ browser-deps:
 	  fi; \
 	fi
 
-test: $(VENV)/.dev-installed browser-deps
+# GLSLShader renders through Mesa's EGL (software rasteriser without a GPU); as root (CI) the
+# Debian packages are installed when missing.
+GL_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri
+gl-deps:
+	@missing=""; \
+	for pkg in $(GL_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing:$$missing — install these Debian packages (GLSLShader needs them)"; \
+	  fi; \
+	fi
+
+test: $(VENV)/.dev-installed browser-deps gl-deps
 	$(PY) -m pytest -q
 
 # The suite without the browser tests, for a quick loop while coding.
-test-fast: $(VENV)/.dev-installed
+test-fast: $(VENV)/.dev-installed gl-deps
 	$(PY) -m pytest -q -m "not browser"
 
 # The shipped starter model, retrained from scratch (resumable: rerun to continue), and its scores.

@@ -36,15 +36,16 @@ class Feature:
                               f"the node that needs them cannot run")
 
 
-CONTROLNET = Feature("ControlNet and T2I-Adapter models")
-CLIP_VISION = Feature("CLIP vision models")
-STYLE_MODELS = Feature("style models")
-UPSCALE_MODELS = Feature("upscale models")
-LATENT_FILES = Feature("saved .latent files")
+CONTROLNET = Feature(
+    "ComfyUI's ControlNet classes (Weft's CONTROL_NET is its own object: comfy.controlnet.load_controlnet "
+    "loads one, the ControlNetApply nodes apply it)", planned=False)
+CLIP_VISION = Feature(
+    "ComfyUI's ClipVisionModel class (Weft's CLIP_VISION is its own object: comfy.clip_vision.load loads one)",
+    planned=False)
 HOOKS = Feature("conditioning hooks (scheduled LoRA and model patches)", planned=False)
-GLIGEN = Feature("GLIGEN models", planned=False)
+GLIGEN = Feature("ComfyUI's GLIGEN classes (Weft's GLIGEN is its own object: the GLIGENLoader node loads one)",
+                 planned=False)
 UNCLIP = Feature("unCLIP models", planned=False)
-DIFFUSERS = Feature("diffusers-format model folders", planned=False)
 VIDEO = Feature("video and 3D models (SVD, SV3D, LTX-Video, Wan …)", planned=False)
 OTHER_FAMILIES = Feature("model families other than SD1.x, SD2.x and SDXL", planned=False)
 TEXT_ENCODER_CLASSES = Feature(
@@ -82,7 +83,7 @@ def absent_class(feature: Feature, module: str, name: str, bases: tuple[type, ..
 
 
 def absent_node(feature: Feature, module: str, node_id: str, methods: Iterable[str],
-                return_types: tuple[str, ...] = (), output_node: bool = False,
+                return_types: tuple[str, ...] = (),
                 class_name: str | None = None) -> type:
     """A V1 node class for ComfyUI's node ``node_id``: ``FUNCTION`` is the first of ``methods``;
     calling any of them raises the feature's error naming the node."""
@@ -99,6 +100,6 @@ def absent_node(feature: Feature, module: str, node_id: str, methods: Iterable[s
         "__module__": module, "__doc__": f"ComfyUI's {node_id} node: not in Weft ({feature.what}).",
         "__weft_absent__": feature, "INPUT_TYPES": classmethod(input_types),
         "RETURN_TYPES": tuple(return_types), "FUNCTION": methods[0], "CATEGORY": "not in Weft",
-        "OUTPUT_NODE": output_node}
+        "OUTPUT_NODE": False}
     body.update({method: staticmethod(run) for method in methods})
     return type(class_name or node_id, (object,), body)

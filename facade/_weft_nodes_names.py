@@ -6,7 +6,7 @@ NODE_CLASS_MAPPINGS, common_ksampler``. :func:`install` gives Weft's package a m
 ``__getattr__`` (PEP 562) that answers those names from the bound server's registry, so nothing in
 Weft's own ``nodes`` code knows about them.
 
-A ComfyUI core node Weft's registry lacks (``ControlNetApplyAdvanced``, ``CLIPVisionLoader`` …)
+A ComfyUI core node Weft's registry lacks (``GLIGENLoader`` …)
 is answered by a placeholder class (:func:`_weft_absent.absent_node`): ComfyUI's ``FUNCTION`` and
 ``RETURN_TYPES``, subclassable, and calling its function raises an error naming the missing
 feature. ``NODE_CLASS_MAPPINGS`` stays exactly the registry: placeholders are never nodes there.
@@ -125,22 +125,6 @@ COMFYUI_CORE_NODES = frozenset({
 
 #: The core nodes Weft does not have: the feature each needs, ComfyUI's FUNCTION and RETURN_TYPES.
 ABSENT_CORE_NODES: dict[str, tuple[absent.Feature, str, tuple[str, ...]]] = {
-    "CLIPVisionEncode": (absent.CLIP_VISION, "encode", ("CLIP_VISION_OUTPUT",)),
-    "CLIPVisionLoader": (absent.CLIP_VISION, "load_clip", ("CLIP_VISION",)),
-    "ControlNetApply": (absent.CONTROLNET, "apply_controlnet", ("CONDITIONING",)),
-    "ControlNetApplyAdvanced": (absent.CONTROLNET, "apply_controlnet", ("CONDITIONING", "CONDITIONING")),
-    "ControlNetLoader": (absent.CONTROLNET, "load_controlnet", ("CONTROL_NET",)),
-    "DiffControlNetLoader": (absent.CONTROLNET, "load_controlnet", ("CONTROL_NET",)),
-    "DiffusersLoader": (absent.DIFFUSERS, "load_checkpoint", ("MODEL", "CLIP", "VAE")),
-    "GLIGENLoader": (absent.GLIGEN, "load_gligen", ("GLIGEN",)),
-    "GLIGENTextBoxApply": (absent.GLIGEN, "append", ("CONDITIONING",)),
-    "LoadImageOutput": (absent.COMFY_NODE, "load_image", ("IMAGE", "MASK")),
-    "LoadLatent": (absent.LATENT_FILES, "load", ("LATENT",)),
-    "SaveLatent": (absent.LATENT_FILES, "save", ()),
-    "StyleModelApply": (absent.STYLE_MODELS, "apply_stylemodel", ("CONDITIONING",)),
-    "StyleModelLoader": (absent.STYLE_MODELS, "load_style_model", ("STYLE_MODEL",)),
-    "unCLIPCheckpointLoader": (absent.UNCLIP, "load_checkpoint", ("MODEL", "CLIP", "VAE", "CLIP_VISION")),
-    "unCLIPConditioning": (absent.UNCLIP, "apply_adm", ("CONDITIONING",)),
 }
 
 
@@ -148,8 +132,7 @@ ABSENT_CORE_NODES: dict[str, tuple[absent.Feature, str, tuple[str, ...]]] = {
 def placeholder_node(name: str) -> type:
     """The placeholder class for ComfyUI's core node ``name`` (one class per name)."""
     feature, function, return_types = ABSENT_CORE_NODES.get(name, (absent.COMFY_NODE, "run", ()))
-    return absent.absent_node(feature, "nodes", name, (function,), return_types,
-                              output_node=name == "SaveLatent")
+    return absent.absent_node(feature, "nodes", name, (function,), return_types)
 
 
 def lookup(name: str) -> Any:

@@ -26,6 +26,10 @@ MODEL_KINDS = {
     "upscale_models": MODEL_EXTENSIONS,
     "vae_approx": MODEL_EXTENSIONS,
     "clip_vision": MODEL_EXTENSIONS,
+    "style_models": MODEL_EXTENSIONS,
+    "hypernetworks": MODEL_EXTENSIONS,
+    "photomaker": MODEL_EXTENSIONS,
+    "gligen": MODEL_EXTENSIONS,
     "configs": (".yaml", ".json"),
 }
 #: ComfyUI's older names for some kinds; a lookup under either name finds the same folders.

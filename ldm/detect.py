@@ -7,7 +7,9 @@ File names are never consulted. The rules (documented in docs/models.md):
   ``cond_stage_model.`` / ``conditioner.embedders.``.
 * Family from the UNet's shapes: an ``Embedding`` label (noise levels) and 7 input channels is the
   x4 upscaler; an ADM label MLP is SDXL (refiner when ``adm_in_channels == context_dim + 5*256``,
-  i.e. pooled width equal to the context width and five size embeddings); otherwise linear
+  i.e. pooled width equal to the context width and five size embeddings), unless the label is
+  1536 or 2048 wide on an SD 2.x layout (attention at full resolution): SD 2.1 unCLIP-L / -H;
+  otherwise linear
   transformer projections mean SD 2.x and 1x1-conv projections SD 1.x, with 9 input channels for
   the inpainting variants.
 * Prediction: explicit markers win (a ``v_pred`` key, safetensors metadata
@@ -41,6 +43,10 @@ META_HEAD_CHANNELS = "weft.num_head_channels"
 META_PREDICTION = "modelspec.prediction_type"
 
 FAMILIES = ("sd1", "sd1_inpaint", "sd2", "sd2_v", "sd2_inpaint", "sdxl", "sdxl_refiner", "sd_x4")
+#: SD 2.1 unCLIP: an SD 2.x UNet whose ADM label takes a CLIP image embedding and its noise-level
+#: embedding (unCLIP-L 768 + 768, unCLIP-H 1024 + 1024); label width -> family. Their tiny test
+#: files are written by ``ldm.vision.tiny``.
+UNCLIP_FAMILIES = {1536: "sd2_unclip_l", 2048: "sd2_unclip_h"}
 
 
 class DetectionError(ValueError):
@@ -112,6 +118,12 @@ def _family(config: UNetConfig) -> str:
             return "sd_x4"
         raise DetectionError(f"class-conditional UNet with {c.in_channels} input channels is not supported")
     if c.adm_in_channels is not None:
+        # SD 2.x keeps attention at full resolution, which SDXL drops: that tells an unCLIP-H
+        # label (2048) from an SDXL one of the same width.
+        if c.adm_in_channels in UNCLIP_FAMILIES and c.use_linear_in_transformer and c.transformer_depth[0] > 0:
+            if c.in_channels != 4:
+                raise DetectionError(f"unCLIP UNet with {c.in_channels} input channels is not supported")
+            return UNCLIP_FAMILIES[c.adm_in_channels]
         if c.context_dim is not None and c.adm_in_channels == c.context_dim + 5 * SDXL_SIZE_EMBED:
             family = "sdxl_refiner"
         elif c.adm_in_channels > 6 * SDXL_SIZE_EMBED:
@@ -166,7 +178,8 @@ def detect_unet(unet_sd: dict, metadata: dict | None = None, markers: dict | Non
 
     prediction = _explicit_prediction(metadata, markers)
     if prediction is None:
-        prediction = "v" if family == "sd2" and _norm_bias_suggests_v(unet_sd, config) else "eps"
+        sd2_layout = family == "sd2" or family in UNCLIP_FAMILIES.values()
+        prediction = "v" if sd2_layout and _norm_bias_suggests_v(unet_sd, config) else "eps"
     if family == "sd2" and prediction == "v":
         family = "sd2_v"
     return UNetDetection(family=family, prediction=prediction, config=config)

@@ -173,3 +173,47 @@ def total_memory_bytes(device: torch.device) -> int:
     import psutil
 
     return int(psutil.virtual_memory().total)
+
+
+def compute_devices(primary: torch.device) -> list[torch.device]:
+    """The devices a model can be placed on, as ComfyUI lists them: every CUDA device when
+    ``primary`` is a CUDA device, else ``primary`` alone."""
+    primary = torch.device(primary)
+    if primary.type == "cuda":
+        return [torch.device("cuda", index) for index in range(torch.cuda.device_count())]
+    return [primary]
+
+
+def device_options(devices: list[torch.device], with_cpu: bool = True) -> list[str]:
+    """ComfyUI's device choices: ``"default"``, ``"cpu"``, and ``"gpu:N"`` per device when there
+    are several (a one-GPU machine offers only the first two)."""
+    options = ["default", "cpu"] if with_cpu else ["default"]
+    if len(devices) > 1:
+        options += [f"gpu:{index}" for index in range(len(devices))]
+    return options
+
+
+def resolve_device_option(option: str | None, devices: list[torch.device]) -> torch.device | None:
+    """The device a choice names; None for ``"default"`` and for a ``"gpu:N"`` this machine lacks
+    or a malformed choice (callers pass the model through then, as ComfyUI does)."""
+    if option is None or option == "default":
+        return None
+    if option == "cpu":
+        return torch.device("cpu")
+    if option.startswith("gpu:") and option[4:].isdigit():
+        index = int(option[4:])
+        if index < len(devices):
+            return devices[index]
+    return None
+
+
+def supported_compute_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype | None:
+    """A dtype to compute in instead of ``dtype`` on ``device``, or None when ``dtype`` suits it:
+    float32 for float16 on a CPU (no fast fp16 arithmetic there, see above), float16 for
+    bfloat16 on a GPU without bf16 support."""
+    device = torch.device(device)
+    if device.type == "cpu" and dtype == torch.float16:
+        return torch.float32
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return None

@@ -8,6 +8,8 @@ per call. Nodes never move weights themselves; they wrap a use in
 * ``with engine.use_unet(model) as unet:`` — a whole sampling run; ``unet(x, timesteps,
   context=…, y=…)`` takes inputs on any device and in any dtype and returns the network output
   in ``x``'s device and dtype, computed on the device in ``compute.dtype``;
+* ``with engine.use_control(network) as run:`` — a ControlNet / T2I-Adapter for a model call
+  (lent by the UNet of a sampling run, ``RunnableUNet.lend``);
 * ``with engine.use_vae(vae, inference_bytes=…):`` — around ``vae.decode``/``vae.encode``;
 * ``engine.encode_tokens(clip, tokens, add_dict)`` — text encoding, cached by (model, tokens).
 
@@ -38,6 +40,8 @@ MIB = 1024 ** 2
 USAGE_FACTORS = {"sdxl": 0.8, "sdxl_refiner": 0.8}
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: ComfyUI's ``model_options`` key for a MODEL's own ``torch.compile`` arguments (TorchCompileModel).
+TORCH_COMPILE_KWARGS = "torch_compile_kwargs"
 
 
 class EngineOutOfMemory(RuntimeError):
@@ -108,6 +112,10 @@ class RunnableUNet:
                 raise
         return out.to(device=x.device, dtype=x.dtype, memory_format=torch.contiguous_format)
 
+    def lend(self, network: torch.nn.Module):
+        """A ControlNet / T2I-Adapter placed beside this UNet for a call (:meth:`Engine.use_control`)."""
+        return self._engine.use_control(network)
+
     def _advice(self, x, cause: str) -> str:
         return (f"out of memory on {self.device} running the UNet on latents {_shape(x)} in {self.dtype}, "
                 f"even after unloading other models and keeping only "
@@ -142,8 +150,10 @@ class Engine:
             return dtype == torch.bfloat16
         return self.compute.channels_last or (self.compile_mode is not None and device.type == "cuda")
 
-    def unet_placement(self, module: torch.nn.Module | None = None) -> Placement:
-        device, dtype = self.compute.device, self._unet_weight_dtype(module)
+    def unet_placement(self, module: torch.nn.Module | None = None, device: torch.device | None = None) -> Placement:
+        """Where a UNet runs: ``device`` (a MODEL's own choice) or the compute device."""
+        device = self.compute.device if device is None else torch.device(device)
+        dtype = self._unet_weight_dtype(module)
         return Placement(device, dtype, self._channels_last(device, self.compute.dtype))
 
     def _unet_weight_dtype(self, module: torch.nn.Module | None) -> torch.dtype:
@@ -162,16 +172,40 @@ class Engine:
     def use_unet(self, model, *, latent_shape=None) -> Iterator[RunnableUNet]:
         """The UNet of a MODEL handle, ready to run for the block (LoRA patches applied).
 
-        ``latent_shape`` (``[B, C, h, w]``) lets the manager keep room for the activations.
+        ``latent_shape`` (``[B, C, h, w]``) lets the manager keep room for the activations. A
+        MODEL's hooks may name its own compute device and dtype, and its own ``torch.compile``
+        settings (ComfyUI's ``model_options["torch_compile_kwargs"]``).
         """
-        placement = self.unet_placement(model.unet)
+        hooks = model.hooks
+        placement = self.unet_placement(model.unet, hooks.compute_device)
+        compute_dtype = hooks.compute_dtype or self.compute.dtype
+        compiled = self._compiled_for(model.unet, hooks.extra.get(TORCH_COMPILE_KWARGS))
         dtype_size = torch.empty((), dtype=self.compute.dtype).element_size()
         inference = (unet_inference_bytes(latent_shape, dtype_size, USAGE_FACTORS.get(model.family, 1.0))
                      if latent_shape is not None else 0)
         with self.memory.use(model.unet, placement, patches=model.patches, inference_bytes=inference,
                              name=f"{model.family} UNet", force_full=self.options.mode is VramMode.GPU_ONLY) as entry:
             set_attention_slicing(model.unet, self._attention_slice_bytes(placement.device, inference))
-            yield RunnableUNet(self, entry, model.unet, placement, self.compute.dtype, self._compiled_for(model.unet))
+            yield RunnableUNet(self, entry, model.unet, placement, compute_dtype, compiled)
+
+    @contextlib.contextmanager
+    def use_control(self, network: torch.nn.Module) -> Iterator[Any]:
+        """A ControlNet or T2I-Adapter placed like a UNet (resident or streamed, in the compute
+        dtype) for the block; yields ``run(**inputs)``, which moves the floating-point inputs to
+        the device and dtype and returns the network's output there."""
+        placement = self.unet_placement(network)
+        with self.memory.use(network, placement, name=type(network).__name__,
+                             force_full=self.options.mode is VramMode.GPU_ONLY):
+            device, dtype = placement.device, self.compute.dtype
+
+            def run(**inputs):
+                moved = {key: value.to(device=device, dtype=dtype)
+                         if torch.is_tensor(value) and value.is_floating_point() else value
+                         for key, value in inputs.items()}
+                with torch.no_grad():
+                    return network(**moved)
+
+            yield run
 
     def _attention_slice_bytes(self, device: torch.device, inference_bytes: int) -> int | None:
         """A cap on attention score matrices where memory is short (lowvram/novram, or little free
@@ -190,15 +224,19 @@ class Engine:
         self.compile_mode = mode
         self._compiled = weakref.WeakKeyDictionary()
 
-    def _compiled_for(self, module: torch.nn.Module):
-        if self.compile_mode is None:
-            return None
-        compiled = self._compiled.get(module)
-        if compiled is None:
+    def _compiled_for(self, module: torch.nn.Module, compile_kwargs: Mapping | None = None):
+        """``module`` compiled with a MODEL's own settings (TorchCompileModel) or the engine's mode;
+        None when neither asks for compilation. One compiled module per module and settings."""
+        if compile_kwargs is None:
+            if self.compile_mode is None:
+                return None
             # Static shapes: one graph per latent size, batch and conditioning length, cached by torch.
-            compiled = torch.compile(module, mode=self.compile_mode, dynamic=False)
-            self._compiled[module] = compiled
-        return compiled
+            compile_kwargs = {"mode": self.compile_mode, "dynamic": False}
+        key = tuple(sorted((name, repr(value)) for name, value in compile_kwargs.items()))
+        by_settings = self._compiled.setdefault(module, {})
+        if key not in by_settings:
+            by_settings[key] = torch.compile(module, **compile_kwargs)
+        return by_settings[key]
 
     @contextlib.contextmanager
     def use_vae(self, vae, *, inference_bytes: int = 0) -> Iterator[Any]:
@@ -208,17 +246,22 @@ class Engine:
             set_attention_slicing(vae.model, self._attention_slice_bytes(placement.device, inference_bytes))
             yield vae
 
-    def text_placement(self) -> Placement:
-        device = self.compute.device
-        if device.type != "cpu" and not self.options.text_encoders_on_device:
-            device = torch.device("cpu")
+    def text_placement(self, device: torch.device | None = None) -> Placement:
+        """Where text encoders run: ``device`` (a CLIP's own choice) or the engine's text device."""
+        if device is None:
+            device = self.compute.device
+            if device.type != "cpu" and not self.options.text_encoders_on_device:
+                device = torch.device("cpu")
+        device = torch.device(device)
         dtype = self.compute.text_dtype if device.type != "cpu" else None
         return Placement(device, dtype, False)
 
     @contextlib.contextmanager
     def use_clip(self, clip) -> Iterator[Any]:
-        """A CLIP handle whose encoders are on the text device for the block."""
-        with self.memory.use(clip.encoders, self.text_placement(), name="text encoders", force_full=True):
+        """A CLIP handle whose encoders are on the text device (or the handle's ``compute_device``,
+        set by SelectCLIPDevice) for the block."""
+        placement = self.text_placement(getattr(clip, "compute_device", None))
+        with self.memory.use(clip.encoders, placement, name="text encoders", force_full=True):
             yield clip
 
     def encode_tokens(self, clip, tokens: Mapping[str, list], add_dict: Mapping | None = None) -> list:

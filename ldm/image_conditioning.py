@@ -39,6 +39,17 @@ def masked_inpaint_pixels(pixels: torch.Tensor, mask: torch.Tensor,
     return (pixels - 0.5) * keep + 0.5, mask
 
 
+def crop_to_multiple(pixels: torch.Tensor, multiple: int = 8) -> torch.Tensor:
+    """IMAGE ``[B, H, W, C]`` centre-cropped to a multiple of ``multiple`` on both sides (the
+    VAE's downscale ratio), as InstructPixToPixConditioning crops before encoding."""
+    height, width = pixels.shape[1], pixels.shape[2]
+    cut_h, cut_w = height // multiple * multiple, width // multiple * multiple
+    if (cut_h, cut_w) == (height, width):
+        return pixels
+    top, left = (height % multiple) // 2, (width % multiple) // 2
+    return pixels[:, top:top + cut_h, left:left + cut_w, :]
+
+
 def x4_upscale_inputs(images: torch.Tensor, scale_ratio: float) -> tuple[torch.Tensor, tuple[int, ...]]:
     """``(low-res image [B, 3, h, w] in -1…1, latent shape [B, 4, h, w])`` for the x4 upscaler.
 

@@ -101,6 +101,16 @@ def load_mask(source: ImageSource, channel: str) -> torch.Tensor:
     return mask.unsqueeze(0)
 
 
+def load_rgba(source: ImageSource, size: tuple[int, int]) -> torch.Tensor:
+    """The first frame of an image file as RGBA floats ``[H, W, 4]``, resized with Lanczos to
+    ``size`` (width, height) when it differs (what ComfyUI's Painter does with its drawing)."""
+    with Image.open(source) as picture:
+        rgba = picture.convert("RGBA")
+    if rgba.size != tuple(size):
+        rgba = rgba.resize(tuple(size), Image.LANCZOS)
+    return torch.from_numpy(np.asarray(rgba).astype(np.float32) / 255.0)
+
+
 def to_8bit(image: torch.Tensor) -> np.ndarray:
     """An image ``[H, W, C]`` in 0..1 as uint8 pixels; like ComfyUI, 255 x value truncated."""
     values = np.nan_to_num(image.detach().cpu().float().numpy(), nan=0.0)

@@ -68,7 +68,7 @@ SD_X4 = LatentFormat(
 #: The latent format of each model family.
 FAMILY_LATENT_FORMATS = {
     "sd1": SD15, "sd1_inpaint": SD15,
-    "sd2": SD15, "sd2_v": SD15, "sd2_inpaint": SD15,
+    "sd2": SD15, "sd2_v": SD15, "sd2_inpaint": SD15, "sd2_unclip_l": SD15, "sd2_unclip_h": SD15,
     "sdxl": SDXL, "sdxl_refiner": SDXL,
     "sd_x4": SD_X4,
 }

@@ -76,12 +76,21 @@ class DiffAdapter:
 
 
 @dataclass(frozen=True)
+class ScaleOnly:
+    """No difference: a patch that only scales the weight by its ``strength_model`` (ComfyUI's
+    ``(None,)`` patch at strength 0, how its attention-multiply nodes scale q/k/v/out)."""
+
+    def delta(self, shape: torch.Size, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.zeros(shape, dtype=dtype)
+
+
+@dataclass(frozen=True)
 class WeightPatch:
     """``weight · strength_model + strength · adapter.delta`` (``strength_model`` is 1 for a LoRA;
     model merging, ComfyUI's ``add_patches(..., strength_model=r)``, scales the original)."""
 
     strength: float
-    adapter: LoraAdapter | DiffAdapter
+    adapter: LoraAdapter | DiffAdapter | ScaleOnly
     strength_model: float = 1.0
 
 
@@ -280,6 +289,7 @@ def clip_key_map(encoder_keys: Iterable[str]) -> dict[str, str]:
         for prefix in diffusers_prefixes:
             key_map[prefix + module] = key
         key_map[f"text_encoders.{key[: -len('.weight')]}"] = key
+        key_map[f"text_encoders.{kind}.transformer.{module}"] = key  # as ComfyUI's LoraSave names it
     return key_map
 
 

@@ -120,6 +120,15 @@ def load_checkpoint(path: str | os.PathLike, *, compute: ComputeSettings | None 
     unsupported or broken models.
     """
     state_dict, metadata = load_state_dict(path)
+    return assemble_checkpoint(state_dict, metadata, path, compute=compute, embedding_dirs=embedding_dirs,
+                               with_clip=with_clip, prediction=prediction)
+
+
+def assemble_checkpoint(state_dict: dict, metadata: dict, path: str | os.PathLike, *,
+                        compute: ComputeSettings | None = None, embedding_dirs=(), with_clip: bool = True,
+                        prediction: str | None = None):
+    """:func:`load_checkpoint` on a state dict already read from ``path`` (named in errors), for
+    loaders that take more parts from the same file (unCLIP's vision tower)."""
     contents = find_contents(state_dict)
     if contents.unet_prefix is None:
         raise DetectionError(f"{path}: no diffusion model (UNet) weights found")

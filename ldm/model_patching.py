@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import enum
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from ldm.lora import DiffAdapter, LoraAdapter, WeightPatch, patched_weight
+from ldm.lora import DiffAdapter, LoraAdapter, ScaleOnly, WeightPatch, patched_weight
 from ldm.sampling.hooks import ModelOptionsView, SamplingHooks
 
 #: The prefix ComfyUI gives UNet weight keys in patches and state dicts.
@@ -52,10 +52,13 @@ def weight_patch_from_comfy(value: Any, strength: float, strength_model: float) 
     Understood: Weft's own adapters; a tensor or ``(tensor,)`` (a difference, ComfyUI's "diff"
     patch; with ``strength_model`` it is how model merging blends two weights); a
     :meth:`ModelPatcherMethods.get_key_patches` entry ``[(weight,), *patches]``;
-    ``("diff", (tensor, …))``; ``("lora", (up, down, alpha, mid, …))``.
+    ``("diff", (tensor, …))``; ``("lora", (up, down, alpha, mid, …))``; ``(None,)`` at strength 0
+    (only ``strength_model`` scales the weight: ComfyUI's attention-multiply patch).
     """
-    if isinstance(value, (LoraAdapter, DiffAdapter)):
+    if isinstance(value, (LoraAdapter, DiffAdapter, ScaleOnly)):
         adapter = value
+    elif isinstance(value, tuple) and value == (None,) and strength == 0.0:
+        adapter = ScaleOnly()
     elif isinstance(value, list) and value and isinstance(value[0], tuple) and value[0] and torch.is_tensor(value[0][0]):
         # What get_key_patches gives: [(weight,), *patches]; merging blends with that weight as
         # its patches make it (ComfyUI applies a nested list before using it as a difference).
@@ -82,6 +85,38 @@ def weight_patch_from_comfy(value: Any, strength: float, strength_model: float) 
     else:
         return None
     return WeightPatch(float(strength), adapter, float(strength_model))
+
+
+def add_comfy_patches(table: dict[str, list[WeightPatch]], own_keys: Iterable[str], patches: Mapping[Any, Any],
+                      strength_patch: float, strength_model: float,
+                      weight_key: Callable[[str], str]) -> list:
+    """ComfyUI's ``add_patches`` onto a patch ``table`` (changed in place): ``weight_key`` turns a
+    ComfyUI key into the handle's own; keys the handle lacks and patch kinds Weft lacks are
+    skipped. Returns the keys that were added."""
+    own = set(own_keys)
+    added = []
+    for key, value in patches.items():
+        name = weight_key(key[0] if isinstance(key, tuple) else key)
+        if name not in own:
+            continue
+        patch = weight_patch_from_comfy(value, strength_patch, strength_model)
+        if patch is None:
+            continue
+        table.setdefault(name, []).append(patch)
+        added.append(key)
+    return added
+
+
+def comfy_key_patches(weights: Mapping[str, torch.Tensor], table: Mapping[str, list[WeightPatch]],
+                      comfy_key: Callable[[str], str], filter_prefix: str | None = None) -> dict[str, list]:
+    """ComfyUI's ``get_key_patches``: ``{comfy key: [(weight,), *(strength, adapter, strength_model)]}``."""
+    out = {}
+    for key, weight in weights.items():
+        full = comfy_key(key)
+        if filter_prefix is not None and not full.startswith(filter_prefix):
+            continue
+        out[full] = [(weight,)] + [(p.strength, p.adapter, p.strength_model) for p in table.get(key, ())]
+    return out
 
 
 class ModelConfigView:
@@ -257,29 +292,13 @@ class ModelPatcherMethods:
         """Add patches by ComfyUI key (``diffusion_model.<weight>``, or the bare weight key);
         returns the keys that were added (unknown keys and patch kinds are skipped, as ComfyUI
         skips keys the model lacks)."""
-        own_keys = set(self.unet.state_dict().keys())
-        added = []
-        for key, value in patches.items():
-            name = key[0] if isinstance(key, tuple) else key
-            weight_key = name[len(DIFFUSION_PREFIX):] if name.startswith(DIFFUSION_PREFIX) else name
-            if weight_key not in own_keys:
-                continue
-            patch = weight_patch_from_comfy(value, strength_patch, strength_model)
-            if patch is None:
-                continue
-            self.patches.setdefault(weight_key, []).append(patch)
-            added.append(key)
-        return added
+        return add_comfy_patches(self.patches, self.unet.state_dict().keys(), patches, strength_patch,
+                                 strength_model, lambda name: name.removeprefix(DIFFUSION_PREFIX))
 
     def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list]:
         """``{key: [(weight,), *patches]}`` with ComfyUI's keys (what model-merge nodes read)."""
-        out = {}
-        for key, weight in self.unet.state_dict().items():
-            full = DIFFUSION_PREFIX + key
-            if filter_prefix is not None and not full.startswith(filter_prefix):
-                continue
-            out[full] = [(weight,)] + [(p.strength, p.adapter, p.strength_model) for p in self.patches.get(key, ())]
-        return out
+        return comfy_key_patches(self.unet.state_dict(), self.patches, lambda key: DIFFUSION_PREFIX + key,
+                                 filter_prefix)
 
     def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, torch.Tensor]:
         state = {DIFFUSION_PREFIX + k: v for k, v in self.unet.state_dict().items()}
@@ -323,7 +342,7 @@ class ModelPatcherMethods:
         self.hooks.unet_wrapper = fn
 
     def set_model_denoise_mask_function(self, fn: Callable) -> None:
-        self.hooks.extra["denoise_mask_function"] = fn
+        self.hooks.denoise_mask_function = fn
 
     # -- UNet patches (ComfyUI's transformer_options; honoured by ldm.unet) -----------------------------
     def set_model_patch(self, patch: Callable, name: str) -> None:

@@ -6,7 +6,7 @@ with the real block structure but small channel counts, so it goes through the v
 detection and conversion code paths a real checkpoint takes (ours and diffusers').
 Weights are random (seeded); a few MB per file.
 
-    python -m ldm.tiny OUT_DIR        # writes every family, plus UNet-only and VAE-only files
+    python -m ldm.tiny OUT_DIR        # every family, UNet-only and VAE-only files, an SD1 ControlNet
 """
 
 from __future__ import annotations
@@ -194,12 +194,17 @@ def write_all(out_dir: str | os.PathLike, seed: int = 0) -> list[Path]:
     written.append(write_tiny_unet(out / "diffusion_models" / "tiny_sdxl_unet.safetensors", "sdxl", seed))
     written.append(write_tiny_vae(out / "vae" / "tiny_sd_vae.safetensors", "sd1", seed))
     written.append(write_tiny_vae(out / "vae" / "tiny_x4_vae.safetensors", "sd_x4", seed))
+    # Imported here: ldm.control.tiny builds its encoder from this module's tiny configurations.
+    from ldm.control.tiny import write_tiny_controlnet
+
+    # The encoder of tiny_sd1's UNet, so it steers that checkpoint in a ControlNet workflow.
+    written.append(write_tiny_controlnet(out / "controlnet" / "tiny-sd1-controlnet.safetensors", "sd1", seed))
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ldm.tiny", description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dir", help="folder to write checkpoints/, diffusion_models/ and vae/ into")
+    parser.add_argument("out_dir", help="folder to write checkpoints/, diffusion_models/, vae/ and controlnet/ into")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for path in write_all(args.out_dir, args.seed):

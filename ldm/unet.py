@@ -18,10 +18,13 @@ happen in place on fresh branch outputs.
 
 ``forward(..., transformer_options=...)`` honours ComfyUI's UNet patches (``ldm.unet_patches``):
 an options dict without patches walks the plain path, so unpatched calls cost nothing extra.
+``forward(..., control=...)`` adds ControlNet / T2I-Adapter residuals where ComfyUI adds them
+(:func:`add_control`; the networks are ``ldm.control``'s).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -33,6 +36,8 @@ from ldm.ops import META, Operations, SlicedAttention, attention
 from ldm.unet_patches import (WrapperChain, attention_with_heads, diffusion_model_wrappers, entering,
                               output_block_patched, patched, patched_transformer_block, patching_options,
                               timestep_embed_handler)
+
+log = logging.getLogger(__name__)
 
 GROUPS = 32  # every GroupNorm of the CompVis UNet uses 32 groups
 
@@ -332,6 +337,27 @@ class UNetBlock(nn.Sequential, TimestepBlock):
         return x
 
 
+def add_control(h: torch.Tensor, control: dict | None, name: str) -> torch.Tensor:
+    """``h`` plus the next residual of ``control[name]`` (ComfyUI's ``apply_control``).
+
+    ``control`` is ``{"input": [...], "middle": [...], "output": [...]}``; each list is consumed
+    from its end: ``"input"`` after each input block (T2I-Adapters), ``"middle"`` after the middle
+    block, ``"output"`` on each skip as the output blocks take it (ControlNets: the last residual
+    belongs to the deepest input block). ``None`` entries skip a block; a residual whose shape does
+    not fit (a T2I-Adapter made for another layout) is left out with a warning, as in ComfyUI.
+    """
+    if not control or not control.get(name):
+        return h
+    residual = control[name].pop()
+    if residual is None:
+        return h
+    if residual.shape[1:] != h.shape[1:] or residual.shape[0] not in (1, h.shape[0]):
+        log.warning("control residual %s does not fit the %s features %s; left out",
+                    tuple(residual.shape), name, tuple(h.shape))
+        return h
+    return h + residual.to(h)
+
+
 class UNetModel(nn.Module):
     def __init__(self, config: UNetConfig, ops: Operations = META):
         super().__init__()
@@ -411,28 +437,29 @@ class UNetModel(nn.Module):
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
                 y: torch.Tensor | None = None, transformer_options: dict | None = None,
-                **extra) -> torch.Tensor:
+                control: dict | None = None, **extra) -> torch.Tensor:
         """The raw network output (eps or v) for latents ``x`` [B, C, h, w] at ``timesteps`` [B].
 
         ``context`` [B, tokens, context_dim] is the cross-attention conditioning; ``y`` is the
         label input: [B, adm_in_channels] for SDXL, integer noise levels [B] for the x4 upscaler.
         ``transformer_options`` carries ComfyUI's UNet patches (see ``ldm.unet_patches``); its
-        ``diffusion_model`` wrappers run around the whole walk, as ComfyUI's do.
+        ``diffusion_model`` wrappers run around the whole walk, as ComfyUI's do. ``control`` is
+        ComfyUI's ControlNet / T2I-Adapter residual dict (see :func:`add_control`).
         """
         if extra:
             raise TypeError(f"UNetModel.forward got unexpected arguments {sorted(extra)}")
         options = patching_options(transformer_options)
         wrappers = diffusion_model_wrappers(options)
         if wrappers:  # ComfyUI's wrapper call: (x, timesteps, context, y, control, transformer_options)
-            return WrapperChain(self._walk, self, wrappers).execute(x, timesteps, context, y, None, options)
-        return self._walk(x, timesteps, context, y, None, options)
+            return WrapperChain(self._walk, self, wrappers).execute(x, timesteps, context, y, control, options)
+        return self._walk(x, timesteps, context, y, control, options)
 
     def _walk(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
               y: torch.Tensor | None = None, control: dict | None = None,
               transformer_options: dict | None = None) -> torch.Tensor:
         """The network proper; ``transformer_options`` is None on the plain path."""
-        if control is not None:
-            raise TypeError("UNetModel.forward got unexpected arguments ['control'] (ControlNet residuals)")
+        # Residual lists are consumed from their ends (ComfyUI's order); the caller's stay whole.
+        control = {name: list(residuals) for name, residuals in control.items()} if control else None
         options = transformer_options
         if options is not None:
             options["original_shape"] = list(x.shape)
@@ -456,13 +483,15 @@ class UNetModel(nn.Module):
         h = x
         for index, block in enumerate(self.input_blocks):
             h = block(h, emb, context, entering(options, "input", index))
+            h = add_control(h, control, "input")
             h = patched(options, "input_block_patch", h, options)
             skips.append(h)
             h = patched(options, "input_block_patch_after_skip", h, options)
         h = self.middle_block(h, emb, context, entering(options, "middle", 0))
+        h = add_control(h, control, "middle")
         for index, block in enumerate(self.output_blocks):
             entering(options, "output", index)
-            h, skip = output_block_patched(options, h, skips.pop())
+            h, skip = output_block_patched(options, h, add_control(skips.pop(), control, "output"))
             h = torch.cat([h, skip], dim=1)
             h = block(h, emb, context, options, skips[-1].shape if skips else None)
         return self.out(h)

@@ -14,9 +14,12 @@ import torch
 from graph.context import current_context
 from ldm import lora
 from ldm.checkpoint import load_state_dict
+from ldm.image_conditioning import crop_to_multiple
+from ldm.sampling.weight_hooks import encode_passes
 from ldm.text import build_clip_from_files
 from ldm.text import conditioning as cond_ops
 from nodes.services import services
+from nodes.vae import using_vae
 
 MAX_RESOLUTION = 16384
 #: CLIPLoader / DualCLIPLoader ``type`` choices (ComfyUI v0.3.64); Weft encodes the SD ones.
@@ -48,7 +51,9 @@ def encode_tokens(clip, tokens, add_dict=None) -> list:
     context = current_context()
     if context is None:
         return clip.encode_from_tokens_scheduled(tokens, add_dict=add_dict)
-    return context.services.engine.encode_tokens(clip, tokens, add_dict)
+    # SetClipHooks' weight hooks may patch the encoders or ask for one encode per keyframe range.
+    return [entry for variant, extras in encode_passes(clip, add_dict)
+            for entry in context.services.engine.encode_tokens(variant, tokens, extras)]
 
 
 def _embedding_dirs() -> list:
@@ -342,6 +347,79 @@ class ConditioningSetTimestepRange(_ConditioningTransform):
         return (cond_ops.set_timestep_range(conditioning, start, end),)
 
 
+class ConditioningMultiply(_ConditioningTransform):
+    FUNCTION = "multiply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning": ("CONDITIONING",),
+                             "multiplier": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01})}}
+
+    def multiply(self, conditioning, multiplier):
+        # The text embedding and, where present, the pooled output; other extras are kept.
+        out = []
+        for cond, extras in conditioning:
+            pooled = extras.get("pooled_output")
+            values = {} if pooled is None else {"pooled_output": pooled * multiplier}
+            out += cond_ops.with_values([[cond * multiplier, extras]], values)
+        return (out,)
+
+
+class ConditioningTimestepsRange:
+    CATEGORY = "advanced/hooks"
+    FUNCTION = "create_range"
+    RETURN_TYPES = ("TIMESTEPS_RANGE", "TIMESTEPS_RANGE", "TIMESTEPS_RANGE")
+    RETURN_NAMES = ("TIMESTEPS_RANGE", "BEFORE_RANGE", "AFTER_RANGE")
+    EXPERIMENTAL = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+                             "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001})}}
+
+    def create_range(self, start_percent, end_percent):
+        return ((start_percent, end_percent), (0.0, start_percent), (end_percent, 1.0))
+
+
+class CLIPTextEncodeControlnet:
+    CATEGORY = "_for_testing/conditioning"
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING",)
+    EXPERIMENTAL = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"clip": ("CLIP",), "conditioning": ("CONDITIONING",), "text": ("STRING", _TEXT)}}
+
+    def encode(self, clip, conditioning, text):
+        # Stored for ControlNets that take their own text embedding (read as cross_attn_controlnet).
+        [[cond, extras]] = encode_tokens(clip, clip.tokenize(text))
+        pooled = extras.get("pooled_output")
+        return (cond_ops.with_values(conditioning, {"cross_attn_controlnet": cond,
+                                                    "pooled_output_controlnet": pooled}),)
+
+
+class InstructPixToPixConditioning:
+    CATEGORY = "conditioning/instructpix2pix"
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "vae": ("VAE",),
+                             "pixels": ("IMAGE",)}}
+
+    def encode(self, positive, negative, pixels, vae):
+        pixels = crop_to_multiple(pixels, 8)
+        with using_vae(vae, vae.encode_memory_bytes((1, *pixels.shape[1:]))):
+            image_latent = vae.encode(pixels[..., :3])
+        # The InstructPix2Pix UNet reads the source image's latent on extra input channels.
+        values = {"concat_latent_image": image_latent}
+        return (cond_ops.with_values(positive, values), cond_ops.with_values(negative, values),
+                {"samples": torch.zeros_like(image_latent)})
+
+
 NODE_CLASS_MAPPINGS = {
     "CLIPTextEncode": CLIPTextEncode,
     "CLIPTextEncodeSDXL": CLIPTextEncodeSDXL,
@@ -360,6 +438,10 @@ NODE_CLASS_MAPPINGS = {
     "ConditioningSetMask": ConditioningSetMask,
     "ConditioningZeroOut": ConditioningZeroOut,
     "ConditioningSetTimestepRange": ConditioningSetTimestepRange,
+    "ConditioningMultiply": ConditioningMultiply,
+    "ConditioningTimestepsRange": ConditioningTimestepsRange,
+    "CLIPTextEncodeControlnet": CLIPTextEncodeControlnet,
+    "InstructPixToPixConditioning": InstructPixToPixConditioning,
 }
 
 # ComfyUI's table; ConditioningAverage's entry there is keyed "ConditioningAverage " (with a
@@ -374,4 +456,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "ConditioningSetArea": "Conditioning (Set Area)",
     "ConditioningSetAreaPercentage": "Conditioning (Set Area with Percentage)",
     "ConditioningSetMask": "Conditioning (Set Mask)",
+    "ConditioningMultiply": "Conditioning (Multiply)",
+    "ConditioningTimestepsRange": "Timesteps Range",
+    "CLIPTextEncodeControlnet": "CLIP Text Encode (Controlnet)",
 }

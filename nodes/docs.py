@@ -15,6 +15,7 @@ from typing import Any
 
 from graph.registry import NodeRegistry
 from nodes import register_builtin_nodes
+from nodes.coverage import DOCUMENTATION_ONLY, FRONTEND_ONLY, comfyui_core_node_names, other_family
 
 REGENERATE = ".venv/bin/python -m nodes.docs > docs/nodes.md"
 #: Widget options shown in the "range" column, in this order.
@@ -111,10 +112,40 @@ def _anchor(heading: str) -> str:
     return "".join(c for c in heading.lower().replace(" ", "-") if c.isalnum() or c in "-_")
 
 
+def render_coverage(registry: NodeRegistry, core_names: list[str]) -> str:
+    """The table of ComfyUI's core nodes: in Weft, another model family's, or frontend-only."""
+    rows = []
+    counts = {"in Weft": 0, "other family": 0, "frontend-only": 0, "documentation only": 0, "missing": 0}
+    for name in core_names:
+        family = other_family(name)
+        if name in registry:
+            status, counts["in Weft"] = "in Weft", counts["in Weft"] + 1
+        elif family is not None:
+            status, counts["other family"] = f"other family: {family}", counts["other family"] + 1
+        elif name in DOCUMENTATION_ONLY:
+            status = f"documentation only (the page of `{DOCUMENTATION_ONLY[name]}`)"
+            counts["documentation only"] += 1
+        elif name in FRONTEND_ONLY:
+            status, counts["frontend-only"] = "frontend-only (resolved by the workflow converter)", \
+                counts["frontend-only"] + 1
+        else:
+            status, counts["missing"] = "**missing**", counts["missing"] + 1
+        rows.append(f"| `{name}` | {status} |")
+    summary = ", ".join(f"{count} {label}" for label, count in counts.items() if count)
+    return "\n".join([
+        "# Coverage of ComfyUI's core nodes", "",
+        "Every node of ComfyUI's current core set (the node folders of the `comfyui-embedded-docs` "
+        "package that requirements-dev.txt pins) and whether Weft has it under the same name. Nodes of "
+        "Stable Diffusion–family models and model-agnostic nodes are all in Weft; the others serve other "
+        "model families (classified in `nodes/coverage.py`). "
+        f"{len(core_names)} nodes: {summary}.", "",
+        "| node | status |", "|---|---|", *rows, ""])
+
+
 def builtin_reference() -> str:
     registry = NodeRegistry()
     register_builtin_nodes(registry)
-    return render(registry)
+    return render(registry) + "\n" + render_coverage(registry, comfyui_core_node_names())
 
 
 def main() -> int:

@@ -191,23 +191,31 @@ class SaveImage:
                 "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
 
     def save_images(self, images, filename_prefix="ComfyUI", prompt=None, extra_pnginfo=None):
-        found = services()
-        root = found.folders.folder_for(self.FOLDER_TYPE)
-        if images.ndim == 3:  # one image [H, W, C] rather than a batch
-            images = images.unsqueeze(0)
-        height, width = images.shape[1], images.shape[2]
-        target = resolve_save_target(root, filename_prefix + self.prefix_append, width, height)
-        chunks = {} if found.options.disable_metadata else metadata_chunks(prompt, extra_pnginfo)
-        results, counter = [], target.counter
-        for batch_number, image in enumerate(images):
-            check_interrupted()
-            data = image_io.png_bytes(image, self.COMPRESS_LEVEL)
-            if chunks:
-                data = add_text_chunks(data, chunks)
-            name, counter = write_numbered(target, counter, batch_number, "png", data)
-            results.append({"filename": name, "subfolder": target.subfolder, "type": self.FOLDER_TYPE})
-            counter += 1
+        chunks = {} if services().options.disable_metadata else metadata_chunks(prompt, extra_pnginfo)
+        results = save_png_batch(images, filename_prefix + self.prefix_append, self.FOLDER_TYPE,
+                                 self.COMPRESS_LEVEL, chunks)
         return {"ui": {"images": results}}
+
+
+def save_png_batch(images, filename_prefix: str, folder_type: str, compress_level: int,
+                   chunks: dict[str, str] | None = None) -> list[dict]:
+    """Writes each image of a batch as a numbered PNG (with ``chunks`` as text chunks) into the
+    ``folder_type`` folder; returns the ``{"filename", "subfolder", "type"}`` entries of a ``ui``."""
+    root = services().folders.folder_for(folder_type)
+    if images.ndim == 3:  # one image [H, W, C] rather than a batch
+        images = images.unsqueeze(0)
+    height, width = images.shape[1], images.shape[2]
+    target = resolve_save_target(root, filename_prefix, width, height)
+    results, counter = [], target.counter
+    for batch_number, image in enumerate(images):
+        check_interrupted()
+        data = image_io.png_bytes(image, compress_level)
+        if chunks:
+            data = add_text_chunks(data, chunks)
+        name, counter = write_numbered(target, counter, batch_number, "png", data)
+        results.append({"filename": name, "subfolder": target.subfolder, "type": folder_type})
+        counter += 1
+    return results
 
 
 class PreviewImage(SaveImage):

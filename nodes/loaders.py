@@ -1,4 +1,4 @@
-"""Loader nodes: checkpoints, diffusion models, VAEs, and saving a checkpoint.
+"""Loader nodes: checkpoints, diffusion models, VAEs, diffusers folders, and saving a checkpoint.
 
 Names, inputs, outputs and categories are ComfyUI's (``nodes.py``), so API prompts written for
 ComfyUI run unchanged. Model lists come from ``models/<kind>/`` (recursively) through the
@@ -7,12 +7,12 @@ services' ``FolderPaths``; the loading itself is ``ldm.model``'s.
 
 from __future__ import annotations
 
-import json
-import re
-
 from graph.context import current_context
-from graph.folders import UnsafePathError, check_relative_name, safe_join
-from ldm.model import WEIGHT_DTYPES, load_checkpoint, load_unet, load_vae, save_checkpoint
+from graph.folders import safe_join
+from ldm import saving
+from ldm.diffusers_folder import MODEL_INDEX, find_model_folders, load_diffusers
+from ldm.model import WEIGHT_DTYPES, load_checkpoint, load_unet, load_vae
+from nodes.model_saving import output_file, run_metadata
 from nodes.services import Services, services
 
 
@@ -114,13 +114,34 @@ class VAELoader:
         return (load_vae(services().folders.model_path("vae", vae_name), compute=_compute()),)
 
 
-def _next_counter(folder, filename: str) -> int:
-    """One more than the highest ``<filename>_NNNNN_`` counter already in ``folder``."""
-    pattern = re.compile(re.escape(filename) + r"_(\d{5,})_")
-    if not folder.is_dir():
-        return 1
-    counters = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
-    return max(counters, default=0) + 1
+def _diffusers_roots() -> list:
+    """Where diffusers model folders live: the ``diffusers`` model paths when configured, else
+    ``models/diffusers``."""
+    folders = services().folders
+    configured = folders.models.get("diffusers")
+    if configured:
+        return list(configured)
+    return [folders.models_root / "diffusers"] if folders.models_root is not None else []
+
+
+class DiffusersLoader:
+    CATEGORY = "advanced/loaders/deprecated"
+    FUNCTION = "load_checkpoint"
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        context = current_context()
+        found = isinstance(getattr(context, "services", None), Services)
+        paths = sorted({p for root in _diffusers_roots() for p in find_model_folders(root)}) if found else []
+        return {"required": {"model_path": (paths,)}}
+
+    def load_checkpoint(self, model_path):
+        for root in _diffusers_roots():
+            folder = safe_join(root, model_path)
+            if (folder / MODEL_INDEX).is_file():
+                return load_diffusers(folder, compute=_compute(), embedding_dirs=_embedding_dirs())
+        raise FileNotFoundError(f"diffusers model folder {model_path!r} not found")
 
 
 class CheckpointSave:
@@ -136,24 +157,12 @@ class CheckpointSave:
                 "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
 
     def save(self, model, clip, vae, filename_prefix, prompt=None, extra_pnginfo=None):
-        found = services()
-        # "sub/dir/name" -> output/sub/dir/name_00001_.safetensors; escapes are refused.
-        parts = check_relative_name(filename_prefix)
-        if not parts:
-            raise UnsafePathError("filename_prefix needs a file name")
-        folder, filename = safe_join(found.folders.output, *parts[:-1]), parts[-1]
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{filename}_{_next_counter(folder, filename):05}_.safetensors"
-        metadata = {}
-        if not found.options.disable_metadata:
-            if prompt is not None:
-                metadata["prompt"] = json.dumps(prompt)
-            for key, value in (extra_pnginfo or {}).items():
-                metadata[key] = json.dumps(value)
+        path, target, counter = output_file(filename_prefix, "safetensors")
         # Loaded models hold device copies (compute dtype, maybe another clone's LoRA); the file
-        # gets the stored weights, which unloading puts back.
-        found.engine.unload_all()
-        save_checkpoint(path, model, clip, vae, metadata)
+        # gets the stored weights with this model's own patches, so the copies go first.
+        services().engine.unload_all()
+        saving.save_checkpoint(path, model, clip, vae, metadata=run_metadata(prompt, extra_pnginfo),
+                               title=f"{target.filename} {counter}")
         return {}
 
 
@@ -162,6 +171,7 @@ NODE_CLASS_MAPPINGS = {
     "CheckpointLoader": CheckpointLoader,
     "UNETLoader": UNETLoader,
     "VAELoader": VAELoader,
+    "DiffusersLoader": DiffusersLoader,
     "CheckpointSave": CheckpointSave,
 }
 

@@ -14,6 +14,13 @@ import sys
 _MULTILINE = {"multiline": True}
 
 
+def grown_inputs(kwargs: dict, name: str, names: list[str]) -> dict:
+    """The values of a ComfyUI Autogrow input ``name`` from a node's keyword arguments, which
+    carry them flat as the API prompt does (``"<name>.<grown name>"``): ``{grown name: value}``
+    for the ones present, in the template's order ``names``."""
+    return {grown: kwargs[f"{name}.{grown}"] for grown in names if f"{name}.{grown}" in kwargs}
+
+
 def _regex_flags(case_insensitive: bool, multiline: bool, dotall: bool) -> int:
     flags = re.IGNORECASE if case_insensitive else 0
     flags |= re.MULTILINE if multiline else 0

@@ -1,23 +1,23 @@
-"""``comfy.clip_vision``: CLIP vision models — not in Weft yet — and the two plain helpers packs use.
+"""``comfy.clip_vision``: CLIP vision towers, answered by Weft's (``ldm.vision``).
 
-:class:`Output` (the container a CLIP vision encode returns) and :func:`clip_preprocess` (CLIP's
-image preparation) work. ``ClipVisionModel`` is a real class that matches no Weft object and
-raises :class:`_weft_absent.NotInWeftError` when constructed; ``load`` and
-``load_clipvision_from_sd`` raise when called.
+``load`` / ``load_clipvision_from_sd`` give Weft's ``CLIP_VISION`` value
+(:class:`ldm.vision.clip_vision.ClipVisionHandle`: ``encode_image(image, crop=True)``, ``model``,
+``image_size``), or None where the weights hold no tower, as ComfyUI returns it;
+``clip_preprocess`` is Weft's (ComfyUI's arguments); :class:`Output` is the attribute bag packs
+build themselves. ``ClipVisionModel`` (built from a JSON config) is a real class that matches no
+Weft object and raises :class:`_weft_absent.NotInWeftError` when constructed.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import logging
+from typing import Any
 
-import torch
-import torch.nn.functional as F
+from _weft_absent import CLIP_VISION, absent_class
+from ldm.checkpoint import load_state_dict
+from ldm.vision.clip_vision import clip_preprocess, clip_vision_from_state_dict  # noqa: F401 - clip_preprocess is ComfyUI's name
 
-from _weft_absent import CLIP_VISION, absent_class, absent_function
-
-#: The RGB mean and standard deviation CLIP's image encoders were trained with (OpenAI CLIP).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+log = logging.getLogger(__name__)
 
 
 class Output:
@@ -31,33 +31,18 @@ class Output:
         setattr(self, key, value)
 
 
-def clip_preprocess(image: torch.Tensor, size: int = 224, mean: Sequence[float] = CLIP_MEAN,
-                    std: Sequence[float] = CLIP_STD, crop: bool = True) -> torch.Tensor:
-    """IMAGE ``[B, H, W, C]`` in 0…1 → CLIP pixels ``[B, 3, size, size]``.
+def load_clipvision_from_sd(sd: dict, prefix: str = "", convert_keys: bool = False):
+    """The tower under ``prefix`` (transformers or OpenCLIP names; ``convert_keys`` is implied),
+    or None."""
+    return clip_vision_from_state_dict(sd, (prefix,))
 
-    The RGB channels (alpha dropped) are resized with antialiased bicubic interpolation —
-    shorter side to ``size`` then centre-cropped, or squashed to ``size × size`` with
-    ``crop=False`` (an image already ``size × size`` is left alone) — quantised to 8 bits, and
-    normalised by ``mean`` / ``std``.
-    """
-    pixels = image[..., :3].movedim(-1, 1)  # [B, 3, H, W]
-    height, width = pixels.shape[-2:]
-    if (height, width) != (size, size):
-        if crop:
-            scale = size / min(height, width)
-            target = (round(scale * height), round(scale * width))
-        else:
-            target = (size, size)
-        pixels = F.interpolate(pixels, size=target, mode="bicubic", antialias=True)
-        top = (pixels.shape[-2] - size) // 2
-        left = (pixels.shape[-1] - size) // 2
-        pixels = pixels[..., top:top + size, left:left + size]
-    pixels = (pixels * 255.0).clamp(0, 255).round() / 255.0
-    mean_t = torch.tensor(mean, device=pixels.device, dtype=pixels.dtype).view(3, 1, 1)
-    std_t = torch.tensor(std, device=pixels.device, dtype=pixels.dtype).view(3, 1, 1)
-    return (pixels - mean_t) / std_t
+
+def load(ckpt_path):
+    """The tower in a file, or None (with a log line) when the file holds none."""
+    handle = clip_vision_from_state_dict(load_state_dict(ckpt_path)[0])
+    if handle is None:
+        log.warning("%s holds no CLIP vision model", ckpt_path)
+    return handle
 
 
 ClipVisionModel = absent_class(CLIP_VISION, __name__, "ClipVisionModel")
-load = absent_function(CLIP_VISION, __name__, "load")
-load_clipvision_from_sd = absent_function(CLIP_VISION, __name__, "load_clipvision_from_sd")

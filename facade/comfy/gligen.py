@@ -1,4 +1,4 @@
-"""``comfy.gligen``: GLIGEN (grounded text-box conditioning) — not in Weft.
+"""``comfy.gligen``: ComfyUI's GLIGEN classes — not Weft's (its GLIGEN is ``ldm.vision.gligen``).
 
 The classes are real ``torch.nn.Module`` subclasses (packs patch methods onto ``Gligen`` at import,
 as TiledDiffusion does) that raise :class:`_weft_absent.NotInWeftError` when constructed;

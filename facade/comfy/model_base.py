@@ -1,9 +1,10 @@
 """``comfy.model_base``: the model classes packs test with ``isinstance``, over Weft's MODEL view.
 
 ``ModelPatcher.model`` in Weft is :class:`ldm.model_patching.DiffusionModelView`; these classes
-match it by family (SD1/SD2 are ComfyUI's plain ``BaseModel``; SDXL, the refiner and the x4
-upscaler have their own classes). ComfyUI's classes of the families Weft does not load exist for
-packs that name them (AnimateDiff-Evolved imports ``SVD_img2vid``) and match nothing.
+match it by family (SD1/SD2 are ComfyUI's plain ``BaseModel``; SDXL, the refiner, the x4
+upscaler and SD 2.1 unCLIP have their own classes). ComfyUI's classes of the families Weft does
+not load exist for packs that name them (AnimateDiff-Evolved imports ``SVD_img2vid``) and match
+nothing.
 ``ModelType`` is ComfyUI's prediction enum. Helpers: ``Timestep`` (sinusoidal embedding module),
 ``convert_tensor``, ``sdxl_pooled`` (without unCLIP); ``model_sampling`` and
 ``CLIPEmbeddingNoiseAugmentation`` raise :class:`_weft_absent.NotInWeftError`.
@@ -44,7 +45,7 @@ def _never(name: str, base: type = BaseModel) -> type:
     return kind(name, lambda obj: False, base)
 
 
-SD21UNCLIP = _never("SD21UNCLIP")
+SD21UNCLIP = kind("SD21UNCLIP", _family_in("sd2_unclip_l", "sd2_unclip_h"), BaseModel)
 IP2P = _never("IP2P", object)
 SDXL_instructpix2pix = _never("SDXL_instructpix2pix")
 SD15_instructpix2pix = _never("SD15_instructpix2pix")

@@ -15,6 +15,8 @@ from ldm import lora, model as weft_model
 from ldm.checkpoint import load_state_dict
 from ldm.text.handle import ClipHandle, build_clip_from_files
 from ldm.vae import VaeHandle
+from ldm.vision.loading import load_unclip_checkpoint
+from ldm.vision.style_model import load_style_model  # noqa: F401 - ComfyUI's comfy.sd.load_style_model
 
 
 def _compute():
@@ -59,10 +61,16 @@ class CLIP(metaclass=KindMeta):
 def load_checkpoint_guess_config(ckpt_path, output_vae=True, output_clip=True, output_clipvision=False,
                                  embedding_directory=None, output_model=True, model_options=None,
                                  te_model_options=None):
-    """``(MODEL, CLIP | None, VAE, None)`` from a single-file checkpoint (no CLIP vision in SD files)."""
-    model, clip, vae = weft_model.load_checkpoint(ckpt_path, compute=_compute(), with_clip=output_clip,
-                                                  embedding_dirs=_embedding_dirs(embedding_directory))
-    return (model if output_model else None, clip if output_clip else None, vae if output_vae else None, None)
+    """``(MODEL, CLIP | None, VAE, CLIP_VISION | None)`` from a single-file checkpoint; the vision
+    tower (unCLIP checkpoints) only with ``output_clipvision``."""
+    if output_clipvision:
+        model, clip, vae, vision = load_unclip_checkpoint(ckpt_path, compute=_compute(),
+                                                          embedding_dirs=_embedding_dirs(embedding_directory))
+    else:
+        vision = None
+        model, clip, vae = weft_model.load_checkpoint(ckpt_path, compute=_compute(), with_clip=output_clip,
+                                                      embedding_dirs=_embedding_dirs(embedding_directory))
+    return (model if output_model else None, clip if output_clip else None, vae if output_vae else None, vision)
 
 
 def load_diffusion_model(unet_path, model_options=None):

@@ -30,7 +30,6 @@ MODULES = frozenset(NODES)
 
 #: Modules whose nodes all need one feature Weft lacks (others are named as plain missing nodes).
 MODULE_FEATURES = {
-    "nodes_upscale_model": absent.UPSCALE_MODELS,
     "nodes_controlnet": absent.CONTROLNET,
     "nodes_hooks": absent.HOOKS,
     "nodes_stable3d": absent.VIDEO,

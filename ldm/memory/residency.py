@@ -189,7 +189,7 @@ class LoadedModel:
         """A device tensor of ``key`` made ready for use: LoRA patches added, layout set."""
         patches = self.patches.get(key)
         if patches:
-            tensor = patched_weight(tensor, [WeightPatch(p.strength, self._device_adapter(p.adapter))
+            tensor = patched_weight(tensor, [dataclasses.replace(p, adapter=self._device_adapter(p.adapter))
                                              for p in patches])
         if self.placement.channels_last and tensor.ndim == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)

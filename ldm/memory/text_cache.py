@@ -58,7 +58,7 @@ class TextEncodeCache:
         for key, patches in sorted((getattr(clip, "patches", None) or {}).items()):
             for patch in patches:
                 adapters.append(patch.adapter)
-                patch_key.append((key, float(patch.strength), id(patch.adapter)))
+                patch_key.append((key, float(patch.strength), id(patch.adapter), float(patch.strength_model)))
         return (id(clip.encoders), getattr(clip, "layer_idx", None), tuple(patch_key)), adapters
 
     def get(self, clip, tokens: Mapping[str, list]):

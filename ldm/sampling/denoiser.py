@@ -3,7 +3,8 @@
 ``x`` is the sampler's state in sigma space (``x0 + sigma·n``, ``[B, C, h, w]``), ``sigma`` a
 ``[B]`` tensor, and ``c`` the model inputs the guidance layer prepared for this batch:
 ``{"c_crossattn": [B, tokens, dim], "y"?: [B, adm], "c_concat"?: [B, C', h, w],
-"transformer_options"?: ComfyUI's UNet patches plus the batch's cond_or_uncond and sigmas}``. The
+"transformer_options"?: ComfyUI's UNet patches plus the batch's cond_or_uncond and sigmas,
+"control"?: ControlNet residuals}``. The
 adapter applies the parameterisation at the boundary (k-diffusion's CompVis wrapper, ComfyUI's
 ``BaseModel.apply_model``), so no sampler ever branches on eps versus v.
 """
@@ -51,6 +52,8 @@ class UNetDenoiser:
             kwargs["y"] = c["y"]
         if c.get("transformer_options") is not None:
             kwargs["transformer_options"] = c["transformer_options"]
+        if c.get("control") is not None:
+            kwargs["control"] = c["control"]
         timesteps = self.sampling.timestep(sigma).float()
         output = self.unet(x_in, timesteps, **kwargs).float()
         return self.sampling.calculate_denoised(sigma, output, x)

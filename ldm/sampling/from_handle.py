@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ldm.control.apply import lend_in_place
 from ldm.sampling.denoiser import UNetDenoiser
 from ldm.sampling.guidance import GuidedModel
 from ldm.sampling.model_conds import model_conds_for_family
@@ -53,10 +54,13 @@ def guided_model(handle: Any, unet: Any) -> GuidedModel:
     """The :class:`GuidedModel` of a handle, running ``unet`` (the engine's, for this run)."""
     sampling = model_sampling_of(handle)
     network = ComputeCast(unet, handle.dtype, torch.device(handle.device))
+    # The engine's UNet lends ControlNets through its memory manager; a bare module runs them in place.
+    lend = getattr(unet, "lend", lend_in_place)
     return GuidedModel(apply_model=UNetDenoiser(network, sampling), sampling=sampling,
                        model_conds=model_conds_for_family(handle.family), hooks=handle.hooks,
                        process_latent_in=handle.latent_format.process_in,
-                       process_latent_out=handle.latent_format.process_out)
+                       process_latent_out=handle.latent_format.process_out,
+                       lend=lend, diffusion_model=getattr(unet, "module", unet))
 
 
 def fix_empty_latent_channels(samples: Tensor, channels: int) -> Tensor:

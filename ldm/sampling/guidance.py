@@ -17,24 +17,40 @@ into the denoiser samplers call. Per model evaluation (ComfyUI's ``sampling_func
    uncond side is skipped entirely (one model call of batch 1 per step) unless the options
    set ``disable_cfg1_optimization``.
 
-ControlNet, GLIGEN and hook keyframes in conditioning are not handled here yet (ignored).
+An entry's ``control`` (ControlNets / T2I-Adapters, ``ldm.control``) is prepared once per job
+and run per model call on the batch it conditions; entries with different controls never share
+a call. Entries carrying weight hooks (``"hooks"``, :mod:`ldm.sampling.weight_hooks`) batch only with
+entries of the same hooks, and the UNet runs their batch with the hooks' patches at the step's
+keyframe strengths; ``"default"`` entries (ConditioningSetDefaultCombine) weigh in only where
+their side's other entries leave weight below 1 (ComfyUI's ``finalize_default_conds``). A
+``clip_start_percent``/``clip_end_percent`` range (scheduled CLIP hooks) narrows the entry's own
+timestep range. An entry's ``gligen`` (GLIGEN boxes,
+``ldm.vision.gligen``) becomes a ``middle_patch`` of its calls, built per evaluation, after the
+model's own patches; such entries never share a call, and positive GLIGEN is handed to the
+other sides as ComfyUI's ``apply_empty_x_to_equal_area`` does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
+from uuid import UUID, uuid4
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ldm.control.apply import ControlRun, Lender, lend_in_place, prepare_control
 from ldm.sampling.denoiser import ApplyModel
-from ldm.sampling.hooks import SamplingHooks
+from ldm.sampling.hooks import SamplingHooks, effective_cfg
 from ldm.sampling.model_conds import (CondContext, ModelCondsBuilder, ModelInputs, repeat_to_batch_size,
                                       text_conds)
 from ldm.sampling.model_sampling import ModelSampling
+from ldm.sampling.weight_hooks import HookRun, ScheduledHooks
+from ldm.unet_patches import WrapperChain
+from ldm.vision.gligen import gligen_patches
 
 Conditioning = Sequence[Sequence[Any]]  # [[cond tensor [1, tokens, dim], extras dict], …]
 #: Weight ramp width (latent pixels) along the inner edges of an area without a mask.
@@ -53,7 +69,9 @@ class GuidedModel:
 
     ``hooks`` are the patches attached to the MODEL (``ModelHandle.hooks``): cfg function,
     pre/post-cfg functions, the model-call wrapper, UNet patches; each hook is called with
-    ComfyUI's ``args`` dict, whose ``model_options`` is the hooks' ComfyUI view.
+    ComfyUI's ``args`` dict, whose ``model_options`` is the hooks' ComfyUI view. ``lend`` places
+    a ControlNet for a call (the engine's memory manager during a run); ``diffusion_model`` is the
+    UNet module a control-LoRA copies.
     """
 
     apply_model: ApplyModel
@@ -62,6 +80,8 @@ class GuidedModel:
     hooks: SamplingHooks = field(default_factory=SamplingHooks)
     process_latent_in: Callable[[Tensor], Tensor] = _identity
     process_latent_out: Callable[[Tensor], Tensor] = _identity
+    lend: Lender = lend_in_place
+    diffusion_model: Any = None
 
 
 @dataclass
@@ -76,6 +96,10 @@ class CondEntry:
     sigma_start: float | None = None           # inactive while sigma > sigma_start
     sigma_end: float | None = None             # inactive once sigma < sigma_end
     extras: dict[str, Any] = field(default_factory=dict)
+    control: ControlRun | None = None
+    uuid: UUID = field(default_factory=uuid4)  # ComfyUI's per-entry id, handed to UNet patches as "uuids"
+    hooks: ScheduledHooks | None = None        # weight hooks the UNet runs this entry with
+    default: bool = False                      # fills only the weight the side's other entries leave
 
 
 def _mask_bounds(mask: Tensor) -> tuple[int, int, int, int] | None:
@@ -97,8 +121,8 @@ def _resolve_area(extras: dict[str, Any], h: int, w: int) -> tuple[int, ...] | N
     return tuple(int(v) for v in area)
 
 
-def _entry(pair: Sequence[Any], sampling: ModelSampling, ctx: CondContext,
-           build: ModelCondsBuilder) -> CondEntry:
+def _entry(pair: Sequence[Any], model: GuidedModel, ctx: CondContext,
+           controls: dict[int, ControlRun], hook_run: HookRun) -> CondEntry:
     cond, extras = pair[0], dict(pair[1])
     h, w = ctx.noise_shape[-2:]
     area = _resolve_area(extras, h, w)
@@ -111,12 +135,20 @@ def _entry(pair: Sequence[Any], sampling: ModelSampling, ctx: CondContext,
             mask = F.interpolate(mask.unsqueeze(1), size=(h, w), mode="bilinear", align_corners=False).squeeze(1)
         if extras.get("set_area_to_bounds", False):
             area = _mask_bounds(mask) or (MIN_BOUNDS, MIN_BOUNDS, 0, 0)
+    sampling = model.sampling
     sigma_start = sampling.percent_to_sigma(extras["start_percent"]) if "start_percent" in extras else None
     sigma_end = sampling.percent_to_sigma(extras["end_percent"]) if "end_percent" in extras else None
+    if "clip_start_percent" in extras:  # a scheduled CLIP-hook range within the entry's own range
+        sigma_start = sampling.percent_to_sigma(max(extras["clip_start_percent"], extras.get("start_percent", 0.0)))
+        sigma_end = sampling.percent_to_sigma(min(extras["clip_end_percent"], extras.get("end_percent", 1.0)))
+    control = extras.get("control")
+    if control is not None:
+        control = prepare_control(control, sampling, model.diffusion_model, controls)
     built = dict(extras, cross_attn=cond)
-    return CondEntry(inputs=build(built, ctx), area=area, strength=float(extras.get("strength", 1.0)),
+    return CondEntry(inputs=model.model_conds(built, ctx), area=area, strength=float(extras.get("strength", 1.0)),
                      mask=mask, mask_strength=float(extras.get("mask_strength", 1.0)),
-                     sigma_start=sigma_start, sigma_end=sigma_end, extras=built)
+                     sigma_start=sigma_start, sigma_end=sigma_end, extras=built, control=control,
+                     hooks=hook_run.schedule(extras.get("hooks")), default=bool(extras.get("default", False)))
 
 
 def _contains(outer: tuple[int, ...], inner: tuple[int, ...]) -> bool:
@@ -146,7 +178,8 @@ def _add_matching_areas(entries: list[CondEntry], others: list[CondEntry]) -> No
             continue
         others.append(CondEntry(inputs=dict(smallest.inputs), area=entry.area, strength=entry.strength,
                                 mask=entry.mask, mask_strength=entry.mask_strength,
-                                sigma_start=entry.sigma_start, sigma_end=entry.sigma_end, extras=entry.extras))
+                                sigma_start=entry.sigma_start, sigma_end=entry.sigma_end, extras=entry.extras,
+                                control=entry.control, hooks=entry.hooks))
 
 
 @dataclass
@@ -158,6 +191,10 @@ class _Chunk:
     inputs: ModelInputs
     area: tuple[int, ...] | None
     side: int  # 0 = cond, 1 = uncond
+    control: ControlRun | None = None
+    uuid: UUID | None = None
+    hooks: ScheduledHooks | None = None
+    patches: dict | None = None  # the entry's own UNet patches (GLIGEN), after the model's
 
 
 def _chunk(entry: CondEntry, x: Tensor, sigma: Tensor, side: int) -> _Chunk | None:
@@ -195,11 +232,16 @@ def _chunk(entry: CondEntry, x: Tensor, sigma: Tensor, side: int) -> _Chunk | No
                 if area[i] + area[dims + i] < x.shape[i + 2]:
                     mult.narrow(i + 2, area[i] - 1 - t, 1).mul_(weight)
     inputs = {key: value.process(x.shape[0], area) for key, value in entry.inputs.items()}
-    return _Chunk(x_in, mult, inputs, area, side)
+    gligen = entry.extras.get("gligen")
+    patches = gligen_patches(gligen, tuple(x_in.shape)) if gligen is not None else None
+    return _Chunk(x_in, mult, inputs, area, side, entry.control, entry.uuid, entry.hooks, patches)
 
 
 def _can_batch(a: _Chunk, b: _Chunk) -> bool:
-    if a.x.shape != b.x.shape or a.inputs.keys() != b.inputs.keys():
+    if (a.x.shape != b.x.shape or a.inputs.keys() != b.inputs.keys() or a.control is not b.control
+            or a.hooks is not b.hooks):
+        return False
+    if a is not b and (a.patches is not None or b.patches is not None):  # built per chunk: never shared
         return False
     return all(a.inputs[k].can_concat(b.inputs[k]) for k in a.inputs)
 
@@ -213,13 +255,40 @@ def _narrow(tensor: Tensor, area: tuple[int, ...] | None) -> Tensor:
     return tensor
 
 
+def _default_chunks(sides: Sequence[Sequence[CondEntry] | None], chunks: Sequence[_Chunk], x: Tensor,
+                    sigma: Tensor) -> list[_Chunk]:
+    """Chunks of the ``default`` entries: each weighted by what its side's other chunks leave of
+    a weight of 1 (clamped at 0), and skipped where they leave nothing."""
+    out = []
+    for side, entries in enumerate(sides):
+        defaults = [entry for entry in entries or () if entry.default]
+        if not defaults:
+            continue
+        remaining = torch.ones_like(x)
+        for chunk in chunks:
+            if chunk.side == side:
+                _narrow(remaining, chunk.area).sub_(chunk.mult)
+        remaining = remaining.clamp_(min=0)
+        if float(remaining.max()) == 0.0:
+            continue
+        for entry in defaults:
+            chunk = _chunk(entry, x, sigma, side)
+            if chunk is not None:
+                chunk.mult = remaining
+                out.append(chunk)
+    return out
+
+
 def calc_cond_batch(model: GuidedModel, sides: Sequence[Sequence[CondEntry] | None], x: Tensor,
                     sigma: Tensor) -> list[Tensor]:
     """Weighted predictions of each side's entries, batching compatible entries in one call."""
     outputs = [torch.zeros_like(x) for _ in sides]
     counts = [torch.full_like(x, 1e-37) for _ in sides]
     pending = [chunk for side, entries in enumerate(sides) if entries is not None
-               for entry in entries if (chunk := _chunk(entry, x, sigma, side)) is not None]
+               for entry in entries if not entry.default and (chunk := _chunk(entry, x, sigma, side)) is not None]
+    pending += _default_chunks(sides, pending, x, sigma)
+    for hooks in {id(c.hooks): c.hooks for c in pending if c.hooks is not None}.values():
+        hooks.advance(sigma)
     while pending:
         group = [c for c in pending if _can_batch(c, pending[0])]
         pending = [c for c in pending if not any(c is g for g in group)]
@@ -227,16 +296,24 @@ def calc_cond_batch(model: GuidedModel, sides: Sequence[Sequence[CondEntry] | No
         c = {key: type(group[0].inputs[key]).concat([g.inputs[key] for g in group]) for key in group[0].inputs}
         sigma_in = torch.cat([sigma] * len(group))
         cond_or_uncond = [g.side for g in group]
-        if model.hooks.transformer_options:
+        if model.hooks.transformer_options or group[0].patches:
             # ComfyUI hands UNet patches the batch's make-up and sigmas with every call.
             c["transformer_options"] = {**model.hooks.transformer_options, "cond_or_uncond": cond_or_uncond,
-                                        "sigmas": sigma_in}
+                                        "sigmas": sigma_in, "uuids": [g.uuid for g in group]}
+            if group[0].patches:
+                merged = dict(model.hooks.transformer_options.get("patches", {}))
+                for name, added in group[0].patches.items():
+                    merged[name] = list(merged.get(name, ())) + list(added)
+                c["transformer_options"]["patches"] = merged
+        if group[0].control is not None:
+            c["control"] = group[0].control.residuals(x_in, sigma_in, c, len(group), model.lend)
         wrapper = model.hooks.unet_wrapper
-        if wrapper is not None:
-            out = wrapper(model.apply_model, {"input": x_in, "timestep": sigma_in, "c": c,
-                                              "cond_or_uncond": cond_or_uncond})
-        else:
-            out = model.apply_model(x_in, sigma_in, c)
+        with group[0].hooks.applied() if group[0].hooks is not None else contextlib.nullcontext():
+            if wrapper is not None:
+                out = wrapper(model.apply_model, {"input": x_in, "timestep": sigma_in, "c": c,
+                                                  "cond_or_uncond": cond_or_uncond})
+            else:
+                out = model.apply_model(x_in, sigma_in, c)
         for chunk, prediction in zip(group, out.chunk(len(group))):
             _narrow(outputs[chunk.side], chunk.area).add_(prediction * chunk.mult)
             _narrow(counts[chunk.side], chunk.area).add_(chunk.mult)
@@ -272,16 +349,38 @@ class GuidedDenoiser:
     negative: list[CondEntry]
     cfg: float
 
-    def __call__(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
+    def __call__(self, x: Tensor, sigma: Tensor, report_uncond: Callable[[Tensor], None] | None = None,
+                 **extra_args: Any) -> Tensor:
+        """The guided prediction, inside the model's ``predict_noise_wrappers`` (ComfyUI's call:
+        ``(x, sigma, model_options, seed)``, this denoiser as ``class_obj``)."""
+        wrappers = self.model.hooks.predict_noise_wrappers
+        if not wrappers:
+            return self._predict(x, sigma, report_uncond, **extra_args)
+
+        def predict(x: Tensor, sigma: Tensor, model_options: Any = None, seed: Any = None) -> Tensor:
+            return self._predict(x, sigma, report_uncond, **extra_args)
+
+        return WrapperChain(predict, self, list(wrappers)).execute(
+            x, sigma, self.model.hooks.as_model_options(), extra_args.get("seed"))
+
+    def _predict(self, x: Tensor, sigma: Tensor, report_uncond: Callable[[Tensor], None] | None = None,
+                 **extra_args: Any) -> Tensor:
+        """``report_uncond``: CFG++ samplers (Chung et al. 2024) step along the unconditional
+        prediction; given, the negative side is evaluated even at cfg 1 and handed to it (what
+        ComfyUI's CFG++ samplers read through a post-cfg hook)."""
         hooks = self.model.hooks
         options = hooks.as_model_options()
-        skip_uncond = math.isclose(self.cfg, 1.0) and not hooks.disable_cfg1_optimization
+        cfg = effective_cfg(hooks, float(sigma[0]), self.cfg)
+        skip_uncond = (math.isclose(cfg, 1.0) and not hooks.disable_cfg1_optimization
+                       and report_uncond is None)
         sides = [self.positive, None if skip_uncond else self.negative]
         out = calc_cond_batch(self.model, sides, x, sigma)
         for pre in hooks.pre_cfg_functions:
-            out = pre({"conds": sides, "conds_out": out, "cond_scale": self.cfg, "timestep": sigma,
+            out = pre({"conds": sides, "conds_out": out, "cond_scale": cfg, "timestep": sigma,
                        "input": x, "sigma": sigma, "model": self.model, "model_options": options})
-        return cfg_combine(self.model, out[0], out[1], self.cfg, x, sigma, sides[0], sides[1])
+        if report_uncond is not None:
+            report_uncond(out[1])
+        return cfg_combine(self.model, out[0], out[1], cfg, x, sigma, sides[0], sides[1])
 
 
 @dataclass(frozen=True)
@@ -303,6 +402,33 @@ class CFGGuider:
         return GuidedDenoiser(self.model, positive, negative, self.cfg)
 
 
+def _share_with_other_sides(sides: list[tuple[str, list]], name: str, only_flagged: str | None = None) -> None:
+    """ComfyUI's ``apply_empty_x_to_equal_area``: each positive ``name`` value (entries without
+    area; with ``only_flagged``, only those whose extras set that flag) goes onto the other sides'
+    area-less entries without one, in turn, unless a side has such values of its own."""
+    positive = next((entries for kind, entries in sides if kind == "positive"), [])
+    shared = [pair[1][name] for pair in positive if "area" not in pair[1] and pair[1].get(name) is not None
+              and (only_flagged is None or pair[1].get(only_flagged, False))]
+    for kind, entries in sides:
+        if kind == "positive" or not shared:
+            continue
+        free = [i for i, pair in enumerate(entries) if "area" not in pair[1]]
+        if not free or any(entries[i][1].get(name) is not None for i in free):
+            continue
+        for n, value in enumerate(shared):
+            index = free[n % len(free)]
+            entries[index] = [entries[index][0], dict(entries[index][1], **{name: value})]
+
+
+def _shared_to_other_sides(conditionings: Sequence[tuple[str, Conditioning]]) -> list[tuple[str, list]]:
+    """The sides with the controls of positive ``control_apply_to_uncond`` entries (the deprecated
+    ControlNetApply's) and every positive GLIGEN handed on to the other sides."""
+    sides = [(kind, list(conditioning)) for kind, conditioning in conditionings]
+    _share_with_other_sides(sides, "control", only_flagged="control_apply_to_uncond")
+    _share_with_other_sides(sides, "gligen")
+    return sides
+
+
 def prepare_sides(model: GuidedModel, conditionings: Sequence[tuple[str, Conditioning]],
                   noise_shape: torch.Size, latent_image: Tensor | None = None,
                   denoise_mask: Tensor | None = None, seed: int = 0) -> list[list[CondEntry]]:
@@ -310,10 +436,13 @@ def prepare_sides(model: GuidedModel, conditionings: Sequence[tuple[str, Conditi
     "negative": the SDXL refiner's default aesthetic score depends on it); every area of one
     side gets a counterpart on each other side (ComfyUI's ``process_conds``)."""
     sides = []
+    controls: dict[int, ControlRun] = {}  # one run per applied control object, shared by its entries
+    hook_run = HookRun(model.sampling, model.diffusion_model)  # the job's weight hooks and keyframes
+    conditionings = _shared_to_other_sides(conditionings)
     for prompt_type, conditioning in conditionings:
         ctx = CondContext(noise_shape=noise_shape, latent_image=latent_image, denoise_mask=denoise_mask,
                           prompt_type=prompt_type, seed=seed, process_latent_in=model.process_latent_in)
-        sides.append([_entry(pair, model.sampling, ctx, model.model_conds) for pair in conditioning])
+        sides.append([_entry(pair, model, ctx, controls, hook_run) for pair in conditioning])
     for i, side in enumerate(sides):
         for j, other in enumerate(sides):
             if i != j:
@@ -328,17 +457,24 @@ class InpaintDenoiser:
     Outside the mask (``denoise_mask`` 0) the state is replaced, before each evaluation, by
     the original latent noised to the current sigma with the job's noise, and the prediction
     there is the original latent; so the unmasked region ends exactly as it began.
+    A model's ``denoise_mask_function`` hook (``mask_function``) may edit the mask per
+    evaluation; it is called as ComfyUI calls it, with ``mask_function_options`` (the job's
+    ``model`` and ``sigmas``) as its ``extra_options``.
     """
 
     inner: Callable[..., Tensor]
     latent_image: Tensor
     noise: Tensor
     denoise_mask: Tensor | None  # [B, C, h, w], 1 = regenerate
+    mask_function: Callable[..., Tensor] | None = None
+    mask_function_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __call__(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
         mask = self.denoise_mask
         if mask is None:
             return self.inner(x, sigma, **extra_args)
+        if self.mask_function is not None:
+            mask = self.mask_function(sigma, mask, extra_options=dict(self.mask_function_options))
         keep = 1.0 - mask
         s = sigma.reshape([sigma.shape[0]] + [1] * (x.ndim - 1))
         x = x * mask + (self.latent_image + self.noise * s) * keep
@@ -347,9 +483,10 @@ class InpaintDenoiser:
 
 
 def prepare_denoise_mask(noise_mask: Tensor, shape: torch.Size) -> Tensor:
-    """A LATENT's ``noise_mask`` ([B, 1, h', w'] or [B, h', w']) at latent size, rounded to
-    0/1, on every channel and batch item (ComfyUI's ``prepare_mask``)."""
+    """A LATENT's ``noise_mask`` ([B, 1, h', w'] or [B, h', w']) at latent size, on every
+    channel and batch item (ComfyUI's ``prepare_mask``). Not rounded: a soft mask keeps its
+    gradient, which DifferentialDiffusion turns into per-step thresholds."""
     mask = noise_mask.float().reshape((-1, 1) + tuple(noise_mask.shape[-2:]))
-    mask = F.interpolate(mask, size=tuple(shape[2:]), mode="bilinear").round()
+    mask = F.interpolate(mask, size=tuple(shape[2:]), mode="bilinear")
     mask = torch.cat([mask] * shape[1], dim=1)
     return repeat_to_batch_size(mask, shape[0])

@@ -21,6 +21,7 @@ MODEL_OPTION_FIELDS = {
     "sampler_pre_cfg_function": "pre_cfg_functions",
     "sampler_post_cfg_function": "post_cfg_functions",
     "model_function_wrapper": "unet_wrapper",
+    "denoise_mask_function": "denoise_mask_function",
     "disable_cfg1_optimization": "disable_cfg1_optimization",
     "transformer_options": "transformer_options",
 }
@@ -38,6 +39,26 @@ def copy_structure(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class CFGOverride:
+    """A cfg scale used while ``sigma_low < sigma <= sigma_high``."""
+
+    cfg: float
+    sigma_low: float
+    sigma_high: float
+
+    def applies(self, sigma: float) -> bool:
+        return self.sigma_low < sigma <= self.sigma_high
+
+
+def effective_cfg(hooks: "SamplingHooks", sigma: float, cfg: float) -> float:
+    """The cfg scale of one model evaluation at ``sigma``: the last matching override, else ``cfg``."""
+    for override in hooks.cfg_overrides:
+        if override.applies(sigma):
+            cfg = override.cfg
+    return cfg
+
+
 @dataclass
 class SamplingHooks:
     """Sampling behaviour a patch attached to a MODEL.
@@ -47,7 +68,17 @@ class SamplingHooks:
     - ``cfg_function``: replaces ``uncond + (cond - uncond)·cfg`` (ComfyUI ``sampler_cfg_function``);
     - ``pre_cfg_functions`` / ``post_cfg_functions``: run before / after the combination;
     - ``unet_wrapper``: wraps every model call (``model_function_wrapper``);
+    - ``denoise_mask_function``: ``fn(sigma, denoise_mask, extra_options) -> mask``, edits an
+      inpainting denoise mask before each evaluation (DifferentialDiffusion);
+    - ``cfg_overrides``: :class:`CFGOverride` s, each replacing the guider's cfg scale while sigma
+      lies in its range; the last one added wins where ranges overlap (ComfyUI's CFGOverride,
+      a ``predict_noise`` wrapper there — the one nearest the sampler runs innermost);
     - ``disable_cfg1_optimization``: evaluate the negative side even at cfg 1;
+    - ``predict_noise_wrappers``: ComfyUI ``predict_noise`` wrappers around each guided prediction,
+      ``fn(executor, x, sigma, model_options, seed)``; ``executor.class_obj`` is the run's denoiser
+      (EasyCache, LazyCache);
+    - ``compute_dtype`` / ``compute_device``: where and in which dtype this MODEL's UNet computes
+      (ModelComputeDtype, SelectModelDevice); None leaves it to the engine;
     - ``transformer_options``: UNet patches in ComfyUI's shape (``patches``, ``patches_replace``),
       honoured by :mod:`ldm.unet`;
     - ``extra``: any other ``model_options`` key a pack set, carried unread.
@@ -58,7 +89,12 @@ class SamplingHooks:
     pre_cfg_functions: list[Callable] = field(default_factory=list)
     post_cfg_functions: list[Callable] = field(default_factory=list)
     unet_wrapper: Callable | None = None
+    denoise_mask_function: Callable | None = None
+    cfg_overrides: list["CFGOverride"] = field(default_factory=list)
     disable_cfg1_optimization: bool = False
+    predict_noise_wrappers: list[Callable] = field(default_factory=list)
+    compute_dtype: Any = None
+    compute_device: Any = None
     transformer_options: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 

@@ -9,7 +9,7 @@ crop it to an area, repeat it to a batch and concatenate entries into one call (
   different token counts batch together by repeating each to the least common multiple of the
   counts (attention over a repeated sequence is unchanged), at most 4× the shorter;
 - ``y`` (:class:`RegularInput`): SDXL's pooled text embedding + size embeddings, the x4
-  upscaler's noise level;
+  upscaler's noise level, unCLIP's noise-augmented image embedding;
 - ``c_concat`` (:class:`NoiseShapedInput`): extra input channels (inpainting mask and masked
   latent, the x4 upscaler's low-res image), cropped with the area like x itself.
 
@@ -29,6 +29,7 @@ from torch import Tensor
 from ldm import adm
 from ldm.sampling.model_sampling import ScheduleConfig, alphas_cumprod
 from ldm.sampling.noise import cpu_generator
+from ldm.vision.unclip import DEFAULT_MERGE_AUGMENTATION, UNCLIP_EMBED_WIDTHS, unclip_label
 
 
 def repeat_to_batch_size(tensor: Tensor, batch_size: int) -> Tensor:
@@ -143,10 +144,13 @@ ModelCondsBuilder = Callable[[dict[str, Any], CondContext], ModelInputs]
 
 
 def text_conds(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
-    """SD1 / SD2: cross-attention on the text embedding only."""
+    """SD1 / SD2: cross-attention on the text embedding only (plus, when CLIPTextEncodeControlnet
+    gave one, the text ControlNets attend to instead: ``crossattn_controlnet``)."""
     out: ModelInputs = {}
     if entry.get("cross_attn") is not None:
         out["c_crossattn"] = CrossAttnInput(entry["cross_attn"])
+    if entry.get("cross_attn_controlnet") is not None:
+        out["crossattn_controlnet"] = CrossAttnInput(entry["cross_attn_controlnet"])
     return out
 
 
@@ -242,6 +246,19 @@ def x4_upscaler_conds(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
     return out
 
 
+def unclip_conds(embed_width: int) -> ModelCondsBuilder:
+    """SD 2.1 unCLIP: ``y`` = noise-augmented image embedding ++ its level's embedding, from the
+    entry's ``unclip_conditioning`` (all zeros without one; see :mod:`ldm.vision.unclip`)."""
+    def build(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
+        out = text_conds(entry, ctx)
+        # ComfyUI seeds this draw with the job's seed - 10, as for the x4 upscaler.
+        out["y"] = RegularInput(unclip_label(
+            entry.get("unclip_conditioning"), embed_width, ctx.seed - 10,
+            entry.get("unclip_noise_augment_merge", DEFAULT_MERGE_AUGMENTATION)))
+        return out
+    return build
+
+
 MODEL_CONDS_BY_FAMILY: dict[str, ModelCondsBuilder] = {
     "sd1": text_conds,
     "sd2": text_conds,
@@ -251,6 +268,7 @@ MODEL_CONDS_BY_FAMILY: dict[str, ModelCondsBuilder] = {
     "sdxl": sdxl_conds,
     "sdxl_refiner": sdxl_refiner_conds,
     "sd_x4": x4_upscaler_conds,
+    **{family: unclip_conds(width) for family, width in UNCLIP_EMBED_WIDTHS.items()},
 }
 
 

@@ -159,6 +159,15 @@ class EpsPrediction:
     def calculate_denoised(self, sigma: Tensor, model_output: Tensor, x: Tensor) -> Tensor:
         return x - model_output * _as_batch_view(sigma, x.ndim)
 
+    def noise_scaling(self, sigma: Tensor, noise: Tensor, latent_image: Tensor, max_denoise: bool) -> Tensor:
+        """See :meth:`ModelSampling.noise_scaling`; a parameterisation may start differently."""
+        s = _as_batch_view(sigma, noise.ndim)
+        scale = (1.0 + s ** 2) ** 0.5 if max_denoise else s
+        return noise * scale + latent_image
+
+    def inverse_noise_scaling(self, sigma: Tensor, latent: Tensor) -> Tensor:
+        return latent
+
 
 class VPrediction(EpsPrediction):
     """The network predicts v = sqrt(ᾱ)·n - sqrt(1-ᾱ)·x0 (Salimans & Ho 2022)."""
@@ -221,13 +230,11 @@ class ModelSampling:
         no signal, which is what the VP forward process gives for ᾱ → 0 (txt2img). Otherwise
         (img2img, denoise < 1) the latent is noised to ``sigma``.
         """
-        s = _as_batch_view(sigma, noise.ndim)
-        scale = (1.0 + s ** 2) ** 0.5 if max_denoise else s
-        return noise * scale + latent_image
+        return self.prediction.noise_scaling(sigma, noise, latent_image, max_denoise)
 
     def inverse_noise_scaling(self, sigma: Tensor, latent: Tensor) -> Tensor:
         """Undo :meth:`noise_scaling` at the end of sampling: the identity for eps / v models."""
-        return latent
+        return self.prediction.inverse_noise_scaling(sigma, latent)
 
 
 def model_sampling(prediction: str = "eps", config: ScheduleConfig = SD_SCHEDULE) -> ModelSampling:

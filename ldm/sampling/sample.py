@@ -90,7 +90,8 @@ def sample_with_sigmas(guider: CFGGuider, sampler_name: "str | SamplerSpec", sig
     inpaint_noise = noise
     if spec.random_inpaint_noise:
         inpaint_noise = torch.randn(noise.shape, generator=cpu_generator(seed + 1)).to(noise)
-    wrapped = InpaintDenoiser(denoiser, latent, inpaint_noise, mask)
+    wrapped = InpaintDenoiser(denoiser, latent, inpaint_noise, mask, model.hooks.denoise_mask_function,
+                              {"model": model, "sigmas": sigmas})
 
     x = sampling.noise_scaling(sigmas[0], noise, latent, sampling.is_max_denoise(sigmas))
     noise_sampler = None
@@ -99,7 +100,7 @@ def sample_with_sigmas(guider: CFGGuider, sampler_name: "str | SamplerSpec", sig
     elif spec.noise == "brownian" and len(sigmas) > 1:
         # ComfyUI's "*_gpu" SDE samplers build the Brownian tree on the sampling device; the
         # others on the CPU (same numbers when sampling on the CPU).
-        noise_sampler = brownian_noise_sampler(x, sigmas, seed, on_device=str(sampler_name).endswith("_gpu"))
+        noise_sampler = brownian_noise_sampler(x, sigmas, seed, on_device=spec.noise_on_device)
 
     total = len(sigmas) - 1
     step_callback = None
@@ -107,7 +108,8 @@ def sample_with_sigmas(guider: CFGGuider, sampler_name: "str | SamplerSpec", sig
         def step_callback(info: dict[str, Any]) -> None:
             callback({**info, "total_steps": total})
 
-    samples = spec.function(wrapped, x, sigmas, extra_args={"seed": seed}, callback=step_callback,
+    samples = spec.function(wrapped, x, sigmas, extra_args={"seed": seed, "model_sampling": sampling},
+                            callback=step_callback,
                             noise_sampler=noise_sampler)
     samples = sampling.inverse_noise_scaling(sigmas[-1], samples)
     return model.process_latent_out(samples.float()).cpu()

@@ -216,14 +216,25 @@ def sample_ddpm(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | N
 
 @torch.no_grad()
 def sample_lcm(model: Denoiser, x: Tensor, sigmas: Tensor, extra_args: dict | None = None,
-               callback: Callback | None = None, noise_sampler: NoiseSampler | None = None) -> Tensor:
+               callback: Callback | None = None, noise_sampler: NoiseSampler | None = None,
+               s_noise: float = 1.0, s_noise_end: float | None = None, noise_clip_std: float = 0.0) -> Tensor:
     """Latent Consistency Model sampling: jump to x0, re-noise to the next sigma (Luo et al. 2023)."""
+    # ComfyUI's SamplerLCM options: the re-noising draw is scaled by a multiplier running linearly
+    # from s_noise at the first step to s_noise_end at the last (both 1 is plain LCM), after being
+    # clamped to ±noise_clip_std standard deviations of the draw when that is positive.
     extra_args = extra_args or {}
     noise_sampler = require_noise(noise_sampler, "lcm")
-    for i in range(len(sigmas) - 1):
+    s_noise_end = s_noise if s_noise_end is None else s_noise_end
+    steps = len(sigmas) - 1
+    for i in range(steps):
         denoised = model(x, batch_sigma(sigmas[i], x), **extra_args)
         report(callback, x, i, sigmas[i], sigmas[i], denoised)
         x = denoised
         if sigmas[i + 1] > 0:
-            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * sigmas[i + 1]
+            noise = noise_sampler(sigmas[i], sigmas[i + 1])
+            if noise_clip_std > 0:
+                bound = noise_clip_std * noise.std()
+                noise = noise.clamp(-bound, bound)
+            multiplier = s_noise + (s_noise_end - s_noise) * (i / max(steps - 1, 1))
+            x = x + noise * (sigmas[i + 1] * multiplier)
     return x

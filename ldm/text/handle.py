@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from ldm import lora
+from ldm.model_patching import add_comfy_patches, comfy_key_patches
+from ldm.sampling.weight_hooks import encode_passes
 from ldm.text.chunks import ChunkSpec, PromptChunker
 from ldm.text.clip_model import TORCH_OPERATIONS, build_text_model
 from ldm.text.encode import LayerChoice, encode_chunks
@@ -27,6 +29,22 @@ from ldm.text.tokenizer import ClipTokenizer
 Tokens = dict[str, list[list[tuple]]]
 
 
+#: ComfyUI keeps each text tower under ``<kind>.transformer.`` (its ``CLIPTextModel`` wrapper).
+COMFY_TOWER = "transformer."
+
+
+def comfy_clip_key(key: str) -> str:
+    """``clip_l.text_model.…`` -> ComfyUI's ``clip_l.transformer.text_model.…``."""
+    kind, _, rest = key.partition(".")
+    return f"{kind}.{COMFY_TOWER}{rest}"
+
+
+def weft_clip_key(key: str) -> str:
+    """ComfyUI's ``clip_l.transformer.text_model.…`` -> ``clip_l.text_model.…`` (own keys unchanged)."""
+    kind, _, rest = key.partition(".")
+    return f"{kind}.{rest.removeprefix(COMFY_TOWER)}"
+
+
 class ClipHandle:
     def __init__(self, family: TextFamily, encoders: nn.ModuleDict, tokenizer: ClipTokenizer,
                  embedding_dirs: Iterable[str | os.PathLike] = ()):
@@ -36,11 +54,15 @@ class ClipHandle:
         self.embedding_dirs = tuple(embedding_dirs)
         self.layer_idx: int | None = None  # CLIP skip; None keeps each encoder's default layer
         self.patches: dict[str, list[lora.WeightPatch]] = {}
+        # SetClipHooks' weight hooks (ldm.sampling.weight_hooks.ClipWeightHooks): patches while
+        # encoding, maybe scheduled, and HOOKS attached to the conditioning.
+        self.weight_hooks = None
 
     def clone(self) -> "ClipHandle":
         twin = ClipHandle(self.family, self.encoders, self.tokenizer, self.embedding_dirs)
         twin.layer_idx = self.layer_idx
         twin.patches = {key: list(found) for key, found in self.patches.items()}
+        twin.weight_hooks = self.weight_hooks
         return twin
 
     def set_last_layer(self, layer: int) -> None:
@@ -50,6 +72,17 @@ class ClipHandle:
         self.layer_idx = layer
 
     clip_layer = set_last_layer  # ComfyUI's name for it; custom nodes call either
+
+    def add_patches(self, patches: Mapping, strength_patch: float = 1.0, strength_model: float = 1.0) -> list:
+        """ComfyUI's ``CLIP.add_patches``: weight patches by ComfyUI key
+        (``clip_l.transformer.text_model.…``) or by this handle's own (``clip_l.text_model.…``);
+        returns the keys added."""
+        return add_comfy_patches(self.patches, self.encoders.state_dict().keys(), patches, strength_patch,
+                                 strength_model, weft_clip_key)
+
+    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list]:
+        """ComfyUI's ``CLIP.get_key_patches``: ``{clip_l.transformer.…: [(weight,), *patches]}``."""
+        return comfy_key_patches(self.encoders.state_dict(), self.patches, comfy_clip_key, filter_prefix)
 
     def _chunker(self, slot) -> PromptChunker:
         width = self.encoders[slot.kind].config.width
@@ -84,9 +117,13 @@ class ClipHandle:
         return (cond, pooled) if return_pooled else cond
 
     def encode_from_tokens_scheduled(self, tokens: Tokens, add_dict: Mapping | None = None) -> list:
-        """A CONDITIONING list ``[[cond, {"pooled_output": …, **add_dict}]]``."""
-        cond, pooled = self.encode_from_tokens(tokens, return_pooled=True)
-        return [[cond, {"pooled_output": pooled, **(add_dict or {})}]]
+        """A CONDITIONING list ``[[cond, {"pooled_output": …, **add_dict}]]``; with weight hooks,
+        one entry per encode they ask for (see ``weight_hooks.encode_passes``)."""
+        out = []
+        for clip, extras in encode_passes(self, add_dict):
+            cond, pooled = clip.encode_from_tokens(tokens, return_pooled=True)
+            out.append([cond, {"pooled_output": pooled, **extras}])
+        return out
 
     def encode(self, text: str) -> torch.Tensor:
         return self.encode_from_tokens(self.tokenize(text))

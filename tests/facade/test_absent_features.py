@@ -41,8 +41,10 @@ def test_a_pack_using_absent_features_imports_and_its_other_node_runs(pack_studi
     event, error = failed.messages[-1]
     assert event == "execution_error" and error["node_type"] == "ApplyAdvancedControlNet"
     assert error["exception_type"] == "_weft_absent.NotInWeftError"
-    assert error["exception_message"] == ("ControlNet and T2I-Adapter models are not in Weft yet "
-                                          "(ComfyUI's comfy.controlnet.ControlNet); the node that needs them cannot run")
+    assert error["exception_message"] == (
+        "ComfyUI's ControlNet classes (Weft's CONTROL_NET is its own object: comfy.controlnet.load_controlnet "
+        "loads one, the ControlNetApply nodes apply it) are not in Weft (ComfyUI's comfy.controlnet.ControlNet); "
+        "the node that needs them cannot run")
 
 
 # -- class checks -------------------------------------------------------------------------------------
@@ -76,14 +78,14 @@ def test_placeholder_classes_are_subclassable_and_match_no_weft_object(pack_stud
     class PackControlNet(comfy.controlnet.ControlNet):
         pass
 
-    with pytest.raises(NotImplementedError, match=r"ControlNet and T2I-Adapter models are not in Weft yet "
+    with pytest.raises(NotImplementedError, match=r"ComfyUI's ControlNet classes .* are not in Weft "
                                                   r"\(ComfyUI's comfy\.controlnet\.ControlNet\)"):
         PackControlNet()
     assert isinstance(PackControlNet.__new__(PackControlNet), comfy.controlnet.ControlBase)
-    with pytest.raises(NotImplementedError, match=r"CLIP vision models are not in Weft yet"):
-        comfy.clip_vision.load("clip_vision.safetensors")
-    with pytest.raises(NotImplementedError, match=r"ComfyUI's comfy\.controlnet\.load_controlnet\)"):
-        comfy.controlnet.load_controlnet("control.safetensors")
+    with pytest.raises(NotImplementedError, match=r"ComfyUI's ClipVisionModel class .* are not in Weft"):
+        comfy.clip_vision.ClipVisionModel("clip_vision_config_vitl.json")
+    with pytest.raises(NotImplementedError, match=r"comfy\.controlnet\.controlnet_config\)"):
+        comfy.controlnet.controlnet_config({})
     with pytest.raises(NotImplementedError, match=r"not in Weft \(ComfyUI's comfy\.hooks\.HookGroup\)"):
         comfy.hooks.HookGroup()
     with pytest.raises(NotImplementedError, match=r"comfy\.hooks\.set_conds_props\)"):
@@ -132,23 +134,21 @@ def test_model_base_helpers(pack_studio):
 def test_nodes_answers_comfyui_core_nodes_weft_lacks_with_placeholders(pack_studio):
     import nodes
 
-    apply = nodes.ControlNetApplyAdvanced
-    assert apply is nodes.ControlNetApplyAdvanced
-    assert (apply.FUNCTION, apply.RETURN_TYPES) == ("apply_controlnet", ("CONDITIONING", "CONDITIONING"))
-    assert apply.INPUT_TYPES() == {"required": {}}
-    assert "ControlNetApplyAdvanced" not in nodes.NODE_CLASS_MAPPINGS
+    # GLIGEN's core nodes are Weft's: answered from the registry, not by placeholders
+    assert nodes.GLIGENTextBoxApply is pack_studio.registry.get("GLIGENTextBoxApply").node_class
+    assert "GLIGENTextBoxApply" in nodes.NODE_CLASS_MAPPINGS
     assert len(nodes.NODE_CLASS_MAPPINGS) == len(pack_studio.registry.names())
-    with pytest.raises(NotImplementedError, match=r"ControlNet and T2I-Adapter models are not in Weft yet "
-                                                  r"\(ComfyUI's ControlNetApplyAdvanced node in nodes\)"):
-        apply().apply_controlnet([], [], None, torch.zeros(1, 8, 8, 3), 1.0, 0.0, 1.0)
+    # ControlNet's core nodes are Weft's
+    assert nodes.ControlNetApplyAdvanced is pack_studio.registry.get("ControlNetApplyAdvanced").node_class
 
-    class LatentSender(nodes.SaveLatent):  # Impact-Pack's way
+    class LatentSender(nodes.SaveLatent):  # Impact-Pack's way: Weft's SaveLatent, subclassed
         def __init__(self):
             super().__init__()
             self.type = "temp"
 
-    with pytest.raises(NotImplementedError, match=r"saved \.latent files are not in Weft yet"):
-        LatentSender().save({"samples": torch.zeros(1, 4, 8, 8)})
+    assert nodes.SaveLatent is pack_studio.registry.get("SaveLatent").node_class
+    assert nodes.DiffusersLoader is pack_studio.registry.get("DiffusersLoader").node_class
+    assert LatentSender().FUNCTION == "save" and LatentSender().type == "temp"
     assert nodes.KSampler is pack_studio.registry.get("KSampler").node_class
     with pytest.raises(AttributeError, match="not one of ComfyUI's names"):
         nodes.NoSuchNode
@@ -165,10 +165,11 @@ def test_comfy_extras_answers_weft_nodes_helpers_and_placeholders(pack_studio):
     assert empty_audio is nodes_audio.EmptyLatentAudio and empty_audio.FUNCTION == "generate"
     with pytest.raises(NotImplementedError, match=r"EmptyLatentAudio node in comfy_extras\.nodes_audio"):
         empty_audio().generate(seconds=1.0, batch_size=1)
-    with pytest.raises(NotImplementedError, match="upscale models are not in Weft yet"):
-        ImageUpscaleWithModel().execute(None, torch.zeros(1, 8, 8, 3))
-    with pytest.raises(NotImplementedError, match="upscale models are not in Weft yet"):
-        model_loading.load_state_dict({})
+    # Upscale models are Weft's: the nodes are its core nodes, the old loader is spandrel's.
+    assert ImageUpscaleWithModel is pack_studio.registry.get("ImageUpscaleWithModel").node_class
+    from spandrel.architectures.ESRGAN import ESRGAN
+    upscaler = model_loading.load_state_dict(ESRGAN(num_filters=4, num_blocks=1, scale=2).state_dict())
+    assert upscaler.scale == 2 and upscaler(torch.rand(1, 3, 5, 6)).shape == (1, 3, 10, 12)
     with pytest.raises(NotImplementedError, match=r"self-attention guidance \(SAG\) are not in Weft yet"):
         nodes_sag.gaussian_blur_2d(torch.zeros(1, 4, 8, 8), kernel_size=9, sigma=3.0)
     nodes_sag.create_blur_map = len  # packs replace helpers (TiledDiffusion does)
@@ -225,6 +226,32 @@ def test_comfy_extras_helper_classes_are_weft_objects_or_subclassable_placeholde
 
 
 # -- clip_vision and sd1_clip helpers ------------------------------------------------------------------
+
+def test_clip_vision_load_gives_weft_towers(pack_studio):
+    import comfy.clip_vision
+    import comfy.model_base
+    from ldm.checkpoint import save_state_dict
+    from ldm.vision.tiny import tiny_vision_state_dict, write_tiny_clip_vision
+
+    path = write_tiny_clip_vision(pack_studio.base / "vit.safetensors", layout="openclip")
+    vision = comfy.clip_vision.load(str(path))
+    out = vision.encode_image(torch.rand(1, 40, 60, 3, generator=torch.Generator().manual_seed(0)))
+    assert out["image_embeds"].shape == (1, 768) and out.penultimate_hidden_states.shape == (1, 50, 32)
+    nested = tiny_vision_state_dict(layout="openclip", prefix="embedder.model.visual.")
+    assert comfy.clip_vision.load_clipvision_from_sd(nested, "embedder.model.visual.", True) is not None
+    save_state_dict(pack_studio.base / "other.safetensors", {"foo": torch.zeros(1)})
+    assert comfy.clip_vision.load(str(pack_studio.base / "other.safetensors")) is None
+    import nodes
+    assert nodes.CLIPVisionLoader is pack_studio.host.registry.get("CLIPVisionLoader").node_class
+
+    from ldm.vision.tiny import write_tiny_unclip_checkpoint
+    import comfy.sd
+    unclip = write_tiny_unclip_checkpoint(pack_studio.base / "unclip.safetensors")
+    model, _, _, tower = comfy.sd.load_checkpoint_guess_config(str(unclip), output_clipvision=True)
+    assert isinstance(model.model, comfy.model_base.SD21UNCLIP)
+    assert not isinstance(model.model, comfy.model_base.SDXL)
+    assert tower.encode_image(torch.rand(1, 32, 32, 3)).image_embeds.shape == (1, 768)
+
 
 def test_clip_vision_output_is_an_attribute_and_item_container(pack_studio):
     from comfy.clip_vision import Output
@@ -284,3 +311,19 @@ def test_sd1_clip_expand_directory_list(pack_studio, tmp_path):
     (root / "a" / "b").mkdir(parents=True)
     found = {str(path) for path in expand_directory_list([str(root)])}
     assert found == {str(root), str(root / "a"), str(root / "a" / "b")}
+
+
+def test_comfy_controlnet_loads_weft_control_nets_for_the_core_apply_node(pack_studio, tmp_path):
+    import comfy.controlnet
+    import nodes
+    from ldm.control.tiny import tiny_adapter_config, tiny_adapter_state_dict, write_tiny_controlnet
+
+    control = comfy.controlnet.load_controlnet(str(write_tiny_controlnet(tmp_path / "cn.safetensors")))
+    assert control.kind == "controlnet" and not isinstance(control, comfy.controlnet.ControlBase)
+    positive = [[torch.zeros(1, 77, 32), {}]]
+    pos, neg = nodes.ControlNetApplyAdvanced().apply_controlnet(positive, positive, control,
+                                                                torch.rand(1, 64, 64, 3), 1.0, 0.0, 1.0)
+    assert pos[0][1]["control"].model is control and neg[0][1]["control"] is pos[0][1]["control"]
+    adapter = comfy.controlnet.load_t2i_adapter(tiny_adapter_state_dict(tiny_adapter_config()))
+    assert adapter.kind == "t2i_adapter"
+    assert comfy.controlnet.load_t2i_adapter({"unrelated.weight": torch.zeros(2, 2)}) is None

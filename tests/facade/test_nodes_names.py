@@ -19,6 +19,20 @@ def test_nodes_package_answers_comfyui_names(pack_studio):
         del nodes.NODE_CLASS_MAPPINGS["KSampler"]
 
 
+def test_only_the_core_nodes_weft_lacks_are_placeholders(pack_studio):
+    import importlib
+
+    import nodes
+
+    names = importlib.import_module("_weft_nodes_names")
+    registered = set(pack_studio.registry.names())
+    assert set(names.ABSENT_CORE_NODES) <= names.COMFYUI_CORE_NODES - registered
+    # LoadImageOutput is Weft's own node (nodes/image_save.py), no longer a placeholder
+    assert "LoadImageOutput" in registered
+    assert nodes.LoadImageOutput is pack_studio.registry.get("LoadImageOutput").node_class
+    assert nodes.LoadImageOutput is not names.placeholder_node("LoadImageOutput")
+
+
 def test_comfy_extras_modules_give_core_classes_helpers_and_refuse_others(pack_studio):
     from comfy_extras import nodes_custom_sampler, nodes_model_advanced
     from comfy_extras.nodes_mask import composite  # a helper function, not a node

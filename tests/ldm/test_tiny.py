@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from ldm.control.loading import load_control_model
 from ldm.detect import FAMILIES
 from ldm.model import load_checkpoint, load_unet, load_vae
 from ldm.tiny import tiny_checkpoint
@@ -26,6 +27,13 @@ def test_cli_writes_a_loadable_set(tmp_path, fp32):
     for path in (tmp_path / "diffusion_models").glob("*.safetensors"):
         load_unet(path, compute=fp32)
     assert {load_vae(p, compute=fp32).downscale_ratio for p in (tmp_path / "vae").glob("*")} == {4, 8}
+    # The ControlNet is tiny_sd1's encoder: every layer it shares with that UNet has its shape.
+    [controlnet] = (tmp_path / "controlnet").glob("*.safetensors")
+    control = load_control_model(controlnet)
+    unet = load_checkpoint(tmp_path / "checkpoints" / "tiny_sd1.safetensors", compute=fp32)[0].unet.state_dict()
+    encoder = {k: v.shape for k, v in control.network.state_dict().items() if k.startswith(("input_blocks.", "middle_block."))}
+    assert control.kind == "controlnet" and len(encoder) > 50
+    assert encoder == {k: unet[k].shape for k in encoder}
 
 
 def test_same_seed_same_weights_and_dtype_choice():

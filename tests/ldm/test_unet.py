@@ -128,8 +128,8 @@ def test_label_input_is_required_and_unknown_arguments_refused(fp32):
     x, t, context = _inputs(handle.config, batch=1)
     with pytest.raises(ValueError, match="label input y"):
         handle.unet(x, t, context)
-    with pytest.raises(TypeError, match="control"):
-        handle.unet(x, t, context, y=torch.zeros(1, handle.config.adm_in_channels), control={})
+    with pytest.raises(TypeError, match="not_an_input"):
+        handle.unet(x, t, context, y=torch.zeros(1, handle.config.adm_in_channels), not_an_input={})
 
 
 def test_timestep_embedding_is_cos_then_sin():

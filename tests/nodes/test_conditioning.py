@@ -54,7 +54,7 @@ def run(node_class, **inputs):
 def test_all_nodes_register_as_core():
     registry = NodeRegistry()
     register_builtin_nodes(registry, modules=("nodes.conditioning",))
-    assert set(registry.names()) == set(cn.NODE_CLASS_MAPPINGS) and len(registry.names()) == 17
+    assert set(registry.names()) == set(cn.NODE_CLASS_MAPPINGS) and len(registry.names()) == 21
 
 
 SCHEMAS = {  # name: (category, function, outputs, required input order)

@@ -18,11 +18,14 @@ from nodes import sampling
 from tests.nodes.sampling_support import RecordingEngine, RecordingUNet, make_runner
 from tests.nodes.sampling_support import one_torch_thread, sd1, tiny_sd1  # noqa: F401 (fixtures)
 
-COMFYUI_SAMPLERS_IMPLEMENTED = [
-    "euler", "euler_ancestral", "heun", "heunpp2", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive",
-    "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
-    "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm",
-    "ipndm_v", "deis", "ddim", "uni_pc", "uni_pc_bh2"]
+COMFYUI_SAMPLERS = [
+    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "exp_heun_2_x0",
+    "exp_heun_2_x0_sde", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
+    "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde",
+    "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm",
+    "lcm", "ipndm", "ipndm_v", "deis", "cfgpp_ud10_ab", "res_multistep", "res_multistep_cfg_pp",
+    "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp",
+    "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2"]
 COMFYUI_SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
                       "linear_quadratic", "kl_optimal"]
 
@@ -43,8 +46,8 @@ def test_schema_is_comfyuis():
     assert {k: required["steps"][1][k] for k in ("default", "min", "max")} == {"default": 20, "min": 1, "max": 10000}
     assert {k: required["cfg"][1][k] for k in ("default", "min", "max", "step", "round")} == {
         "default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}
-    # ComfyUI's names in its order, less the samplers Weft does not have yet (docs/sampling.md)
-    assert required["sampler_name"][0] == COMFYUI_SAMPLERS_IMPLEMENTED
+    # ComfyUI's names in its order (comfy.samplers.SAMPLER_NAMES)
+    assert required["sampler_name"][0] == COMFYUI_SAMPLERS
     assert required["scheduler"][0] == COMFYUI_SCHEDULERS
     assert info["output"] == ["LATENT"] and info["category"] == "sampling"
     advanced = registry.node_info("KSamplerAdvanced")

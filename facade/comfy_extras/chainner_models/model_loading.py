@@ -1,8 +1,12 @@
-"""``comfy_extras.chainner_models.model_loading``: ``load_state_dict`` raises — upscale models
-(ESRGAN and the other architectures ComfyUI reads through spandrel) are not in Weft yet."""
+"""``comfy_extras.chainner_models.model_loading``: the upscale-model loader of ComfyUI before
+spandrel; ``load_state_dict(state_dict)`` is now spandrel's, as Weft's ``UpscaleModelLoader`` uses."""
 
 from __future__ import annotations
 
-from _weft_absent import UPSCALE_MODELS, absent_function
 
-load_state_dict = absent_function(UPSCALE_MODELS, __name__, "load_state_dict")
+def load_state_dict(state_dict):
+    """The upscale model (a spandrel ``ImageModelDescriptor``: callable on ``[B, C, H, W]``, with
+    ``.scale``) that ``state_dict`` holds, in eval mode."""
+    from spandrel import ModelLoader
+
+    return ModelLoader().load_from_state_dict(state_dict).eval()

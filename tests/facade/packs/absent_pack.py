@@ -1,7 +1,7 @@
 """A test pack written the way Advanced-ControlNet and efficiency-nodes are: at import it subclasses
 `comfy.controlnet.ControlNet`, imports ComfyUI's ControlNet nodes from `nodes`, and reads
-`comfy.clip_vision`, `comfy.sdxl_clip`, `comfy.hooks` and upscale-model names — features Weft does
-not have. One node needs ControlNet; the other uses only what Weft has (`clip_preprocess`)."""
+`comfy.clip_vision`, `comfy.sdxl_clip` and `comfy.hooks` — features Weft does not have — and
+upscale-model names. One node needs ControlNet; the other uses only what Weft has (`clip_preprocess`)."""
 
 import comfy.clip_vision
 import comfy.controlnet
@@ -46,7 +46,7 @@ class ApplyAdvancedControlNet:
                              "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0})}}
 
     def apply(self, image, strength):
-        control = ControlNetAdvanced(None)  # raises: ControlNet models are not in Weft yet
+        control = ControlNetAdvanced(None)  # raises: ComfyUI's ControlNet classes are not in Weft
         control.set_cond_hint(image, strength)
         return (image,)
 

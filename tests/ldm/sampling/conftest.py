@@ -20,10 +20,13 @@ class GaussianToy:
         self.mu, self.s = mu, s
         self.calls = 0
 
-    def denoiser(self, x, sigma, **extra_args):
+    def denoiser(self, x, sigma, report_uncond=None, **extra_args):
         self.calls += 1
         sigma = sigma.reshape(-1, *([1] * (x.ndim - 1)))
-        return (self.s ** 2 * x + sigma ** 2 * self.mu) / (self.s ** 2 + sigma ** 2)
+        denoised = (self.s ** 2 * x + sigma ** 2 * self.mu) / (self.s ** 2 + sigma ** 2)
+        if report_uncond is not None:  # unguided: the unconditional prediction is the prediction (CFG++)
+            report_uncond(denoised)
+        return denoised
 
     def consistency(self, x, sigma, **extra_args):
         self.calls += 1

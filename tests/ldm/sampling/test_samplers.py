@@ -10,7 +10,8 @@ from ldm.sampling.schedulers import calculate_sigmas
 
 # Steps per sampler so its discretisation error in the std stays well under the 5 % tolerance
 # (measured: at 50 karras steps the first-order ones are 4–7 % low, the rest within 1 %).
-FIRST_ORDER = {"euler", "ddim", "heunpp2", "euler_ancestral", "ddpm"}
+FIRST_ORDER = {"euler", "ddim", "heunpp2", "euler_ancestral", "ddpm", "euler_ancestral_cfg_pp", "gradient_estimation",
+               "gradient_estimation_cfg_pp"}
 
 
 def sigmas_for(name, steps, sd_sampling):
@@ -19,6 +20,11 @@ def sigmas_for(name, steps, sd_sampling):
         sigmas = calculate_sigmas(sd_sampling, "karras", steps + 1)
         return torch.cat([sigmas[:-2], sigmas[-1:]])
     return calculate_sigmas(sd_sampling, "karras", steps)
+
+
+def run_args(sd_sampling):
+    """The extra_args a run passes (sa_solver's default SDE interval comes from the model sampling)."""
+    return {"model_sampling": sd_sampling}
 
 
 def noise_for(name, x, sigmas, seed=1):
@@ -31,11 +37,18 @@ def noise_for(name, x, sigmas, seed=1):
 
 
 def test_table_holds_the_requested_names():
-    assert set(SAMPLER_NAMES) == {
-        "euler", "euler_ancestral", "heun", "heunpp2", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast",
-        "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_sde",
+    # ComfyUI's comfy.samplers.SAMPLER_NAMES (KSAMPLER_NAMES + ddim, uni_pc, uni_pc_bh2), in its order.
+    assert SAMPLER_NAMES == (
+        "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "exp_heun_2_x0",
+        "exp_heun_2_x0_sde", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
+        "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde",
         "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu",
-        "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "ddim", "uni_pc", "uni_pc_bh2"}
+        "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "cfgpp_ud10_ab", "res_multistep", "res_multistep_cfg_pp",
+        "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation",
+        "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece", "ddim",
+        "uni_pc", "uni_pc_bh2")
+    assert {n for n, s in SAMPLERS.items() if s.noise_on_device} == {
+        "dpmpp_sde_gpu", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde_gpu"}
     assert DISCARD_PENULTIMATE_SIGMA_SAMPLERS == {"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"}
     assert get_sampler("ddim").function is get_sampler("euler").function
     assert get_sampler("ddim").random_inpaint_noise
@@ -53,7 +66,8 @@ def test_sampler_recovers_the_data_distribution(name, toy, sd_sampling, start_no
     # dpm_adaptive's default tolerances (rtol 0.05) leave ≈ 5 % error on this toy; tighter
     # ones show its error control works.
     options = {"rtol": 0.01, "atol": 0.002} if name == "dpm_adaptive" else {}
-    out = get_sampler(name).function(toy.denoiser, x, sigmas, noise_sampler=noise_for(name, x, sigmas),
+    out = get_sampler(name).function(toy.denoiser, x, sigmas, extra_args=run_args(sd_sampling),
+                                     noise_sampler=noise_for(name, x, sigmas),
                                      **options)
     # Starting at mean 0 instead of mu costs mu·s/sqrt(s²+sigma_max²) ≈ 0.017 of mean; the Monte
     # Carlo error of 4000 samples is ≈ 0.008 on the mean and ≈ 1.1 % on the std.
@@ -88,7 +102,8 @@ def test_sampler_handles_image_batches_and_reports_each_step(name, toy, sd_sampl
     sigmas = sigmas_for(name, 6, sd_sampling)
     x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * sigmas[0]
     seen = []
-    out = get_sampler(name).function(toy.denoiser, x, sigmas, noise_sampler=noise_for(name, x, sigmas),
+    out = get_sampler(name).function(toy.denoiser, x, sigmas, extra_args=run_args(sd_sampling),
+                                     noise_sampler=noise_for(name, x, sigmas),
                                      callback=seen.append)
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert seen and set(seen[0]) == {"x", "i", "sigma", "sigma_hat", "denoised"}
@@ -103,10 +118,11 @@ def test_noisy_samplers_need_a_noise_source_and_follow_its_seed(name, toy, sd_sa
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * sigmas[0]
     function = get_sampler(name).function
     with pytest.raises(ValueError, match="noise_sampler"):
-        function(toy.denoiser, x, sigmas)
-    a = function(toy.denoiser, x, sigmas, noise_sampler=noise_for(name, x, sigmas, seed=1))
-    b = function(toy.denoiser, x, sigmas, noise_sampler=noise_for(name, x, sigmas, seed=1))
-    c = function(toy.denoiser, x, sigmas, noise_sampler=noise_for(name, x, sigmas, seed=2))
+        function(toy.denoiser, x, sigmas, extra_args=run_args(sd_sampling))
+    args = run_args(sd_sampling)
+    a = function(toy.denoiser, x, sigmas, extra_args=args, noise_sampler=noise_for(name, x, sigmas, seed=1))
+    b = function(toy.denoiser, x, sigmas, extra_args=args, noise_sampler=noise_for(name, x, sigmas, seed=1))
+    c = function(toy.denoiser, x, sigmas, extra_args=args, noise_sampler=noise_for(name, x, sigmas, seed=2))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -116,7 +132,8 @@ def test_noisy_samplers_need_a_noise_source_and_follow_its_seed(name, toy, sd_sa
 def test_model_evaluations_per_schedule(name, calls, toy, sd_sampling):
     sigmas = calculate_sigmas(sd_sampling, "karras", 10)
     x = torch.zeros(1, 4) + sigmas[0]
-    get_sampler(name).function(toy.denoiser, x, sigmas, noise_sampler=noise_for(name, x, sigmas))
+    get_sampler(name).function(toy.denoiser, x, sigmas, extra_args=run_args(sd_sampling),
+                               noise_sampler=noise_for(name, x, sigmas))
     assert toy.calls == calls
 
 

@@ -28,3 +28,11 @@ test('a whole phrase beats scattered words: "clip text encode" finds CLIPTextEnc
   assert.equal(searchNodes([sdxl, ...defs], 'cliptextencode')[0].name, 'CLIPTextEncode');
   assert.equal(searchNodes([sdxl, ...defs], 'sdxl')[0].name, 'CLIPTextEncodeSDXL');
 });
+
+test('with nothing typed, everyday nodes come before experimental, testing and deprecated ones', () => {
+  const node = (name, extra) => ({ name, displayName: name, category: 'image', sockets: [], widgets: [], outputs: [],
+    deprecated: false, experimental: false, ...extra });
+  const ranked = searchNodes([node('A old', { deprecated: true }), node('B new', { experimental: true }),
+    node('C test', { category: '_for_testing' }), node('D plain'), node('E plain')], '').map((d) => d.name);
+  assert.deepEqual(ranked, ['D plain', 'E plain', 'B new', 'C test', 'A old']);
+});

@@ -35,7 +35,10 @@ export function searchNodes(defs, query, accept = () => true, limit = 100) {
   for (const def of defs) {
     if (!accept(def)) continue;
     if (!q) {
-      ranked.push({ def, score: 0 });
+      // Nothing typed (a link dropped on the canvas, say): everyday nodes first, then experimental
+      // and testing ones, deprecated last; alphabetical within each.
+      const unusual = def.experimental || def.category.startsWith('_for_testing');
+      ranked.push({ def, score: -(def.deprecated ? 2 : 0) - (unusual ? 1 : 0) });
       continue;
     }
     // The whole query as a phrase: in the display name, or (spaces dropped) in the type name.

@@ -57,7 +57,8 @@ export class NodeSearch {
     const render = () => {
       const typed = parseQuery(query.value);
       const accept = typeFilter(typed.input ?? inSelect.value, typed.output ?? outSelect.value);
-      results = searchNodes(defs, typed.text, accept, 60);
+      // A typed query shows its best matches; an empty one lists every node the filters accept.
+      results = searchNodes(defs, typed.text, accept, typed.text.trim() ? 60 : defs.length);
       active = Math.min(active, Math.max(0, results.length - 1));
       list.replaceChildren(...results.map((def, i) => {
         const dots = (types_) => types_.map((t) => h('span', { class: 'dot', title: t, style: { background: typeColor(t) } }));
