@@ -71,9 +71,10 @@ class SaveTarget:
     subfolder: str  # "/"-joined path of `folder` below the root ("" for the root itself)
     counter: int  # the first counter to try
 
-    def file_name(self, counter: int, batch_number: int, extension: str) -> str:
+    def file_name(self, counter: int, batch_number: int, extension: str, trailer: str = "_") -> str:
+        """``<name>_<counter>_.<extension>``; SaveImageAdvanced's names have no ``trailer``."""
         name = self.filename.replace(BATCH_NUM, str(batch_number))
-        return f"{name}_{counter:05}_.{extension}"
+        return f"{name}_{counter:05}{trailer}.{extension}"
 
 
 def resolve_save_target(root: str | os.PathLike, filename_prefix: str, width: int = 0,
@@ -96,11 +97,11 @@ def resolve_save_target(root: str | os.PathLike, filename_prefix: str, width: in
 
 
 def write_numbered(target: SaveTarget, counter: int, batch_number: int, extension: str,
-                   data: bytes, max_tries: int = 10000) -> tuple[str, int]:
-    """Write ``data`` under the first free counter from ``counter`` on; returns the file name
-    and the counter used."""
+                   data: bytes, max_tries: int = 10000, trailer: str = "_") -> tuple[str, int]:
+    """Write ``data`` under the first free counter from ``counter`` on (an existing file is
+    never replaced); returns the file name and the counter used."""
     for _ in range(max_tries):
-        name = target.file_name(counter, batch_number, extension)
+        name = target.file_name(counter, batch_number, extension, trailer)
         try:
             write_atomic(target.folder / name, data)
             return name, counter

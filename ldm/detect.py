@@ -144,12 +144,32 @@ def _family(config: UNetConfig) -> str:
                          "depth or other variant) is not supported yet")
 
 
-def _heads(family: str, metadata: dict) -> tuple[int, int]:
-    if META_NUM_HEADS in metadata or META_HEAD_CHANNELS in metadata:
+def metadata_heads(metadata: dict, error: type[ValueError] = DetectionError) -> tuple[int, int] | None:
+    """``(num_heads, num_head_channels)`` as a file's safetensors metadata sets them (-1 for the
+    one it leaves out), or None where it sets neither; ``error`` is raised for non-integers."""
+    if META_NUM_HEADS not in metadata and META_HEAD_CHANNELS not in metadata:
+        return None
+    try:
+        return int(metadata.get(META_NUM_HEADS, -1)), int(metadata.get(META_HEAD_CHANNELS, -1))
+    except ValueError:
+        raise error(f"metadata {META_NUM_HEADS}/{META_HEAD_CHANNELS} are not integers") from None
+
+
+def check_heads(config: UNetConfig, owner: str, error: type[ValueError] = DetectionError) -> None:
+    """Raise ``error`` when a level's width does not split into ``config``'s heads: the file's
+    metadata has to say how (``owner`` names the model in the message)."""
+    for channels in {config.model_channels * m for m in config.channel_mult}:
         try:
-            return int(metadata.get(META_NUM_HEADS, -1)), int(metadata.get(META_HEAD_CHANNELS, -1))
-        except ValueError:
-            raise DetectionError(f"metadata {META_NUM_HEADS}/{META_HEAD_CHANNELS} are not integers") from None
+            config.heads(channels)
+        except UNetConfigError as exc:
+            raise error(f"{owner}: {exc}; set safetensors metadata {META_NUM_HEADS} or "
+                        f"{META_HEAD_CHANNELS}") from None
+
+
+def _heads(family: str, metadata: dict) -> tuple[int, int]:
+    found = metadata_heads(metadata)
+    if found is not None:
+        return found
     if family.startswith("sd1") or family == "sd_x4":
         return 8, -1
     return -1, 64
@@ -169,12 +189,7 @@ def detect_unet(unet_sd: dict, metadata: dict | None = None, markers: dict | Non
     family = _family(config)
     num_heads, head_channels = _heads(family, metadata)
     config = dataclasses.replace(config, num_heads=num_heads, num_head_channels=head_channels)
-    for channels in {config.model_channels * m for m in config.channel_mult}:
-        try:
-            config.heads(channels)
-        except UNetConfigError as exc:
-            raise DetectionError(f"{family}: {exc}; set safetensors metadata {META_NUM_HEADS} or "
-                                 f"{META_HEAD_CHANNELS}") from None
+    check_heads(config, family)
 
     prediction = _explicit_prediction(metadata, markers)
     if prediction is None:

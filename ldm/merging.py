@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ldm.lora import DiffAdapter, ScaleOnly, WeightPatch, patched_weight
+from ldm.memory.residency import managing_entry
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,10 @@ Strengths = Callable[[str], "tuple[float, float] | None"]
 CLIP_UNMERGED_SUFFIXES = (".position_ids", ".logit_scale")
 
 
-def stored_weights(module: nn.Module, memory=None) -> dict[str, torch.Tensor]:
+def stored_weights(module: nn.Module) -> dict[str, torch.Tensor]:
     """``module``'s weights as stored: the originals a memory manager keeps while the module
     holds device copies, else the module's own state dict."""
-    entry = memory.find(module) if memory is not None else None
+    entry = managing_entry(module)
     return dict(entry.originals) if entry is not None else dict(module.state_dict())
 
 

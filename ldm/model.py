@@ -16,9 +16,8 @@ import torch
 
 from ldm.autoencoder import AutoencoderKL, normalize_vae_weights, vae_config_from_state_dict
 from ldm import text
-from ldm.checkpoint import load_state_dict, save_state_dict
-from ldm.detect import (META_PREDICTION, UNET_PREFIX, VAE_PREFIX, DetectionError, UNetDetection,
-                        detect_unet, find_contents, head_metadata, with_prediction)
+from ldm.checkpoint import load_state_dict
+from ldm.detect import DetectionError, UNetDetection, detect_unet, find_contents, with_prediction
 from ldm.devices import ComputeSettings, detect_compute
 from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat
 from ldm.model_patching import ModelPatcherMethods
@@ -170,22 +169,3 @@ def load_vae(path: str | os.PathLike, *, compute: ComputeSettings | None = None)
     if contents.vae_prefix is None:
         raise DetectionError(f"{path}: no KL-autoencoder weights in CompVis layout found")
     return build_vae(strip_prefix(state_dict, contents.vae_prefix), compute=compute)
-
-
-def save_checkpoint(path: str | os.PathLike, model: ModelHandle, clip, vae: VaeHandle,
-                    metadata: dict[str, str] | None = None) -> None:
-    """Write ``model``, ``clip`` and ``vae`` as one single-file checkpoint in CompVis layout.
-
-    The head split and prediction type go into the metadata so the file loads back as the same
-    model. Text-encoder weights come from ``clip.state_dict()`` (keys as in a checkpoint).
-    """
-    if any(model.patches.values()):
-        raise ValueError("saving a model with unapplied patches (LoRA) is not supported yet")
-    state_dict = {UNET_PREFIX + k: v for k, v in model.unet.state_dict().items()}
-    state_dict.update({VAE_PREFIX + k: v for k, v in vae.model.state_dict().items()})
-    if clip is not None:
-        state_dict.update(clip.state_dict())
-    meta = dict(metadata or {})
-    meta.update(head_metadata(model.config))
-    meta[META_PREDICTION] = "v" if model.prediction == "v" else "epsilon"
-    save_state_dict(path, state_dict, meta)

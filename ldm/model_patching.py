@@ -12,31 +12,91 @@ engine) — so what a pack patches is honoured by Weft's sampler. The method nam
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
 from ldm.lora import DiffAdapter, LoraAdapter, ScaleOnly, WeightPatch, patched_weight
+from ldm.merging import stored_weights
 from ldm.sampling.hooks import ModelOptionsView, SamplingHooks
 
 #: The prefix ComfyUI gives UNet weight keys in patches and state dicts.
 DIFFUSION_PREFIX = "diffusion_model."
-#: The one ComfyUI wrapper type Weft runs: around the UNet's forward (``ldm.unet_patches``), read
-#: from ``transformer_options["wrappers"]["diffusion_model"]``. Weft's sampler has no other wrapper
-#: points (outer_sample, sampler_sample, predict_noise, calc_cond_batch, apply_model, …) and calls
-#: no ModelPatcher callbacks.
+#: ComfyUI wrapper types Weft runs. Around the UNet's forward (``ldm.unet_patches``), read from
+#: ``transformer_options["wrappers"]["diffusion_model"]``:
 DIFFUSION_MODEL_WRAPPER = "diffusion_model"
+#: Around each guided prediction (``ldm.sampling.guidance.WrappedDenoiser``), kept in the typed
+#: :attr:`SamplingHooks.predict_noise_wrappers`. Weft's sampler has no other wrapper points
+#: (outer_sample, sampler_sample, calc_cond_batch, apply_model, …) and calls no ModelPatcher callbacks.
+PREDICT_NOISE_WRAPPER = "predict_noise"
 
 
 def unsupported_wrapper(wrapper_type: str) -> NotImplementedError:
     return NotImplementedError(f"ComfyUI {wrapper_type!r} wrappers: Weft's sampler only runs "
-                               f"{DIFFUSION_MODEL_WRAPPER!r} wrappers (around the UNet's forward)")
+                               f"{DIFFUSION_MODEL_WRAPPER!r} wrappers (around the UNet's forward) and a "
+                               f"MODEL's {PREDICT_NOISE_WRAPPER!r} wrappers (around each guided prediction)")
 
 
 def unsupported_callback(call_type: str) -> NotImplementedError:
     return NotImplementedError(f"ComfyUI ModelPatcher callbacks ({call_type!r}): Weft's engine loads, "
                                "runs and releases models itself and calls none")
+
+
+@dataclass(frozen=True)
+class KeyedWrapper:
+    """A ``predict_noise`` wrapper with the key ComfyUI registered it under (the typed hook list
+    holds plain callables; the key lets packs list and remove theirs). Called as ``fn`` itself."""
+
+    key: str | None
+    fn: Callable
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+def _wrapper_key(wrapper: Callable) -> str | None:
+    """The key of an entry of ``predict_noise_wrappers``; Weft's own nodes add bare callables (None)."""
+    return wrapper.key if isinstance(wrapper, KeyedWrapper) else None
+
+
+def _unkeyed(wrapper: Callable) -> Callable:
+    return wrapper.fn if isinstance(wrapper, KeyedWrapper) else wrapper
+
+
+def add_hooks_wrapper(hooks: SamplingHooks, wrapper_type: str, key: str | None, wrapper: Callable) -> None:
+    """ComfyUI's ``add_wrapper_with_key`` onto ``hooks``: ``diffusion_model`` wrappers into its
+    ``transformer_options``, ``predict_noise`` wrappers into ``predict_noise_wrappers`` (after the
+    last one of the same key: ComfyUI runs them grouped by key, keys in the order first added);
+    other types raise ``NotImplementedError``."""
+    if wrapper_type == DIFFUSION_MODEL_WRAPPER:
+        by_key = hooks.transformer_options.setdefault("wrappers", {}).setdefault(wrapper_type, {})
+        by_key.setdefault(key, []).append(wrapper)
+    elif wrapper_type == PREDICT_NOISE_WRAPPER:
+        found = hooks.predict_noise_wrappers
+        same = [i for i, entry in enumerate(found) if _wrapper_key(entry) == key]
+        at = same[-1] + 1 if same else len(found)
+        hooks.predict_noise_wrappers = [*found[:at], KeyedWrapper(key, wrapper), *found[at:]]
+    else:
+        raise unsupported_wrapper(wrapper_type)
+
+
+def hooks_wrappers(hooks: SamplingHooks, wrapper_type: str) -> dict[str | None, list[Callable]]:
+    """``{key: [wrapper, …]}`` of one wrapper type on ``hooks``, as ComfyUI's registry holds it."""
+    if wrapper_type != PREDICT_NOISE_WRAPPER:
+        return hooks.transformer_options.get("wrappers", {}).get(wrapper_type, {})
+    by_key: dict[str | None, list[Callable]] = {}
+    for entry in hooks.predict_noise_wrappers:
+        by_key.setdefault(_wrapper_key(entry), []).append(_unkeyed(entry))
+    return by_key
+
+
+def remove_hooks_wrappers(hooks: SamplingHooks, wrapper_type: str, key: str | None) -> None:
+    if wrapper_type == PREDICT_NOISE_WRAPPER:
+        hooks.predict_noise_wrappers = [w for w in hooks.predict_noise_wrappers if _wrapper_key(w) != key]
+    else:
+        hooks.transformer_options.get("wrappers", {}).get(wrapper_type, {}).pop(key, None)
 
 
 class PredictionType(enum.IntEnum):
@@ -296,8 +356,11 @@ class ModelPatcherMethods:
                                  strength_model, lambda name: name.removeprefix(DIFFUSION_PREFIX))
 
     def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list]:
-        """``{key: [(weight,), *patches]}`` with ComfyUI's keys (what model-merge nodes read)."""
-        return comfy_key_patches(self.unet.state_dict(), self.patches, lambda key: DIFFUSION_PREFIX + key,
+        """``{key: [(weight,), *patches]}`` with ComfyUI's keys (what model-merge nodes read).
+
+        The weights are the stored ones, as the merge nodes read them: while the engine holds the
+        model loaded, the module's own tensors are device copies with some clone's patches in them."""
+        return comfy_key_patches(stored_weights(self.unet), self.patches, lambda key: DIFFUSION_PREFIX + key,
                                  filter_prefix)
 
     def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, torch.Tensor]:
@@ -390,27 +453,24 @@ class ModelPatcherMethods:
         self.set_model_patch(patch, "middle_patch")
 
     # -- ComfyUI's wrapper / callback registries (ComfyUI keeps them on the patcher; Weft keeps the
-    #    one kind it runs in transformer_options, where ldm.unet reads it) -------------------------
+    #    kinds it runs where its sampler reads them: see add_hooks_wrapper) ------------------------
     def add_wrapper(self, wrapper_type: str, wrapper: Callable) -> None:
         self.add_wrapper_with_key(wrapper_type, None, wrapper)
 
     def add_wrapper_with_key(self, wrapper_type: str, key: str | None, wrapper: Callable) -> None:
         """Register ``wrapper(executor, x, timesteps, context, y, control, transformer_options)``
-        around the UNet; other wrapper types raise ``NotImplementedError``."""
-        if wrapper_type != DIFFUSION_MODEL_WRAPPER:
-            raise unsupported_wrapper(wrapper_type)
-        by_key = self.hooks.transformer_options.setdefault("wrappers", {}).setdefault(wrapper_type, {})
-        by_key.setdefault(key, []).append(wrapper)
+        around the UNet (``diffusion_model``) or ``wrapper(executor, x, sigma, model_options, seed)``
+        around each guided prediction (``predict_noise``); other types raise ``NotImplementedError``."""
+        add_hooks_wrapper(self.hooks, wrapper_type, key, wrapper)
 
     def remove_wrappers_with_key(self, wrapper_type: str, key: str | None) -> None:
-        self.hooks.transformer_options.get("wrappers", {}).get(wrapper_type, {}).pop(key, None)
+        remove_hooks_wrappers(self.hooks, wrapper_type, key)
 
     def get_wrappers(self, wrapper_type: str, key: str | None) -> list[Callable]:
-        return list(self.hooks.transformer_options.get("wrappers", {}).get(wrapper_type, {}).get(key, []))
+        return list(hooks_wrappers(self.hooks, wrapper_type).get(key, []))
 
     def get_all_wrappers(self, wrapper_type: str) -> list[Callable]:
-        by_key = self.hooks.transformer_options.get("wrappers", {}).get(wrapper_type, {})
-        return [wrapper for wrappers in by_key.values() for wrapper in wrappers]
+        return [wrapper for wrappers in hooks_wrappers(self.hooks, wrapper_type).values() for wrapper in wrappers]
 
     def add_callback(self, call_type: str, callback: Callable) -> None:
         self.add_callback_with_key(call_type, None, callback)

@@ -46,9 +46,9 @@ CLAMP_QUANTILE = 0.99
 LORA_TYPES = ("standard", "full_diff")
 
 
-def effective_weights(module: torch.nn.Module, patches: Mapping[str, list], memory=None) -> dict[str, torch.Tensor]:
+def effective_weights(module: torch.nn.Module, patches: Mapping[str, list]) -> dict[str, torch.Tensor]:
     """``module``'s stored weights with ``patches`` applied (each patched one a new tensor)."""
-    weights = stored_weights(module, memory)
+    weights = stored_weights(module)
     return {key: patched_weight(value, patches[key]) if patches.get(key) else value
             for key, value in weights.items()}
 
@@ -56,27 +56,27 @@ def effective_weights(module: torch.nn.Module, patches: Mapping[str, list], memo
 # --------------------------------------------------------------------------- checkpoints
 
 
-def unet_state_dict(model, memory=None) -> dict[str, torch.Tensor]:
-    return {UNET_PREFIX + k: v for k, v in effective_weights(model.unet, model.patches, memory).items()}
+def unet_state_dict(model) -> dict[str, torch.Tensor]:
+    return {UNET_PREFIX + k: v for k, v in effective_weights(model.unet, model.patches).items()}
 
 
-def vae_state_dict(vae, memory=None) -> dict[str, torch.Tensor]:
+def vae_state_dict(vae) -> dict[str, torch.Tensor]:
     """The autoencoder's CompVis keys, no prefix (what ``VAESave`` writes)."""
-    return stored_weights(vae.model, memory)
+    return stored_weights(vae.model)
 
 
-def clip_towers(clip, memory=None) -> dict[str, dict[str, torch.Tensor]]:
+def clip_towers(clip) -> dict[str, dict[str, torch.Tensor]]:
     """``{tower kind: weights in Hugging Face layout}`` with the handle's patches applied."""
     towers: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in effective_weights(clip.encoders, clip.patches, memory).items():
+    for key, value in effective_weights(clip.encoders, clip.patches).items():
         kind, _, rest = key.partition(".")
         towers.setdefault(kind, {})[rest] = value
     return towers
 
 
-def clip_checkpoint_state_dict(clip, memory=None) -> dict[str, torch.Tensor]:
+def clip_checkpoint_state_dict(clip) -> dict[str, torch.Tensor]:
     """The text encoders under the family's checkpoint prefixes, each in its checkpoint layout."""
-    towers = clip_towers(clip, memory)
+    towers = clip_towers(clip)
     out: dict[str, torch.Tensor] = {}
     for slot in clip.family.slots:
         weights = towers[slot.kind]
@@ -111,14 +111,14 @@ def prediction_markers(model) -> dict[str, torch.Tensor]:
     return markers
 
 
-def save_checkpoint(path: str | os.PathLike, model, clip=None, vae=None, *, memory=None,
+def save_checkpoint(path: str | os.PathLike, model, clip=None, vae=None, *,
                     metadata: Mapping[str, str] | None = None, title: str = "") -> None:
     """Write ``model`` (and ``clip`` / ``vae`` when given) as one CompVis-layout checkpoint."""
-    state_dict = unet_state_dict(model, memory)
+    state_dict = unet_state_dict(model)
     if vae is not None:
-        state_dict.update({VAE_PREFIX + k: v for k, v in vae_state_dict(vae, memory).items()})
+        state_dict.update({VAE_PREFIX + k: v for k, v in vae_state_dict(vae).items()})
     if clip is not None:
-        state_dict.update(clip_checkpoint_state_dict(clip, memory))
+        state_dict.update(clip_checkpoint_state_dict(clip))
     state_dict.update(prediction_markers(model))
     save_state_dict(path, state_dict, {**checkpoint_metadata(model, title), **(metadata or {})})
 
@@ -168,16 +168,16 @@ def lora_from_weights(weights: Mapping[str, torch.Tensor], rank: int, lora_type:
     return out
 
 
-def extract_model_lora(model, rank: int, lora_type: str, bias_diff: bool, memory=None) -> dict[str, torch.Tensor]:
+def extract_model_lora(model, rank: int, lora_type: str, bias_diff: bool) -> dict[str, torch.Tensor]:
     """LoRA tensors for the UNet of ``model`` (a difference: ModelMergeSubtract's output)."""
-    return lora_from_weights(effective_weights(model.unet, model.patches, memory), rank, lora_type, bias_diff,
+    return lora_from_weights(effective_weights(model.unet, model.patches), rank, lora_type, bias_diff,
                              "diffusion_model.")
 
 
-def extract_clip_lora(clip, rank: int, lora_type: str, bias_diff: bool, memory=None) -> dict[str, torch.Tensor]:
+def extract_clip_lora(clip, rank: int, lora_type: str, bias_diff: bool) -> dict[str, torch.Tensor]:
     """LoRA tensors for the text encoders of ``clip`` (CLIPMergeSubtract's output), named
     ``text_encoders.<tower>.transformer.<module>`` as ComfyUI names them."""
     out: dict[str, torch.Tensor] = {}
-    for kind, weights in clip_towers(clip, memory).items():
+    for kind, weights in clip_towers(clip).items():
         out.update(lora_from_weights(weights, rank, lora_type, bias_diff, f"text_encoders.{kind}.{COMFY_TOWER}"))
     return out

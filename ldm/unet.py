@@ -358,6 +358,42 @@ def add_control(h: torch.Tensor, control: dict | None, name: str) -> torch.Tenso
     return h + residual.to(h)
 
 
+def spatial_transformer(config: UNetConfig, channels: int, depth: int, disable_self_attn: bool,
+                        ops: Operations) -> SpatialTransformer:
+    """The transformer of a UNet block ``channels`` wide, its heads as ``config`` sets them."""
+    heads, dim_head = config.heads(channels)
+    return SpatialTransformer(channels, heads, dim_head, depth, config.context_dim,
+                              config.use_linear_in_transformer, disable_self_attn, ops)
+
+
+def encoder_blocks(config: UNetConfig, ops: Operations) -> tuple[nn.ModuleList, UNetBlock, list[int]]:
+    """The UNet's ``input_blocks`` and ``middle_block`` (a ControlNet copies both) and the
+    channel count after each input block (the skip connections' widths)."""
+    mc, emb_dim = config.model_channels, config.emb_dim
+    blocks = nn.ModuleList([UNetBlock(ops.Conv2d(config.in_channels, mc, 3, padding=1))])
+    widths = [mc]
+    ch, res_index = mc, 0
+    for level, mult in enumerate(config.channel_mult):
+        for _ in range(config.num_res_blocks[level]):
+            layers: list[nn.Module] = [ResBlock(ch, emb_dim, mult * mc, ops)]
+            ch = mult * mc
+            depth = config.transformer_depth[res_index]
+            res_index += 1
+            if depth > 0:
+                layers.append(spatial_transformer(config, ch, depth, config.self_attn_disabled(level), ops))
+            blocks.append(UNetBlock(*layers))
+            widths.append(ch)
+        if level != config.levels - 1:
+            blocks.append(UNetBlock(Downsample(ch, ch, ops)))
+            widths.append(ch)
+    middle: list[nn.Module] = [ResBlock(ch, emb_dim, ch, ops)]
+    if config.transformer_depth_middle > 0:
+        depth = config.transformer_depth_middle
+        middle += [spatial_transformer(config, ch, depth, config.disable_middle_self_attn, ops),
+                   ResBlock(ch, emb_dim, ch, ops)]
+    return blocks, UNetBlock(*middle), widths
+
+
 class UNetModel(nn.Module):
     def __init__(self, config: UNetConfig, ops: Operations = META):
         super().__init__()
@@ -370,33 +406,8 @@ class UNetModel(nn.Module):
             self.label_emb = nn.Sequential(nn.Sequential(
                 ops.Linear(config.adm_in_channels, emb_dim), nn.SiLU(), ops.Linear(emb_dim, emb_dim)))
 
-        def transformer(channels: int, depth: int, disable_self_attn: bool) -> SpatialTransformer:
-            heads, dim_head = config.heads(channels)
-            return SpatialTransformer(channels, heads, dim_head, depth, config.context_dim,
-                                      config.use_linear_in_transformer, disable_self_attn, ops)
-
-        self.input_blocks = nn.ModuleList([UNetBlock(ops.Conv2d(config.in_channels, mc, 3, padding=1))])
-        skip_channels = [mc]
-        ch, res_index = mc, 0
-        for level, mult in enumerate(config.channel_mult):
-            for _ in range(config.num_res_blocks[level]):
-                layers: list[nn.Module] = [ResBlock(ch, emb_dim, mult * mc, ops)]
-                ch = mult * mc
-                depth = config.transformer_depth[res_index]
-                res_index += 1
-                if depth > 0:
-                    layers.append(transformer(ch, depth, config.self_attn_disabled(level)))
-                self.input_blocks.append(UNetBlock(*layers))
-                skip_channels.append(ch)
-            if level != config.levels - 1:
-                self.input_blocks.append(UNetBlock(Downsample(ch, ch, ops)))
-                skip_channels.append(ch)
-
-        middle: list[nn.Module] = [ResBlock(ch, emb_dim, ch, ops)]
-        if config.transformer_depth_middle > 0:
-            middle += [transformer(ch, config.transformer_depth_middle, config.disable_middle_self_attn),
-                       ResBlock(ch, emb_dim, ch, ops)]
-        self.middle_block = UNetBlock(*middle)
+        self.input_blocks, self.middle_block, skip_channels = encoder_blocks(config, ops)
+        ch = skip_channels[-1]
 
         self.output_blocks = nn.ModuleList()
         out_index = 0
@@ -407,7 +418,7 @@ class UNetModel(nn.Module):
                 depth = config.transformer_depth_output[out_index]
                 out_index += 1
                 if depth > 0:
-                    layers.append(transformer(ch, depth, config.self_attn_disabled(level)))
+                    layers.append(spatial_transformer(config, ch, depth, config.self_attn_disabled(level), ops))
                 if level and i == config.num_res_blocks[level]:
                     layers.append(Upsample(ch, ch, ops))
                 self.output_blocks.append(UNetBlock(*layers))

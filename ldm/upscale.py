@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence, Union
 
 import torch
 
@@ -42,6 +43,8 @@ ACTIVATION_FACTOR = 384.0
 _DATAPARALLEL_PREFIX = "module."
 
 Progress = Callable[[int, int], None]
+#: How an input size or offset along one axis becomes the output's: a factor, or a function.
+ScaleRule = Union[float, Callable[[float], float]]
 
 
 class UpscaleModelError(ValueError):
@@ -105,47 +108,76 @@ def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
     return len(tile_origins(height, tile, overlap)) * len(tile_origins(width, tile, overlap))
 
 
-def feather_mask(height: int, width: int, feather: int) -> torch.Tensor:
-    """``[height, width]`` weights rising linearly (1/f, 2/f … 1) over ``feather`` pixels from
-    every edge; an axis no longer than ``feather`` is left flat."""
-    mask = torch.ones(height, width)
-    for dim, length in ((0, height), (1, width)):
-        if feather >= length:
+def feather_mask(sizes: Sequence[int], feathers: Sequence[int]) -> torch.Tensor:
+    """Weights of shape ``sizes`` rising linearly (1/f, 2/f … 1) over ``feathers[d]`` positions
+    from both ends of each axis ``d``; an axis no longer than its feather (or with none) is left flat."""
+    mask = torch.ones(tuple(sizes))
+    for dim, (length, feather) in enumerate(zip(sizes, feathers)):
+        if feather <= 0 or feather >= length:
             continue
         ramp = torch.arange(1, feather + 1, dtype=torch.float32) / feather
-        shape = (-1, 1) if dim == 0 else (1, -1)
+        shape = [1] * len(sizes)
+        shape[dim] = feather
         mask.narrow(dim, 0, feather).mul_(ramp.view(shape))
         mask.narrow(dim, length - feather, feather).mul_(ramp.flip(0).view(shape))
     return mask
 
 
-def tiled_scale(fn: Callable[[torch.Tensor], torch.Tensor], samples: torch.Tensor, *, tile: int,
-                overlap: int, scale: int, out_channels: int, progress: Progress | None = None,
-                output_device: torch.device | str = "cpu") -> torch.Tensor:
-    """``fn`` (``[1, C, h, w]`` -> ``[1, out_channels, h·scale, w·scale]``) over ``samples``
-    ``[B, C, H, W]`` in feathered overlapping tiles, one image at a time."""
-    b, _, height, width = samples.shape
-    out = torch.empty(b, out_channels, height * scale, width * scale, device=output_device)
-    ys, xs = tile_origins(height, tile, overlap), tile_origins(width, tile, overlap)
-    steps, done = b * len(ys) * len(xs), 0
-    for index in range(b):
+def _per_axis(value, axes: int) -> list:
+    return list(value) if isinstance(value, (tuple, list)) else [value] * axes
+
+
+def tiled_scale(fn: Callable[[torch.Tensor], torch.Tensor], samples: torch.Tensor, *,
+                tile: int | Sequence[int], overlap: int | Sequence[int], scale: ScaleRule | Sequence[ScaleRule],
+                out_channels: int, progress: Progress | None = None, output_device: torch.device | str = "cpu",
+                downscale: bool = False, offsets: ScaleRule | Sequence[ScaleRule] | None = None) -> torch.Tensor:
+    """``fn`` over ``samples`` ``[B, C, *spatial]`` in feathered overlapping tiles, one item at a time.
+
+    ``tile``, ``overlap`` (input positions), ``scale`` and ``offsets`` are one value for every
+    spatial axis or one per axis. ``scale`` makes an output size from an input size: a factor (a
+    divisor with ``downscale``: VAE encoding) or a function; ``offsets`` makes a tile's output start
+    from its input start where ``scale`` does not (ComfyUI's ``index_formulas``). Each tile's output
+    (``[1, out_channels, *tile output]``) is weighted by :func:`feather_mask` over the scaled overlap
+    and the weighted sum divided by the summed weights. ``progress(done, total)`` after each tile.
+    """
+    axes = samples.ndim - 2
+    tiles, overlaps, scales = _per_axis(tile, axes), _per_axis(overlap, axes), _per_axis(scale, axes)
+    positions = _per_axis(offsets, axes) if offsets is not None else scales
+
+    def scaled(rule: ScaleRule, value: float) -> float:
+        if callable(rule):
+            return rule(value)
+        return value / rule if downscale else value * rule
+
+    spatial = samples.shape[2:]
+    out_size = [round(scaled(scales[d], spatial[d])) for d in range(axes)]
+    feathers = [round(scaled(scales[d], overlaps[d])) for d in range(axes)]
+    origins = [tile_origins(spatial[d], tiles[d], overlaps[d]) for d in range(axes)]
+    out = torch.empty([samples.shape[0], out_channels] + out_size, device=output_device)
+    steps, done = samples.shape[0] * math.prod(len(found) for found in origins), 0
+    for index in range(samples.shape[0]):
         item = samples[index:index + 1]
-        if height <= tile and width <= tile:
+        if all(spatial[d] <= tiles[d] for d in range(axes)):
             out[index:index + 1] = fn(item).to(output_device)
             done += 1
             if progress is not None:
                 progress(done, steps)
             continue
-        total = torch.zeros(1, out_channels, height * scale, width * scale, device=output_device)
-        weights = torch.zeros(1, 1, height * scale, width * scale, device=output_device)
-        for y0, x0 in itertools.product(ys, xs):
-            piece = item[:, :, y0:y0 + tile, x0:x0 + tile]
+        total = torch.zeros([1, out_channels] + out_size, device=output_device)
+        weights = torch.zeros([1, 1] + out_size, device=output_device)
+        for corner in itertools.product(*origins):
+            piece = item
+            for d, start in enumerate(corner):
+                piece = piece.narrow(d + 2, start, min(tiles[d], spatial[d] - start))
             result = fn(piece).to(output_device)
-            th, tw = result.shape[-2:]
-            mask = feather_mask(th, tw, overlap * scale).to(output_device)[None, None]
-            oy, ox = y0 * scale, x0 * scale
-            total[:, :, oy:oy + th, ox:ox + tw] += result * mask
-            weights[:, :, oy:oy + th, ox:ox + tw] += mask
+            mask = feather_mask(result.shape[2:], feathers).to(output_device)[None, None]
+            target, norm = total, weights
+            for d, start in enumerate(corner):
+                offset = round(scaled(positions[d], start))
+                target = target.narrow(d + 2, offset, result.shape[d + 2])
+                norm = norm.narrow(d + 2, offset, result.shape[d + 2])
+            target.add_(result * mask)
+            norm.add_(mask)
             done += 1
             if progress is not None:
                 progress(done, steps)

@@ -38,6 +38,15 @@ def _factor(default: float) -> tuple:
     return ("FLOAT", {"default": default, "min": 0.0, "max": 10.0, "step": 0.01, "advanced": True})
 
 
+def _with_split_self_attention(model, patches):
+    """A clone whose self-attention queries go through ``patches.split`` before attention and
+    come back through ``patches.merge`` after it (HyperTile's tiles, ToMe's merged tokens)."""
+    patched = model.clone()
+    patched.set_model_attn1_patch(patches.split)
+    patched.set_model_attn1_output_patch(patches.merge)
+    return patched
+
+
 class FreeU:
     CATEGORY = UNET_PATCHES
     FUNCTION = "patch"
@@ -80,11 +89,7 @@ class HyperTile:
                              "scale_depth": ("BOOLEAN", {"default": False})}}
 
     def patch(self, model, tile_size, swap_size, max_depth, scale_depth):
-        tiles = HyperTilePatches(tile_size, swap_size, max_depth, scale_depth)
-        patched = model.clone()
-        patched.set_model_attn1_patch(tiles.split)
-        patched.set_model_attn1_output_patch(tiles.merge)
-        return (patched,)
+        return (_with_split_self_attention(model, HyperTilePatches(tile_size, swap_size, max_depth, scale_depth)),)
 
 
 class SelfAttentionGuidance:
@@ -138,11 +143,7 @@ class TomePatchModel:
                              "ratio": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01})}}
 
     def patch(self, model, ratio):
-        tome = TomePatches(ratio)
-        patched = model.clone()
-        patched.set_model_attn1_patch(tome.split)
-        patched.set_model_attn1_output_patch(tome.merge)
-        return (patched,)
+        return (_with_split_self_attention(model, TomePatches(ratio)),)
 
 
 class PatchModelAddDownscale:

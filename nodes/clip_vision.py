@@ -11,7 +11,6 @@ to ``ldm.vision``; image encoders are placed by the engine's memory manager whil
 
 from __future__ import annotations
 
-from graph.context import current_context
 from ldm.vision.clip_vision import clip_preprocess, placed_as_encoder
 from ldm.vision.gligen import load_gligen
 from ldm.vision.hypernetwork import load_hypernetwork
@@ -19,14 +18,7 @@ from ldm.vision.loading import load_clip_vision, load_unclip_checkpoint
 from ldm.vision.photomaker import load_photomaker, trigger_tokens
 from ldm.vision.style_model import append_style_tokens, load_style_model
 from nodes.conditioning import MAX_RESOLUTION, encode_tokens
-from nodes.services import services
-
-
-def _model_names(kind: str) -> list[str]:
-    """Files of a model folder for a combo; none outside a running prompt's context."""
-    context = current_context()
-    folders = getattr(getattr(context, "services", None), "folders", None)
-    return folders.list_models(kind) if folders is not None else []
+from nodes.services import model_names, services
 
 
 def _path(kind: str, name: str):
@@ -40,7 +32,7 @@ class CLIPVisionLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"clip_name": (_model_names("clip_vision"),)}}
+        return {"required": {"clip_name": (model_names("clip_vision"),)}}
 
     def load_clip(self, clip_name):
         return (load_clip_vision(_path("clip_vision", clip_name)),)
@@ -68,7 +60,7 @@ class unCLIPCheckpointLoader:  # noqa: N801 - ComfyUI's class name
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"ckpt_name": (_model_names("checkpoints"),)}}
+        return {"required": {"ckpt_name": (model_names("checkpoints"),)}}
 
     def load_checkpoint(self, ckpt_name):
         found = services()
@@ -105,7 +97,7 @@ class StyleModelLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"style_model_name": (_model_names("style_models"),)}}
+        return {"required": {"style_model_name": (model_names("style_models"),)}}
 
     def load_style_model(self, style_model_name):
         return (load_style_model(_path("style_models", style_model_name)),)
@@ -137,7 +129,7 @@ class HypernetworkLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL",), "hypernetwork_name": (_model_names("hypernetworks"),),
+            "model": ("MODEL",), "hypernetwork_name": (model_names("hypernetworks"),),
             "strength": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01})}}
 
     def load_hypernetwork(self, model, hypernetwork_name, strength):
@@ -156,7 +148,7 @@ class GLIGENLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"gligen_name": (_model_names("gligen"),)}}
+        return {"required": {"gligen_name": (model_names("gligen"),)}}
 
     def load_gligen(self, gligen_name):
         return (load_gligen(_path("gligen", gligen_name)),)
@@ -196,7 +188,7 @@ class PhotoMakerLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"photomaker_model_name": (_model_names("photomaker"),)}}
+        return {"required": {"photomaker_model_name": (model_names("photomaker"),)}}
 
     def load_photomaker_model(self, photomaker_model_name):
         return (load_photomaker(_path("photomaker", photomaker_model_name)),)

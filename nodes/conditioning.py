@@ -18,7 +18,7 @@ from ldm.image_conditioning import crop_to_multiple
 from ldm.sampling.weight_hooks import encode_passes
 from ldm.text import build_clip_from_files
 from ldm.text import conditioning as cond_ops
-from nodes.services import services
+from nodes.services import model_names, services
 from nodes.vae import using_vae
 
 MAX_RESOLUTION = 16384
@@ -30,14 +30,6 @@ DUAL_CLIP_LOADER_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hu
 _TEXT = {"multiline": True, "dynamicPrompts": True}
 _STRENGTH = {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}
 _LORA_STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
-
-
-def _model_names(kind: str) -> list[str]:
-    """Files of a model folder for a combo. Outside a running prompt (when nothing installed
-    a context) there are no folders to list."""
-    context = current_context()
-    folders = getattr(getattr(context, "services", None), "folders", None)
-    return folders.list_models(kind) if folders is not None else []
 
 
 def _read_weights(path: os.PathLike) -> dict[str, torch.Tensor]:
@@ -147,7 +139,7 @@ class CLIPLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"clip_name": (_model_names("text_encoders"),),
+        return {"required": {"clip_name": (model_names("text_encoders"),),
                              "type": (list(CLIP_LOADER_TYPES),)},
                 "optional": {"device": (["default", "cpu"], {"advanced": True})}}
 
@@ -165,7 +157,7 @@ class DualCLIPLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        names = _model_names("text_encoders")
+        names = model_names("text_encoders")
         return {"required": {"clip_name1": (names,), "clip_name2": (list(names),),
                              "type": (list(DUAL_CLIP_LOADER_TYPES),)},
                 "optional": {"device": (["default", "cpu"], {"advanced": True})}}
@@ -191,7 +183,7 @@ class LoraLoader:
         return {"required": {
             "model": ("MODEL", {"tooltip": "The diffusion model to patch."}),
             "clip": ("CLIP", {"tooltip": "The text encoder to patch."}),
-            "lora_name": (_model_names("loras"), {"tooltip": "The LoRA file."}),
+            "lora_name": (model_names("loras"), {"tooltip": "The LoRA file."}),
             "strength_model": ("FLOAT", {**_LORA_STRENGTH,
                                          "tooltip": "Strength on the model; may be negative."}),
             "strength_clip": ("FLOAT", {**_LORA_STRENGTH,
@@ -217,7 +209,7 @@ class LoraLoaderModelOnly(LoraLoader):
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL",), "lora_name": (_model_names("loras"),),
+        return {"required": {"model": ("MODEL",), "lora_name": (model_names("loras"),),
                              "strength_model": ("FLOAT", dict(_LORA_STRENGTH))}}
 
     def load_lora_model_only(self, model, lora_name, strength_model):

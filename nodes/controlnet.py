@@ -11,8 +11,7 @@ from __future__ import annotations
 from ldm.control.apply import attach
 from ldm.control.loading import load_control_model
 from ldm.imaging import resample
-from nodes.loaders import _model_list
-from nodes.services import services
+from nodes.services import model_names, services
 
 #: ComfyUI's union ControlNet (ControlNet++) control types and their task indices.
 UNION_CONTROLNET_TYPES = {
@@ -42,7 +41,7 @@ class ControlNetLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"control_net_name": (_model_list("controlnet"),)}}
+        return {"required": {"control_net_name": (model_names("controlnet"),)}}
 
     def load_controlnet(self, control_net_name):
         return (load_control_model(services().folders.model_path("controlnet", control_net_name)),)
@@ -55,7 +54,7 @@ class DiffControlNetLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL",), "control_net_name": (_model_list("controlnet"),)}}
+        return {"required": {"model": ("MODEL",), "control_net_name": (model_names("controlnet"),)}}
 
     def load_controlnet(self, model, control_net_name):
         path = services().folders.model_path("controlnet", control_net_name)

@@ -17,13 +17,12 @@ from pathlib import Path
 import torch
 
 from graph.atomic import write_atomic
-from graph.context import current_context
 from graph.folders import safe_join
 from graph.output_files import next_counter
 from ldm import image_io
 from ldm.training import datasets as ds
 from nodes.conditioning import encode_tokens
-from nodes.services import Services, services
+from nodes.services import Services, running_services, services
 from nodes.vae import using_vae
 
 log = logging.getLogger(__name__)
@@ -33,14 +32,9 @@ SIZE = {"min": 1, "max": 8192}
 IMAGES_OUT_TOOLTIP = "Processed images"
 
 
-def _running_services() -> Services | None:
-    found = getattr(current_context(), "services", None)
-    return found if isinstance(found, Services) else None
-
-
 def _input_subfolders() -> list[str]:
     """Every folder below input/, ``/``-joined and sorted (a combo's options; none outside a run)."""
-    found = _running_services()
+    found = running_services()
     if found is None or not found.folders.input.is_dir():
         return []
     root = found.folders.input
@@ -181,7 +175,7 @@ class LoadImageSetNode:
 
     @classmethod
     def INPUT_TYPES(cls):
-        found = _running_services()
+        found = running_services()
         names = []
         if found is not None and found.folders.input.is_dir():
             names = sorted(p.name for p in found.folders.input.iterdir()
@@ -191,7 +185,7 @@ class LoadImageSetNode:
 
     @classmethod
     def VALIDATE_INPUTS(cls, images, resize_method=None):
-        found = _running_services()
+        found = running_services()
         if found is None:  # checked again when the node runs
             return True
         for name in _file_names(images):
@@ -545,7 +539,7 @@ class LoadTrainingDataset:
 
     @classmethod
     def INPUT_TYPES(cls):
-        found = _running_services()
+        found = running_services()
         names = ds.dataset_folders(_dataset_roots(found)) if found is not None else []
         return {"required": {"folder_name": (names, {"tooltip": "Saved dataset to load, from the datasets "
                                                                 "directory."})}}

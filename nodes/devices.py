@@ -15,9 +15,8 @@ import logging
 
 import torch
 
-from graph.context import current_context
 from ldm.devices import compute_devices, device_options, resolve_device_option, supported_compute_dtype
-from nodes.services import Services, services
+from nodes.services import running_services, services
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +25,8 @@ CATEGORY = "advanced/multigpu"
 
 def _devices() -> list:
     """The machine's devices as the engine sees them (its compute device's kind)."""
-    found = getattr(current_context(), "services", None)
-    if isinstance(found, Services):
+    found = running_services()
+    if found is not None:
         return compute_devices(found.engine.compute.device)
     return compute_devices(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -41,20 +40,29 @@ def _resolve(node: str, device: str):
     return True, target
 
 
-class SelectModelDevice:
+class _SelectDevice:
+    """A Select*Device node: its one input (named after its type, lower-cased) and the device
+    choice; ``WITH_CPU`` False leaves "cpu" out of the choices."""
+
     CATEGORY = CATEGORY
     FUNCTION = "execute"
-    RETURN_TYPES = ("MODEL",)
-    DESCRIPTION = ("Place the diffusion model on a specific device (default / cpu / gpu:N). \"default\" restores "
-                   "the device assigned by the loader; a device this machine lacks passes the model through.")
+    RETURN_TYPES: tuple[str]
+    WITH_CPU = True
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL",), "device": (device_options(_devices()),)}}
+        kind = cls.RETURN_TYPES[0]
+        return {"required": {kind.lower(): (kind,), "device": (device_options(_devices(), with_cpu=cls.WITH_CPU),)}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, device="default"):
         return True  # gpu:N of another machine is resolved (or passed over) at run time
+
+
+class SelectModelDevice(_SelectDevice):
+    RETURN_TYPES = ("MODEL",)
+    DESCRIPTION = ("Place the diffusion model on a specific device (default / cpu / gpu:N). \"default\" restores "
+                   "the device assigned by the loader; a device this machine lacks passes the model through.")
 
     def execute(self, model, device="default"):
         patched = model.clone()
@@ -72,20 +80,10 @@ class SelectModelDevice:
         return (patched,)
 
 
-class SelectCLIPDevice:
-    CATEGORY = CATEGORY
-    FUNCTION = "execute"
+class SelectCLIPDevice(_SelectDevice):
     RETURN_TYPES = ("CLIP",)
     DESCRIPTION = ("Place the CLIP text encoder on a specific device (default / cpu / gpu:N); a device this "
                    "machine lacks passes the CLIP through.")
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"clip": ("CLIP",), "device": (device_options(_devices()),)}}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, device="default"):
-        return True
 
     def execute(self, clip, device="default"):
         patched = clip.clone()
@@ -95,20 +93,11 @@ class SelectCLIPDevice:
         return (patched,)
 
 
-class SelectVAEDevice:
-    CATEGORY = CATEGORY
-    FUNCTION = "execute"
+class SelectVAEDevice(_SelectDevice):
     RETURN_TYPES = ("VAE",)
+    WITH_CPU = False
     DESCRIPTION = ("Place the VAE on a specific device (default / gpu:N); CPU is not a choice. A device this "
                    "machine lacks passes the VAE through.")
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"vae": ("VAE",), "device": (device_options(_devices(), with_cpu=False),)}}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, device="default"):
-        return True
 
     def execute(self, vae, device="default"):
         placed = copy.copy(vae)  # the handle, sharing the autoencoder

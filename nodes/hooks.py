@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from graph.context import current_context
 from ldm.checkpoint import load_state_dict
 from ldm.model import load_checkpoint
 from ldm.sampling import weight_hooks as wh
-from nodes.services import services
+from nodes.services import model_names, services
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +25,6 @@ _HOOK_STRENGTH = {"default": 1.0, "min": -20.0, "max": 20.0, "step": 0.01}
 _PROPS_STRENGTH = {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}
 _PERCENT = {"min": 0.0, "max": 1.0, "step": 0.001}
 _AREA_CHOICES = ["default", "mask bounds"]
-
-
-def _model_names(kind: str) -> list[str]:
-    """Files of a model folder for a combo; none outside a running prompt's context."""
-    context = current_context()
-    folders = getattr(getattr(context, "services", None), "folders", None)
-    return folders.list_models(kind) if folders is not None else []
 
 
 def _props_inputs(*conds: str) -> dict:
@@ -190,6 +182,13 @@ class SetClipHooks:
 
 # --------------------------------------------------------------------------- creating hooks
 
+def _create_hook_inputs(file_input: str, kind: str, *strengths: str) -> dict:
+    """A model file of ``kind``, its strengths, and the group the new hook joins."""
+    return {"required": {file_input: (model_names(kind),),
+                         **{name: ("FLOAT", dict(_HOOK_STRENGTH)) for name in strengths}},
+            "optional": {"prev_hooks": ("HOOKS",)}}
+
+
 class CreateHookLora:
     CATEGORY = "advanced/hooks/create"
     FUNCTION = "create_hook"
@@ -202,10 +201,7 @@ class CreateHookLora:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"lora_name": (_model_names("loras"),),
-                             "strength_model": ("FLOAT", dict(_HOOK_STRENGTH)),
-                             "strength_clip": ("FLOAT", dict(_HOOK_STRENGTH))},
-                "optional": {"prev_hooks": ("HOOKS",)}}
+        return _create_hook_inputs("lora_name", "loras", "strength_model", "strength_clip")
 
     def create_hook(self, lora_name, strength_model, strength_clip, prev_hooks=None):
         prev_hooks = prev_hooks if prev_hooks is not None else wh.HookGroup()
@@ -223,9 +219,7 @@ class CreateHookLoraModelOnly(CreateHookLora):
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"lora_name": (_model_names("loras"),),
-                             "strength_model": ("FLOAT", dict(_HOOK_STRENGTH))},
-                "optional": {"prev_hooks": ("HOOKS",)}}
+        return _create_hook_inputs("lora_name", "loras", "strength_model")
 
     def create_hook_model_only(self, lora_name, strength_model, prev_hooks=None):
         return self.create_hook(lora_name, strength_model, 0, prev_hooks)
@@ -244,10 +238,7 @@ class CreateHookModelAsLora:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"ckpt_name": (_model_names("checkpoints"),),
-                             "strength_model": ("FLOAT", dict(_HOOK_STRENGTH)),
-                             "strength_clip": ("FLOAT", dict(_HOOK_STRENGTH))},
-                "optional": {"prev_hooks": ("HOOKS",)}}
+        return _create_hook_inputs("ckpt_name", "checkpoints", "strength_model", "strength_clip")
 
     def _weights(self, ckpt_name: str) -> tuple:
         folders = services().folders
@@ -271,9 +262,7 @@ class CreateHookModelAsLoraModelOnly(CreateHookModelAsLora):
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"ckpt_name": (_model_names("checkpoints"),),
-                             "strength_model": ("FLOAT", dict(_HOOK_STRENGTH))},
-                "optional": {"prev_hooks": ("HOOKS",)}}
+        return _create_hook_inputs("ckpt_name", "checkpoints", "strength_model")
 
     def create_hook_model_only(self, ckpt_name, strength_model, prev_hooks=None):
         return self.create_hook(ckpt_name, strength_model, 0.0, prev_hooks)

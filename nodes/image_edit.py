@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Callable
 
 import torch
 
@@ -296,34 +297,40 @@ class RebatchImages:
 _AUTOGROW_MAX = 50
 
 
-class BatchImagesNode:
+class _AutogrowBatch:
+    """One batch of every connected input: the Autogrow group ``GROUP`` (inputs ``NAMES``, of the
+    output's type), joined by ``BATCH``."""
+
+    RETURN_TYPES: tuple[str]
+    FUNCTION = "batch"
+    GROUP: str
+    NAMES: list[str]
+    BATCH: Callable  # staticmethod: list of tensors -> one batch
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        kind = cls.RETURN_TYPES[0]
+        keys = [f"{cls.GROUP}.{name}" for name in cls.NAMES]
+        return {"required": {keys[0]: (kind,)}, "optional": {key: (kind,) for key in keys[1:]}}
+
+    def batch(self, **inputs):
+        return (self.BATCH(list(grown_inputs(inputs, self.GROUP, self.NAMES).values())),)
+
+
+class BatchImagesNode(_AutogrowBatch):
     CATEGORY = "image/batch"
     RETURN_TYPES = ("IMAGE",)
-    FUNCTION = "batch"
+    GROUP = "images"
     NAMES = [f"image{index}" for index in range(_AUTOGROW_MAX)]
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        keys = [f"images.{name}" for name in cls.NAMES]
-        return {"required": {keys[0]: ("IMAGE",)}, "optional": {key: ("IMAGE",) for key in keys[1:]}}
-
-    def batch(self, **inputs):
-        return (image_ops.batch_images(list(grown_inputs(inputs, "images", self.NAMES).values())),)
+    BATCH = staticmethod(image_ops.batch_images)
 
 
-class BatchMasksNode:
+class BatchMasksNode(_AutogrowBatch):
     CATEGORY = "image/mask"
     RETURN_TYPES = ("MASK",)
-    FUNCTION = "batch"
+    GROUP = "masks"
     NAMES = [f"mask{index}" for index in range(_AUTOGROW_MAX)]
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        keys = [f"masks.{name}" for name in cls.NAMES]
-        return {"required": {keys[0]: ("MASK",)}, "optional": {key: ("MASK",) for key in keys[1:]}}
-
-    def batch(self, **inputs):
-        return (image_ops.batch_masks(list(grown_inputs(inputs, "masks", self.NAMES).values())),)
+    BATCH = staticmethod(image_ops.batch_masks)
 
 
 class GetImageSize:

@@ -14,9 +14,8 @@ and ``"format.input_color_space"``.
 
 from __future__ import annotations
 
-from graph.atomic import write_atomic
 from graph.context import check_interrupted
-from graph.output_files import BATCH_NUM, resolve_save_target, write_numbered
+from graph.output_files import resolve_save_target, write_numbered
 from graph.png_metadata import add_text_chunks
 from ldm import animation_io, image_io, png16
 from nodes.image import LoadImage, metadata_chunks
@@ -40,20 +39,27 @@ def _metadata(prompt, extra_pnginfo) -> dict[str, str]:
     return {} if services().options.disable_metadata else metadata_chunks(prompt, extra_pnginfo)
 
 
-class SaveAnimatedPNG:
+class _SaveAnimated:
+    """One animated file of the images at ``fps``; ``EXTRA_INPUTS`` are the encoder's settings."""
+
     CATEGORY = "image"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
     FUNCTION = "save_images"
     OUTPUT_NODE = True
+    EXTRA_INPUTS: dict
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"images": ("IMAGE",),
                              "filename_prefix": ("STRING", {"default": "ComfyUI"}),
                              "fps": ("FLOAT", {"default": 6.0, "min": 0.01, "max": 1000.0, "step": 0.01}),
-                             "compress_level": ("INT", {"default": 4, "min": 0, "max": 9, "advanced": True})},
+                             **cls.EXTRA_INPUTS},
                 "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
+
+
+class SaveAnimatedPNG(_SaveAnimated):
+    EXTRA_INPUTS = {"compress_level": ("INT", {"default": 4, "min": 0, "max": 9, "advanced": True})}
 
     def save_images(self, images, fps, compress_level, filename_prefix="ComfyUI", prompt=None, extra_pnginfo=None):
         metadata = _metadata(prompt, extra_pnginfo)
@@ -61,22 +67,10 @@ class SaveAnimatedPNG:
             images, fps, compress_level, metadata))
 
 
-class SaveAnimatedWEBP:
-    CATEGORY = "image"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    FUNCTION = "save_images"
-    OUTPUT_NODE = True
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"images": ("IMAGE",),
-                             "filename_prefix": ("STRING", {"default": "ComfyUI"}),
-                             "fps": ("FLOAT", {"default": 6.0, "min": 0.01, "max": 1000.0, "step": 0.01}),
-                             "lossless": ("BOOLEAN", {"default": True}),
-                             "quality": ("INT", {"default": 80, "min": 0, "max": 100}),
-                             "method": (list(WEBP_METHODS),)},
-                "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
+class SaveAnimatedWEBP(_SaveAnimated):
+    EXTRA_INPUTS = {"lossless": ("BOOLEAN", {"default": True}),
+                    "quality": ("INT", {"default": 80, "min": 0, "max": 100}),
+                    "method": (list(WEBP_METHODS),)}
 
     def save_images(self, images, fps, filename_prefix, lossless, quality, method, prompt=None, extra_pnginfo=None):
         metadata = _metadata(prompt, extra_pnginfo)
@@ -120,24 +114,10 @@ class SaveImageAdvanced:
                 image if image.ndim == 3 else image.unsqueeze(-1))
             if chunks:
                 data = add_text_chunks(data, chunks)
-            name, counter = _write_unique(target, counter, batch_number, data)
+            name, counter = write_numbered(target, counter, batch_number, "png", data, trailer="")
             results.append({"filename": name, "subfolder": target.subfolder, "type": "output"})
             counter += 1
         return {"ui": {"images": results}, "result": (images,)}
-
-
-def _write_unique(target, counter: int, batch_number: int, data: bytes, max_tries: int = 10000) -> tuple[str, int]:
-    """``<name>_<counter>.png`` (SaveImageAdvanced's names) at the first free counter; an
-    existing file is never replaced."""
-    base = target.filename.replace(BATCH_NUM, str(batch_number))
-    for _ in range(max_tries):
-        name = f"{base}_{counter:05}.png"
-        try:
-            write_atomic(target.folder / name, data)
-            return name, counter
-        except FileExistsError:
-            counter += 1
-    raise FileExistsError(f"no free file name for {base!r} in {target.folder}")
 
 
 class LoadImageOutput(LoadImage):

@@ -7,22 +7,12 @@ services' ``FolderPaths``; the loading itself is ``ldm.model``'s.
 
 from __future__ import annotations
 
-from graph.context import current_context
 from graph.folders import safe_join
 from ldm import saving
 from ldm.diffusers_folder import MODEL_INDEX, find_model_folders, load_diffusers
 from ldm.model import WEIGHT_DTYPES, load_checkpoint, load_unet, load_vae
-from nodes.model_saving import output_file, run_metadata
-from nodes.services import Services, services
-
-
-def _model_list(kind: str) -> list[str]:
-    """The model files of ``kind`` for a combo; empty when no services are installed."""
-    context = current_context()
-    found = getattr(context, "services", None) if context is not None else None
-    if not isinstance(found, Services):
-        return []
-    return found.folders.list_models(kind)
+from nodes.model_saving import ModelFileSave, output_file, run_metadata
+from nodes.services import model_names, running_services, services
 
 
 def _compute():
@@ -58,7 +48,7 @@ class CheckpointLoaderSimple:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"ckpt_name": (_model_list("checkpoints"),
+        return {"required": {"ckpt_name": (model_names("checkpoints"),
                                            {"tooltip": "The name of the checkpoint (model) to load."})}}
 
     def load_checkpoint(self, ckpt_name):
@@ -74,8 +64,8 @@ class CheckpointLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"config_name": (_model_list("configs"),),
-                             "ckpt_name": (_model_list("checkpoints"),)}}
+        return {"required": {"config_name": (model_names("configs"),),
+                             "ckpt_name": (model_names("checkpoints"),)}}
 
     def load_checkpoint(self, config_name, ckpt_name):
         # The architecture is read from the weights; the YAML can only settle the prediction type.
@@ -93,7 +83,7 @@ class UNETLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"unet_name": (_model_list("diffusion_models"),),
+        return {"required": {"unet_name": (model_names("diffusion_models"),),
                              "weight_dtype": (list(WEIGHT_DTYPES),)}}
 
     def load_unet(self, unet_name, weight_dtype):
@@ -108,7 +98,7 @@ class VAELoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae_name": (_model_list("vae"),)}}
+        return {"required": {"vae_name": (model_names("vae"),)}}
 
     def load_vae(self, vae_name):
         return (load_vae(services().folders.model_path("vae", vae_name), compute=_compute()),)
@@ -131,8 +121,7 @@ class DiffusersLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        context = current_context()
-        found = isinstance(getattr(context, "services", None), Services)
+        found = running_services() is not None
         paths = sorted({p for root in _diffusers_roots() for p in find_model_folders(root)}) if found else []
         return {"required": {"model_path": (paths,)}}
 
@@ -144,23 +133,13 @@ class DiffusersLoader:
         raise FileNotFoundError(f"diffusers model folder {model_path!r} not found")
 
 
-class CheckpointSave:
-    CATEGORY = "advanced/model_merging"
-    FUNCTION = "save"
-    RETURN_TYPES = ()
-    OUTPUT_NODE = True
-
+class CheckpointSave(ModelFileSave):
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL",), "clip": ("CLIP",), "vae": ("VAE",),
-                             "filename_prefix": ("STRING", {"default": "checkpoints/ComfyUI"})},
-                "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
+        return cls.inputs({"model": "MODEL", "clip": "CLIP", "vae": "VAE"}, "checkpoints/ComfyUI")
 
     def save(self, model, clip, vae, filename_prefix, prompt=None, extra_pnginfo=None):
         path, target, counter = output_file(filename_prefix, "safetensors")
-        # Loaded models hold device copies (compute dtype, maybe another clone's LoRA); the file
-        # gets the stored weights with this model's own patches, so the copies go first.
-        services().engine.unload_all()
         saving.save_checkpoint(path, model, clip, vae, metadata=run_metadata(prompt, extra_pnginfo),
                                title=f"{target.filename} {counter}")
         return {}

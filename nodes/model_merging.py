@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from ldm import lora, lora_bypass, merging
 from ldm.checkpoint import load_state_dict
-from nodes.loaders import _model_list
-from nodes.services import services
+from nodes.conditioning import LoraLoader, LoraLoaderModelOnly
+from nodes.services import model_names, services
 
 _RATIO = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01})
 _MULTIPLIER = ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01})
@@ -21,19 +21,17 @@ _SCALE = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01})
 
 
 def _merged_model(model1, model2, strengths):
-    memory = services().engine.memory
     merged = model1.clone()
-    merged.patches = merging.merge_patches(model1.patches, merging.stored_weights(model1.unet, memory),
-                                           merging.stored_weights(model2.unet, memory), model2.patches, strengths)
+    merged.patches = merging.merge_patches(model1.patches, merging.stored_weights(model1.unet),
+                                           merging.stored_weights(model2.unet), model2.patches, strengths)
     return (merged,)
 
 
 def _merged_clip(clip1, clip2, strengths):
-    memory = services().engine.memory
     merged = clip1.clone()
     strengths = merging.without_suffixes(strengths, merging.CLIP_UNMERGED_SUFFIXES)
-    merged.patches = merging.merge_patches(clip1.patches, merging.stored_weights(clip1.encoders, memory),
-                                           merging.stored_weights(clip2.encoders, memory), clip2.patches,
+    merged.patches = merging.merge_patches(clip1.patches, merging.stored_weights(clip1.encoders),
+                                           merging.stored_weights(clip2.encoders), clip2.patches,
                                            strengths)
     return (merged,)
 
@@ -200,34 +198,25 @@ class CLIPAttentionMultiply:
 _LORA_STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
 
 
-class LoraLoaderBypass:
-    CATEGORY = "loaders"
-    FUNCTION = "load_lora"
-    RETURN_TYPES = ("MODEL", "CLIP")
+class LoraLoaderBypass(LoraLoader):
+    """LoraLoader with ComfyUI's bypass tooltips, whose MODEL runs its LoRA beside the weights
+    (:mod:`ldm.lora_bypass`) instead of patched into them; the LoRA file cache is LoraLoader's."""
+
     OUTPUT_TOOLTIPS = ("The modified diffusion model.", "The modified CLIP model.")
     DESCRIPTION = ("Apply LoRA in bypass mode. Unlike regular LoRA, this doesn't modify model weights - instead it "
                    "injects the LoRA computation during forward pass. Useful for training scenarios.")
     EXPERIMENTAL = True
-
-    def __init__(self):
-        self._cached: tuple | None = None  # (path, weights) of the last file read
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("MODEL", {"tooltip": "The diffusion model the LoRA will be applied to."}),
             "clip": ("CLIP", {"tooltip": "The CLIP model the LoRA will be applied to."}),
-            "lora_name": (_model_list("loras"), {"tooltip": "The name of the LoRA."}),
+            "lora_name": (model_names("loras"), {"tooltip": "The name of the LoRA."}),
             "strength_model": ("FLOAT", {**_LORA_STRENGTH, "tooltip": "How strongly to modify the diffusion model. "
                                                                       "This value can be negative."}),
             "strength_clip": ("FLOAT", {**_LORA_STRENGTH, "tooltip": "How strongly to modify the CLIP model. "
                                                                      "This value can be negative."})}}
-
-    def _weights(self, lora_name):
-        path = services().folders.model_path("loras", lora_name)
-        if self._cached is None or self._cached[0] != path:
-            self._cached = (path, load_state_dict(path)[0])
-        return self._cached[1]
 
     def load_lora(self, model, clip, lora_name, strength_model, strength_clip):
         if strength_model == 0 and strength_clip == 0:
@@ -239,18 +228,8 @@ class LoraLoaderBypass:
         return (lora_bypass.bypass_lora(model, patched_model) if model is not None else None, patched_clip)
 
 
-class LoraLoaderBypassModelOnly(LoraLoaderBypass):
-    FUNCTION = "load_lora_model_only"
-    RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = None
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL",), "lora_name": (_model_list("loras"),),
-                             "strength_model": ("FLOAT", dict(_LORA_STRENGTH))}}
-
-    def load_lora_model_only(self, model, lora_name, strength_model):
-        return (self.load_lora(model, None, lora_name, strength_model, 0)[0],)
+class LoraLoaderBypassModelOnly(LoraLoaderModelOnly, LoraLoaderBypass):
+    """LoraLoaderModelOnly's inputs and function over the bypass ``load_lora``."""
 
 
 #: ComfyUI's LoRA stacks grow up to this many rows, sent as ``loras.<row>.<field>``.
@@ -261,7 +240,7 @@ def _lora_rows() -> dict:
     """The flat inputs of a LoRA stack: row 0 required (a stack has at least one row), the others
     optional, each row a file, a strength and an on/off switch."""
     def row(i: int) -> dict:
-        return {f"loras.{i}.lora_name": (_model_list("loras"), {"tooltip": "The name of the LoRA file to apply."}),
+        return {f"loras.{i}.lora_name": (model_names("loras"), {"tooltip": "The name of the LoRA file to apply."}),
                 f"loras.{i}.strength": ("FLOAT", {**_LORA_STRENGTH, "tooltip": "How strongly to apply this LoRA. "
                                                   "0 = off, negative inverts the effect."}),
                 f"loras.{i}.enabled": ("BOOLEAN", {"default": True, "tooltip": "Turn off to skip this LoRA without "

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import torch
 
-from graph.context import current_context
 from graph.folders import UnsafePathError
 from graph.output_files import SaveTarget, resolve_save_target
 from ldm import saving
 from ldm.checkpoint import load_state_dict, save_state_dict
 from nodes.image import annotated_path
-from nodes.services import Services, services
+from nodes.services import model_names, running_services, services
 
 _HIDDEN = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
 LATENT_EXTENSION = "latent"
@@ -55,58 +54,58 @@ def run_metadata(prompt, extra_pnginfo, **extra: str) -> dict[str, str]:
     return metadata
 
 
-class ModelSave:
+class ModelFileSave:
+    """What ComfyUI's model savers share (``ModelSave``, ``CLIPSave``, ``VAESave``,
+    ``CheckpointSave``): output nodes under advanced/model_merging whose ``save`` writes files to the
+    output folder and returns nothing; :meth:`inputs` gives their inputs."""
+
     CATEGORY = "advanced/model_merging"
     FUNCTION = "save"
     RETURN_TYPES = ()
     OUTPUT_NODE = True
 
+    @staticmethod
+    def inputs(sockets: dict[str, str], default_prefix: str) -> dict:
+        """``sockets`` (input name -> type), then ``filename_prefix``; the prompt and workflow hidden."""
+        return {"required": {**{name: (kind,) for name, kind in sockets.items()},
+                             "filename_prefix": ("STRING", {"default": default_prefix})},
+                "hidden": _HIDDEN}
+
+
+class ModelSave(ModelFileSave):
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL",), "filename_prefix": ("STRING", {"default": "diffusion_models/ComfyUI"})},
-                "hidden": _HIDDEN}
+        return cls.inputs({"model": "MODEL"}, "diffusion_models/ComfyUI")
 
     def save(self, model, filename_prefix, prompt=None, extra_pnginfo=None):
         path, target, counter = output_file(filename_prefix, "safetensors")
-        saving.save_checkpoint(path, model, memory=services().engine.memory,
-                               metadata=run_metadata(prompt, extra_pnginfo), title=f"{target.filename} {counter}")
+        saving.save_checkpoint(path, model, metadata=run_metadata(prompt, extra_pnginfo),
+                               title=f"{target.filename} {counter}")
         return {}
 
 
-class CLIPSave:
-    CATEGORY = "advanced/model_merging"
-    FUNCTION = "save"
-    RETURN_TYPES = ()
-    OUTPUT_NODE = True
-
+class CLIPSave(ModelFileSave):
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"clip": ("CLIP",), "filename_prefix": ("STRING", {"default": "clip/ComfyUI"})},
-                "hidden": _HIDDEN}
+        return cls.inputs({"clip": "CLIP"}, "clip/ComfyUI")
 
     def save(self, clip, filename_prefix, prompt=None, extra_pnginfo=None):
         metadata = run_metadata(prompt, extra_pnginfo, format="pt")
         # One file per text tower, named after it: clip/ComfyUI_clip_l_00001_.safetensors.
-        for kind, weights in saving.clip_towers(clip, services().engine.memory).items():
+        for kind, weights in saving.clip_towers(clip).items():
             path, _, _ = output_file(f"{filename_prefix}_{kind}", "safetensors")
             save_state_dict(path, weights, metadata)
         return {}
 
 
-class VAESave:
-    CATEGORY = "advanced/model_merging"
-    FUNCTION = "save"
-    RETURN_TYPES = ()
-    OUTPUT_NODE = True
-
+class VAESave(ModelFileSave):
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae": ("VAE",), "filename_prefix": ("STRING", {"default": "vae/ComfyUI_vae"})},
-                "hidden": _HIDDEN}
+        return cls.inputs({"vae": "VAE"}, "vae/ComfyUI_vae")
 
     def save(self, vae, filename_prefix, prompt=None, extra_pnginfo=None):
         path, _, _ = output_file(filename_prefix, "safetensors")
-        save_state_dict(path, saving.vae_state_dict(vae, services().engine.memory), run_metadata(prompt, extra_pnginfo))
+        save_state_dict(path, saving.vae_state_dict(vae), run_metadata(prompt, extra_pnginfo))
         return {}
 
 
@@ -129,12 +128,11 @@ class LoraSave:
     def save(self, filename_prefix, rank, lora_type, bias_diff, model_diff=None, text_encoder_diff=None):
         if model_diff is None and text_encoder_diff is None:
             return {}
-        memory = services().engine.memory
         lora_sd = {}
         if model_diff is not None:
-            lora_sd.update(saving.extract_model_lora(model_diff, rank, lora_type, bias_diff, memory))
+            lora_sd.update(saving.extract_model_lora(model_diff, rank, lora_type, bias_diff))
         if text_encoder_diff is not None:
-            lora_sd.update(saving.extract_clip_lora(text_encoder_diff, rank, lora_type, bias_diff, memory))
+            lora_sd.update(saving.extract_clip_lora(text_encoder_diff, rank, lora_type, bias_diff))
         path, _, _ = output_file(filename_prefix, "safetensors")
         save_state_dict(path, lora_sd)
         return {}
@@ -158,15 +156,8 @@ class SaveLatent:
         return {"ui": {"latents": [{"filename": path.name, "subfolder": target.subfolder, "type": "output"}]}}
 
 
-def _running_services() -> Services | None:
-    """The server's services when a context is installed (INPUT_TYPES and VALIDATE_INPUTS may be
-    called outside one)."""
-    found = getattr(current_context(), "services", None)
-    return found if isinstance(found, Services) else None
-
-
 def _input_latents() -> list[str]:
-    found = _running_services()
+    found = running_services()
     if found is None or not found.folders.input.is_dir():
         return []
     return sorted(p.name for p in found.folders.input.iterdir()
@@ -203,7 +194,7 @@ class LoadLatent:
 
     @classmethod
     def VALIDATE_INPUTS(cls, latent):
-        if _running_services() is None:  # checked again when the node runs
+        if running_services() is None:  # checked again when the node runs
             return True
         try:
             _latent_path(latent)
@@ -254,8 +245,7 @@ class ConditioningLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from nodes.loaders import _model_list  # loaders imports this module's writers
-        return {"required": {"conditioning_name": (_model_list("embeddings"),)}}
+        return {"required": {"conditioning_name": (model_names("embeddings"),)}}
 
     def load(self, conditioning_name):
         tensors, metadata = load_state_dict(services().folders.model_path("embeddings", conditioning_name))

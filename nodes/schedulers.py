@@ -9,6 +9,8 @@ are :mod:`ldm.sampling.schedulers_extra` and :mod:`ldm.sampling.sigma_edits`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ldm.sampling import schedulers, schedulers_extra, sigma_edits
 from ldm.sampling.from_handle import model_sampling_of
 from ldm.sampling.noise_level_tables import ALIGN_YOUR_STEPS, OPTIMAL_STEPS
@@ -86,18 +88,28 @@ class BetaSamplingScheduler:
         return (schedulers.beta(model_sampling_of(model), steps, alpha, beta),)
 
 
-class AlignYourStepsScheduler:
+class _TableScheduler:
+    """A published noise-level table per model type (``TABLE``), resampled by ``SCHEDULE``."""
+
     CATEGORY = SCHEDULERS
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS",)
+    TABLE: dict[str, tuple[float, ...]]
+    STEPS: tuple  # the steps input: range and default differ per table
+    SCHEDULE: Callable  # staticmethod (model_type, steps, denoise) -> SIGMAS
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model_type": (list(ALIGN_YOUR_STEPS),),
-                             "steps": ("INT", {"default": 10, "min": 1, "max": 10000}), "denoise": DENOISE}}
+        return {"required": {"model_type": (list(cls.TABLE),), "steps": cls.STEPS, "denoise": DENOISE}}
 
     def get_sigmas(self, model_type, steps, denoise):
-        return (schedulers_extra.align_your_steps_sigmas(model_type, steps, denoise),)
+        return (self.SCHEDULE(model_type, steps, denoise),)
+
+
+class AlignYourStepsScheduler(_TableScheduler):
+    TABLE = ALIGN_YOUR_STEPS
+    STEPS = ("INT", {"default": 10, "min": 1, "max": 10000})
+    SCHEDULE = staticmethod(schedulers_extra.align_your_steps_sigmas)
 
 
 class GITSScheduler:
@@ -114,18 +126,10 @@ class GITSScheduler:
         return (schedulers_extra.gits_sigmas(coeff, steps, denoise),)
 
 
-class OptimalStepsScheduler:
-    CATEGORY = SCHEDULERS
-    FUNCTION = "get_sigmas"
-    RETURN_TYPES = ("SIGMAS",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"model_type": (list(OPTIMAL_STEPS),),
-                             "steps": ("INT", {"default": 20, "min": 3, "max": 1000}), "denoise": DENOISE}}
-
-    def get_sigmas(self, model_type, steps, denoise):
-        return (schedulers_extra.optimal_steps_sigmas(model_type, steps, denoise),)
+class OptimalStepsScheduler(_TableScheduler):
+    TABLE = OPTIMAL_STEPS
+    STEPS = ("INT", {"default": 20, "min": 3, "max": 1000})
+    SCHEDULE = staticmethod(schedulers_extra.optimal_steps_sigmas)
 
 
 class SamplingPercentToSigma:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from graph.context import require_context
+from graph.context import current_context, require_context
 from graph.folders import FolderPaths
 from ldm.engine import Engine
 
@@ -39,3 +39,16 @@ def services() -> Services:
     if not isinstance(found, Services):
         raise RuntimeError("the executor was started without node services")
     return found
+
+
+def running_services() -> Services | None:
+    """The services of the installed context, or None where there is none: ``INPUT_TYPES`` and
+    validation may run outside any (a script, a test registry's ``/object_info``)."""
+    found = getattr(current_context(), "services", None)
+    return found if isinstance(found, Services) else None
+
+
+def model_names(kind: str) -> list[str]:
+    """The files of a model folder for a combo; none where no services are installed."""
+    found = running_services()
+    return found.folders.list_models(kind) if found is not None else []

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from graph.context import report_progress
 from ldm.upscale import load_upscale_model, upscale_image
-from nodes.loaders import _model_list
-from nodes.services import services
+from nodes.services import model_names, services
 
 
 class UpscaleModelLoader:
@@ -17,7 +16,7 @@ class UpscaleModelLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model_name": (_model_list("upscale_models"),)}}
+        return {"required": {"model_name": (model_names("upscale_models"),)}}
 
     def load_model(self, model_name):
         return (load_upscale_model(services().folders.model_path("upscale_models", model_name)),)

@@ -2,9 +2,9 @@
 
 ``convert_vae_state_dict`` is Weft's VAE renaming (:func:`ldm.vae_keys.diffusers_vae_to_ldm`) with
 the mid-block attention matrices shaped as 1×1 convolutions, as CompVis' VAE stores them. The
-text-encoder and UNet conversions and ``load_diffusers`` (a diffusers model folder) raise
-``NotImplementedError``: Weft loads single-file checkpoints and reads text encoders in their own
-layouts (:mod:`ldm.text.layouts`).
+text-encoder conversions raise ``NotImplementedError``: Weft reads text encoders in their own
+layouts (:mod:`ldm.text.layouts`). A whole diffusers model folder loads with
+``comfy.diffusers_load.load_diffusers``, ComfyUI's home for it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from ldm.vae_keys import diffusers_vae_to_ldm
 
 __all__ = ["convert_text_enc_state_dict", "convert_text_enc_state_dict_v20", "convert_vae_state_dict",
-           "load_diffusers", "reshape_weight_for_sd"]
+           "reshape_weight_for_sd"]
 
 _MID_ATTENTION = tuple(f"mid.attn_1.{name}.weight" for name in ("q", "k", "v", "proj_out"))
 
@@ -42,8 +42,3 @@ def convert_text_enc_state_dict(text_enc_dict: dict) -> dict:
 def convert_text_enc_state_dict_v20(text_enc_dict: dict, prefix: str = "") -> dict:
     raise NotImplementedError("text-encoder conversion: Weft reads CLIP weights in their Hugging Face and "
                               "OpenCLIP layouts directly (comfy.sd.load_clip)")
-
-
-def load_diffusers(model_path, output_vae=True, output_clip=True, embedding_directory=None, **kwargs):
-    raise NotImplementedError("diffusers model folders: Weft loads single-file checkpoints "
-                              "(comfy.sd.load_checkpoint_guess_config)")

@@ -4,11 +4,15 @@ The dict shape is ComfyUI's: ``transformer_options["wrappers"][wrapper_type][key
 (and ``"callbacks"`` alike); with ``is_model_options=True`` the functions reach into
 ``model_options["transformer_options"]``, which for a Weft MODEL is the live view of its hooks.
 Weft's UNet runs ``diffusion_model`` wrappers (``fn(executor, x, timesteps, context, y, control,
-transformer_options)``, see :mod:`ldm.unet_patches`); the sampler has no other wrapper points and
-the engine calls no callbacks, so registering any other wrapper type, or any callback, raises
-``NotImplementedError`` naming it rather than being silently ignored. Reading, removing, copying
-and merging the dicts work for every type. A Weft MODEL has the same methods
-(``add_wrapper_with_key``, ``remove_wrappers_with_key``, ``get_wrappers``, ``add_callback_with_key`` …).
+transformer_options)``, see :mod:`ldm.unet_patches`); its guiders run a MODEL's ``predict_noise``
+wrappers (``fn(executor, x, sigma, model_options, seed)``), which live in the typed
+``SamplingHooks.predict_noise_wrappers``, so they are registered through a MODEL's
+``model_options`` (``is_model_options=True``). The sampler has no other wrapper points and the
+engine calls no callbacks, so registering any other wrapper type, a ``predict_noise`` wrapper in a
+plain dict, or any callback, raises ``NotImplementedError`` naming it rather than being silently
+ignored. Reading, removing, copying and merging the dicts work for every type. A Weft MODEL has the
+same methods (``add_wrapper_with_key``, ``remove_wrappers_with_key``, ``get_wrappers``,
+``add_callback_with_key`` …).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from comfy._kinds import KindMeta
-from ldm.model_patching import DIFFUSION_MODEL_WRAPPER, unsupported_callback, unsupported_wrapper
+from ldm.model_patching import (DIFFUSION_MODEL_WRAPPER, PREDICT_NOISE_WRAPPER, add_hooks_wrapper, hooks_wrappers,
+                                unsupported_callback, unsupported_wrapper)
+from ldm.sampling.hooks import ModelOptionsView
 from ldm.unet_patches import WrapperChain
 
 __all__ = ["CallbacksMP", "PatcherInjection", "WrapperExecutor", "WrappersMP", "add_callback",
@@ -45,12 +51,12 @@ class CallbacksMP:
 
 
 class WrappersMP:
-    """ComfyUI's wrapper types; Weft runs ``DIFFUSION_MODEL``."""
+    """ComfyUI's wrapper types; Weft runs ``DIFFUSION_MODEL`` and ``PREDICT_NOISE``."""
 
     OUTER_SAMPLE = "outer_sample"
     PREPARE_SAMPLING = "prepare_sampling"
     SAMPLER_SAMPLE = "sampler_sample"
-    PREDICT_NOISE = "predict_noise"
+    PREDICT_NOISE = PREDICT_NOISE_WRAPPER
     CALC_COND_BATCH = "calc_cond_batch"
     APPLY_MODEL = "apply_model"
     DIFFUSION_MODEL = DIFFUSION_MODEL_WRAPPER
@@ -68,7 +74,15 @@ def _options(transformer_options: Any, is_model_options: bool, create: bool) -> 
     return transformer_options.get("transformer_options", {})
 
 
+def _model_hooks(options: Any, is_model_options: bool) -> Any:
+    """The hooks behind a MODEL's ``model_options`` view; None for a plain dict."""
+    return options.hooks if is_model_options and isinstance(options, ModelOptionsView) else None
+
+
 def _lists_by_key(transformer_options: Any, registry: str, kind: str, is_model_options: bool) -> dict:
+    hooks = _model_hooks(transformer_options, is_model_options)
+    if registry == "wrappers" and hooks is not None:
+        return hooks_wrappers(hooks, kind)
     return _options(transformer_options, is_model_options, create=False).get(registry, {}).get(kind, {})
 
 
@@ -78,6 +92,10 @@ def add_wrapper(wrapper_type: str, wrapper: Callable, transformer_options: dict,
 
 def add_wrapper_with_key(wrapper_type: str, key: str | None, wrapper: Callable, transformer_options: dict,
                          is_model_options=False) -> None:
+    hooks = _model_hooks(transformer_options, is_model_options)
+    if hooks is not None:
+        add_hooks_wrapper(hooks, wrapper_type, key, wrapper)
+        return
     if wrapper_type != DIFFUSION_MODEL_WRAPPER:
         raise unsupported_wrapper(wrapper_type)
     options = _options(transformer_options, is_model_options, create=True)

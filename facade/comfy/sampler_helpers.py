@@ -3,7 +3,7 @@
 a noise mask to ``comfy.samplers.KSampler``.
 
 - ``prepare_mask`` is Weft's :func:`ldm.sampling.guidance.prepare_denoise_mask`: the mask Weft's
-  sampler itself uses (latent size, every channel and batch item, rounded to 0/1);
+  sampler itself uses (latent size, every channel and batch item, soft values kept);
 - ``convert_cond`` gives ComfyUI's per-entry dicts (``cross_attn``, ``model_conds``, ``uuid``);
 - ``get_additional_models`` / ``cleanup_*`` collect what the conditioning carries under
   ``control``, ``gligen`` and ``additional_models`` (Weft's own nodes put nothing there);

@@ -26,7 +26,10 @@ from ldm.sampling.samplers import SAMPLER_NAMES, SAMPLERS as SAMPLER_TABLE, Samp
 from ldm.sampling.schedulers import SCHEDULER_NAMES
 from ldm.sampling.schedulers import calculate_sigmas as _weft_calculate_sigmas
 
-KSAMPLER_NAMES = [name for name in SAMPLER_NAMES if name != "ddim" and not name.endswith(("_gpu",))]
+#: ComfyUI's SAMPLER_NAMES is its KSAMPLER_NAMES (the k-diffusion functions, ``_gpu`` variants
+#: among them) followed by these, which it runs as samplers of their own.
+_NOT_KSAMPLERS = ("ddim", "uni_pc", "uni_pc_bh2")
+KSAMPLER_NAMES = [name for name in SAMPLER_NAMES if name not in _NOT_KSAMPLERS]
 SAMPLER_NAMES = list(SAMPLER_NAMES)
 SCHEDULER_NAMES = list(SCHEDULER_NAMES)
 
@@ -172,7 +175,8 @@ def sampling_function(model, x, timestep, uncond, cond, cond_scale, model_option
     """One guided model evaluation: cond / uncond predictions combined by cfg and the hooks."""
     denoiser = guidance.GuidedDenoiser(_with_options(model, model_options), list(cond or []),
                                        list(uncond or []) if uncond is not None else None, cond_scale)
-    return denoiser(x, timestep)
+    # The guider's call around this one already ran the predict_noise wrappers (as in ComfyUI).
+    return denoiser.predict(x, timestep)
 
 
 class KSampler:
@@ -212,8 +216,8 @@ class KSampler:
 class CFGGuider:
     """ComfyUI's guider object (GUIDER). Usable where Weft takes a GUIDER (SamplerCustomAdvanced)
     and through its own ``sample``. A subclass may override ``predict_noise`` (ComfyUI's hook for
-    custom guidance); it is then called for every model evaluation with the prepared conds in
-    ``self.conds`` and the run's GuidedModel in ``self.inner_model``."""
+    custom guidance); it is then called for every model evaluation, inside the MODEL's predict_noise
+    wrappers, with the prepared conds in ``self.conds`` and the run's GuidedModel in ``self.inner_model``."""
 
     def __init__(self, model_patcher):
         self.model_patcher = model_patcher
@@ -267,5 +271,18 @@ class _PackGuider:
                                        noise_shape, latent_image, denoise_mask, seed)
         pack.conds = dict(zip(names, sides))
         pack.inner_model = self.model
-        options = self.model.hooks.as_model_options()
-        return lambda x, sigma, **extra: pack.predict_noise(x, sigma, model_options=options, seed=seed)
+        return _PackDenoiser(self.model, pack, self.model.hooks.as_model_options(), seed)
+
+
+@dataclasses.dataclass
+class _PackDenoiser(guidance.WrappedDenoiser):
+    """A pack guider's ``predict_noise`` for one run, inside the MODEL's predict_noise wrappers
+    (ComfyUI's ``outer_predict_noise``)."""
+
+    model: guidance.GuidedModel
+    pack: CFGGuider
+    options: Any
+    seed: int
+
+    def predict(self, x, sigma, **extra_args):
+        return self.pack.predict_noise(x, sigma, model_options=self.options, seed=self.seed)

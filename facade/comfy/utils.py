@@ -8,9 +8,7 @@ whatever ``safe_load`` says, and the format comes from the file's bytes, not its
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import os
 import struct
 import time
@@ -20,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from graph.context import check_interrupted, report_progress
-from ldm import imaging
+from ldm import imaging, upscale
 from ldm.checkpoint import load_object, read_safetensors_header, save_state_dict, sniff_format
 from ldm.sampling.model_conds import resize_to_batch_size  # noqa: F401  (ComfyUI's name, Weft's function)
 
@@ -206,92 +204,21 @@ def reshape_mask(input_mask, output_shape):
 
 def get_tiled_scale_steps(width, height, tile_x, tile_y, overlap):
     """How many tiles :func:`tiled_scale` processes for one image."""
-    def count(size, tile):
-        return 1 if size <= tile else math.ceil((size - overlap) / (tile - overlap))
-    return count(height, tile_y) * count(width, tile_x)
-
-
-def _per_dim(value, dims: int) -> list:
-    return list(value) if isinstance(value, (tuple, list)) else [value] * dims
-
-
-def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of overlapping tiles covering ``size`` (the last tile ends at ``size``)."""
-    if size <= tile:
-        return [0]
-    starts = list(range(0, size - overlap, tile - overlap))
-    return [max(0, min(size - overlap, s)) for s in starts]
-
-
-def _feather(shape, dims: int, ramps: list[int]) -> torch.Tensor:
-    """Blend weights for one tile's output: a linear ramp ``1/n … 1`` over ``n = ramps[d]``
-    positions at both ends of each spatial dimension (none where the tile is too small)."""
-    mask = torch.ones(shape)
-    for d in range(dims):
-        axis, length, n = d + 2, shape[d + 2], ramps[d]
-        if n <= 0 or n >= length:
-            continue
-        ramp = torch.arange(1, n + 1, dtype=mask.dtype) / n
-        view = [1] * len(shape)
-        view[axis] = n
-        mask.narrow(axis, 0, n).mul_(ramp.reshape(view))
-        mask.narrow(axis, length - n, n).mul_(ramp.flip(0).reshape(view))
-    return mask
+    return len(upscale.tile_origins(height, tile_y, overlap)) * len(upscale.tile_origins(width, tile_x, overlap))
 
 
 @torch.inference_mode()
 def tiled_scale_multidim(samples, function, tile=(64, 64), overlap=8, upscale_amount=4, out_channels=3,
                          output_device="cpu", downscale=False, index_formulas=None, pbar=None):
     """Apply ``function`` (e.g. an upscaler or a VAE) to overlapping tiles of ``samples``
-    ``[B, C, *spatial]`` and blend the results with linear feathering over the overlaps.
-
-    ``upscale_amount`` (per dimension, a number or a callable size -> size) gives the output size;
-    ``downscale`` divides instead; ``index_formulas`` maps input offsets to output offsets where
-    that differs from the size rule. ``pbar.update(1)`` is called per tile.
+    ``[B, C, *spatial]`` and blend the results with linear feathering over the overlaps: Weft's
+    :func:`ldm.upscale.tiled_scale` (``upscale_amount`` is its ``scale``, ``index_formulas`` its
+    ``offsets``). ``pbar.update(1)`` is called per tile.
     """
-    dims = len(tile)
-    scales = _per_dim(upscale_amount, dims)
-    overlaps = _per_dim(overlap, dims)
-    positions = _per_dim(index_formulas if index_formulas is not None else scales, dims)
-
-    def scaled(rule, value):
-        if callable(rule):
-            return rule(value)
-        return value / rule if downscale else value * rule
-
-    def out_size(sizes):
-        return [round(scaled(scales[d], sizes[d])) for d in range(dims)]
-
-    output = torch.empty([samples.shape[0], out_channels] + out_size(samples.shape[2:]), device=output_device)
-    for b in range(samples.shape[0]):
-        item = samples[b:b + 1]
-        spatial = item.shape[2:]
-        if all(spatial[d] <= tile[d] for d in range(dims)):
-            output[b:b + 1] = function(item).to(output_device)
-            if pbar is not None:
-                pbar.update(1)
-            continue
-        total = torch.zeros([1, out_channels] + out_size(spatial), device=output_device)
-        weight = torch.zeros_like(total)
-        ramps = [round(scaled(scales[d], overlaps[d])) for d in range(dims)]
-        starts = [_tile_starts(spatial[d], tile[d], overlaps[d]) for d in range(dims)]
-        for corner in itertools.product(*starts):
-            piece = item
-            for d, start in enumerate(corner):
-                piece = piece.narrow(d + 2, start, min(tile[d], spatial[d] - start))
-            result = function(piece).to(output_device)
-            mask = _feather(result.shape, dims, ramps).to(output_device)
-            target, norm = total, weight
-            for d, start in enumerate(corner):
-                offset = round(scaled(positions[d], start))
-                target = target.narrow(d + 2, offset, result.shape[d + 2])
-                norm = norm.narrow(d + 2, offset, result.shape[d + 2])
-            target.add_(result * mask)
-            norm.add_(mask)
-            if pbar is not None:
-                pbar.update(1)
-        output[b:b + 1] = total / weight
-    return output
+    progress = (lambda done, total: pbar.update(1)) if pbar is not None else None
+    return upscale.tiled_scale(function, samples, tile=tuple(tile), overlap=overlap, scale=upscale_amount,
+                               out_channels=out_channels, progress=progress, output_device=output_device,
+                               downscale=downscale, offsets=index_formulas)
 
 
 def tiled_scale(samples, function, tile_x=64, tile_y=64, overlap=8, upscale_amount=4, out_channels=3,

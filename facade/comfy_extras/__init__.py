@@ -5,7 +5,9 @@ SamplerCustom``, ``comfy_extras.nodes_mask.GrowMask``). Each module of ComfyUI's
 (``_comfyui_nodes.NODES``) exists here as a module whose attributes are, by ComfyUI's class name:
 
 - Weft's core node class of that node id (``nodes_post_processing.Blend`` is Weft's ``ImageBlend``);
-  any Weft core node is also found by its node id;
+  any Weft core node is also found by its node id. Where ComfyUI's class is a V3 node that packs
+  call directly (``ImageUpscaleWithModel.execute(upscale_model, image)``, :data:`V3_CALLED`), it is
+  a subclass of Weft's class whose ``execute`` runs the node and returns a ``NodeOutput``;
 - a helper packs import that is not a node (``nodes_mask.composite``, ``Noise_RandomNoise`` …,
   ``_helpers.HELPERS``): Weft's where Weft has the algorithm, else a placeholder that raises;
 - for a ComfyUI node of that module Weft does not have, a placeholder class
@@ -42,6 +44,26 @@ MODULE_FEATURES = {
     "nodes_camera_trajectory": absent.VIDEO,
 }
 
+#: ComfyUI V3 node classes packs call directly (``cls.execute(...)``), by module: Weft's node
+#: function takes the same inputs, by the same names and in the same order.
+V3_CALLED = {
+    "nodes_upscale_model": frozenset({"UpscaleModelLoader", "ImageUpscaleWithModel"}),
+}
+
+
+@functools.cache
+def _v3_called(node_class: type) -> type:
+    """``node_class`` with ComfyUI's V3 entry point: ``execute(*inputs)`` calls the node's
+    function on a new instance and returns its outputs as a ``NodeOutput`` (``[0]``, ``.result``)."""
+    from comfy_api.latest import io
+
+    def execute(cls, *args, **kwargs):
+        return io.NodeOutput(*getattr(cls(), cls.FUNCTION)(*args, **kwargs))
+
+    return type(node_class.__name__, (node_class,), {"execute": classmethod(execute),
+                                                     "__module__": node_class.__module__,
+                                                     "__doc__": node_class.__doc__})
+
 
 @functools.cache
 def _placeholder(leaf: str, class_name: str) -> type:
@@ -61,7 +83,8 @@ def _attribute(module_name: str, name: str):
     comfy_class = NODES[leaf].get(name)
     for node_id in ((comfy_class[0],) if comfy_class else ()) + (name,):
         if registry.is_core(node_id):
-            return registry.get(node_id).node_class
+            node_class = registry.get(node_id).node_class
+            return _v3_called(node_class) if name in V3_CALLED.get(leaf, ()) else node_class
     helper = HELPERS.get(leaf, {}).get(name)
     if helper is not None:
         return helper

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from ldm.control.network import HINT_STRIDES, ControlNetConfig, UnionConfig
-from ldm.detect import META_HEAD_CHANNELS, META_NUM_HEADS
+from ldm.detect import check_heads, metadata_heads
 from ldm.unet import UNetConfig
 
 
@@ -36,12 +36,9 @@ def _depth(state_dict: dict, prefix: str) -> int:
 
 def head_split(metadata: dict | None, sd1_like: bool) -> tuple[int, int]:
     """``(num_heads, num_head_channels)``: the file's metadata, else the family's convention."""
-    metadata = metadata or {}
-    if META_NUM_HEADS in metadata or META_HEAD_CHANNELS in metadata:
-        try:
-            return int(metadata.get(META_NUM_HEADS, -1)), int(metadata.get(META_HEAD_CHANNELS, -1))
-        except ValueError:
-            raise ControlDetectionError(f"metadata {META_NUM_HEADS}/{META_HEAD_CHANNELS} are not integers") from None
+    found = metadata_heads(metadata or {}, ControlDetectionError)
+    if found is not None:
+        return found
     return (8, -1) if sd1_like else (-1, 64)
 
 
@@ -107,12 +104,7 @@ def union_config(state_dict: dict) -> UnionConfig | None:
 def controlnet_config(state_dict: dict, metadata: dict | None = None) -> ControlNetConfig:
     """The full :class:`ControlNetConfig` of original-layout ControlNet weights."""
     config = encoder_config(state_dict, metadata)
-    for channels in {config.model_channels * m for m in config.channel_mult}:
-        try:
-            config.heads(channels)
-        except ValueError as error:
-            raise ControlDetectionError(f"ControlNet: {error}; set safetensors metadata {META_NUM_HEADS} "
-                                        f"or {META_HEAD_CHANNELS}") from None
+    check_heads(config, "ControlNet", ControlDetectionError)
     hint_channels, widths = hint_block(state_dict)
     return ControlNetConfig(unet=config, hint_channels=hint_channels, hint_widths=widths,
                             union=union_config(state_dict))

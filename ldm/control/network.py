@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ldm.ops import META, Operations
-from ldm.unet import (Downsample, ResBlock, SpatialTransformer, UNetBlock, UNetConfig,
-                      timestep_embedding)
+from ldm.unet import UNetConfig, encoder_blocks, timestep_embedding
 
 #: Strides of the hint convolutions of every known file: three stride-2 steps, 8x down.
 HINT_STRIDES = (1, 1, 2, 1, 2, 1, 2, 1)
@@ -51,39 +50,6 @@ class ControlNetConfig:
     hint_channels: int
     hint_widths: tuple[int, ...]  # output widths of the hint convolutions but the last
     union: UnionConfig | None = None
-
-
-def _encoder_blocks(config: UNetConfig, ops: Operations) -> tuple[nn.ModuleList, UNetBlock, list[int]]:
-    """The UNet's ``input_blocks`` and ``middle_block`` (as :class:`ldm.unet.UNetModel` builds
-    them) and the channel count after each input block."""
-    mc, emb_dim = config.model_channels, config.emb_dim
-
-    def transformer(channels: int, depth: int, disable_self_attn: bool) -> SpatialTransformer:
-        heads, dim_head = config.heads(channels)
-        return SpatialTransformer(channels, heads, dim_head, depth, config.context_dim,
-                                  config.use_linear_in_transformer, disable_self_attn, ops)
-
-    blocks = nn.ModuleList([UNetBlock(ops.Conv2d(config.in_channels, mc, 3, padding=1))])
-    widths = [mc]
-    ch, res_index = mc, 0
-    for level, mult in enumerate(config.channel_mult):
-        for _ in range(config.num_res_blocks[level]):
-            layers: list[nn.Module] = [ResBlock(ch, emb_dim, mult * mc, ops)]
-            ch = mult * mc
-            depth = config.transformer_depth[res_index]
-            res_index += 1
-            if depth > 0:
-                layers.append(transformer(ch, depth, config.self_attn_disabled(level)))
-            blocks.append(UNetBlock(*layers))
-            widths.append(ch)
-        if level != config.levels - 1:
-            blocks.append(UNetBlock(Downsample(ch, ch, ops)))
-            widths.append(ch)
-    middle: list[nn.Module] = [ResBlock(ch, emb_dim, ch, ops)]
-    if config.transformer_depth_middle > 0:
-        middle += [transformer(ch, config.transformer_depth_middle, config.disable_middle_self_attn),
-                   ResBlock(ch, emb_dim, ch, ops)]
-    return blocks, UNetBlock(*middle), widths
 
 
 class UnionAttention(nn.Module):
@@ -152,7 +118,7 @@ class ControlNetModel(nn.Module):
         if unet.adm_in_channels is not None:
             self.label_emb = nn.Sequential(nn.Sequential(
                 ops.Linear(unet.adm_in_channels, emb_dim), nn.SiLU(), ops.Linear(emb_dim, emb_dim)))
-        self.input_blocks, self.middle_block, widths = _encoder_blocks(unet, ops)
+        self.input_blocks, self.middle_block, widths = encoder_blocks(unet, ops)
         self.zero_convs = nn.ModuleList(nn.Sequential(ops.Conv2d(w, w, 1)) for w in widths)
         self.middle_block_out = nn.Sequential(ops.Conv2d(widths[-1], widths[-1], 1))
 

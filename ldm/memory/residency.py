@@ -91,6 +91,16 @@ def _get_tensor(layer: nn.Module, name: str) -> torch.Tensor:
     return found if found is not None else layer._buffers[name]
 
 
+#: The attribute on a managed module that points (weakly) back at its :class:`LoadedModel`.
+_ENTRY_ATTRIBUTE = "_weft_loaded_model"
+
+
+def managing_entry(module: nn.Module) -> "LoadedModel | None":
+    """The :class:`LoadedModel` that last took charge of ``module``; None if none did (or it is gone)."""
+    ref = module.__dict__.get(_ENTRY_ATTRIBUTE)
+    return ref() if ref is not None else None
+
+
 class LoadedModel:
     """The residency state of one model (an ``nn.Module``) on one placement.
 
@@ -107,6 +117,9 @@ class LoadedModel:
         self._by_name = {u.name: u for u in self.units}
         self.originals: dict[str, torch.Tensor] = {
             key: _get_tensor(u.layer, local) for u in self.units for local, key in zip(u.local, u.keys)}
+        # Code that holds only the module (a MODEL's get_key_patches, the savers) finds the stored
+        # weights behind the device copies through this; weak, so a copied module stays copyable.
+        model.__dict__[_ENTRY_ATTRIBUTE] = weakref.ref(self)
         self.patches: dict[str, list[WeightPatch]] = {}
         self._applied: dict[str, tuple] = {}  # key -> signature of the patches in its resident tensor
         self._device_adapters: dict[int, tuple[object, object]] = {}

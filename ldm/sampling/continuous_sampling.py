@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ldm.latent_formats import LatentFormat
-from ldm.sampling.model_sampling import EpsPrediction, ModelSampling, _as_batch_view
+from ldm.sampling.model_sampling import EpsPrediction, ModelSampling, SigmaTable, _as_batch_view
 
 #: How many sigmas the schedule's table holds (what ComfyUI registers for its schedulers).
 TABLE_SIZE = 1000
@@ -39,20 +39,12 @@ TABLE_SIZE = 1000
 CONTINUOUS_EDM_SAMPLING_NAMES = ("v_prediction", "edm", "edm_playground_v2.5", "eps", "cosmos_rflow")
 
 
-class ContinuousEDMSchedule:
+class ContinuousEDMSchedule(SigmaTable):
     """A continuous sigma range with EDM's time input ``ln(σ)/4``."""
 
     def __init__(self, sigma_min: float, sigma_max: float):
         self.sigmas = torch.linspace(math.log(sigma_min), math.log(sigma_max), TABLE_SIZE).exp()  # [1000]
         self.log_sigmas = self.sigmas.log()
-
-    @property
-    def sigma_min(self) -> Tensor:
-        return self.sigmas[0]
-
-    @property
-    def sigma_max(self) -> Tensor:
-        return self.sigmas[-1]
 
     def sigma_to_t(self, sigma: Tensor, quantize: bool = False) -> Tensor:
         """The network's time input for ``sigma`` (continuous: ``quantize`` has no table to snap to)."""

@@ -21,11 +21,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ldm.sampling.guidance import CondEntry, Conditioning, GuidedModel, calc_cond_batch, cfg_combine, prepare_sides
+from ldm.sampling.guidance import (CondEntry, Conditioning, GuidedModel, WrappedDenoiser, calc_cond_batch, cfg_combine,
+                                   prepare_sides)
 
 
 @dataclass
-class DualCFGDenoiser:
+class DualCFGDenoiser(WrappedDenoiser):
     model: GuidedModel
     cond1: list[CondEntry]
     cond2: list[CondEntry]
@@ -34,7 +35,7 @@ class DualCFGDenoiser:
     cfg_cond2_negative: float
     nested: bool
 
-    def __call__(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
+    def predict(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
         negative, middle, positive = self.negative, self.cond2, self.cond1
         if self.nested:
             neg_pred, mid_pred, pos_pred = calc_cond_batch(self.model, [negative, middle, positive], x, sigma)

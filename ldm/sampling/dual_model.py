@@ -4,7 +4,8 @@ The positive prompt is predicted by the main model, the negative by a second one
 an unconditional companion checkpoint), then combined by the main model's cfg hooks
 (:func:`~ldm.sampling.guidance.cfg_combine`). The negative model runs with the main model's
 hooks (its UNet patches and wrapper), as ComfyUI hands the main model's options to both calls;
-it is skipped when the run's cfg is 1, and on any step a CFGOverride brings to 1.
+it is skipped when the run's cfg is 1, and on any step a CFGOverride brings to 1. The main
+model's ``predict_noise`` wrappers wrap the whole guided prediction.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ldm.sampling.guidance import CondEntry, Conditioning, GuidedModel, calc_cond_batch, cfg_combine, prepare_sides
+from ldm.sampling.guidance import (CondEntry, Conditioning, GuidedModel, WrappedDenoiser, calc_cond_batch, cfg_combine,
+                                   prepare_sides)
 from ldm.sampling.hooks import effective_cfg
 
 
 @dataclass
-class DualModelDenoiser:
+class DualModelDenoiser(WrappedDenoiser):
     model: GuidedModel
     negative_model: GuidedModel | None  # None: never evaluated (cfg 1)
     positive: list[CondEntry]
     negative: list[CondEntry]
     cfg: float
 
-    def __call__(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
+    def predict(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
         hooks = self.model.hooks
         cfg = effective_cfg(hooks, float(sigma[0]), self.cfg)
         [cond] = calc_cond_batch(self.model, [self.positive], x, sigma)

@@ -32,6 +32,7 @@ other sides as ComfyUI's ``apply_empty_x_to_equal_area`` does.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import math
 from dataclasses import dataclass, field
@@ -340,8 +341,32 @@ def cfg_combine(model: GuidedModel, cond_pred: Tensor, uncond_pred: Tensor, cfg:
     return result
 
 
+class WrappedDenoiser(abc.ABC):
+    """Base of every guider's denoiser (ComfyUI's ``CFGGuider.outer_predict_noise``, which all its
+    guiders inherit): a call runs the subclass's ``predict`` inside the ``predict_noise_wrappers``
+    of ``self.model`` (EasyCache, LazyCache, packs' wrappers), called as ComfyUI calls them —
+    ``(x, sigma, model_options, seed)``, this denoiser as ``class_obj``."""
+
+    model: GuidedModel
+
+    def __call__(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
+        wrappers = self.model.hooks.predict_noise_wrappers
+        if not wrappers:
+            return self.predict(x, sigma, **extra_args)
+
+        def predict(x: Tensor, sigma: Tensor, model_options: Any = None, seed: Any = None) -> Tensor:
+            return self.predict(x, sigma, **extra_args)
+
+        return WrapperChain(predict, self, list(wrappers)).execute(
+            x, sigma, self.model.hooks.as_model_options(), extra_args.get("seed"))
+
+    @abc.abstractmethod
+    def predict(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
+        """The guided x0 of one model evaluation, without the wrappers."""
+
+
 @dataclass
-class GuidedDenoiser:
+class GuidedDenoiser(WrappedDenoiser):
     """The denoiser samplers call: ``(x, sigma [B]) -> x0`` with CFG over prepared entries."""
 
     model: GuidedModel
@@ -349,21 +374,7 @@ class GuidedDenoiser:
     negative: list[CondEntry]
     cfg: float
 
-    def __call__(self, x: Tensor, sigma: Tensor, report_uncond: Callable[[Tensor], None] | None = None,
-                 **extra_args: Any) -> Tensor:
-        """The guided prediction, inside the model's ``predict_noise_wrappers`` (ComfyUI's call:
-        ``(x, sigma, model_options, seed)``, this denoiser as ``class_obj``)."""
-        wrappers = self.model.hooks.predict_noise_wrappers
-        if not wrappers:
-            return self._predict(x, sigma, report_uncond, **extra_args)
-
-        def predict(x: Tensor, sigma: Tensor, model_options: Any = None, seed: Any = None) -> Tensor:
-            return self._predict(x, sigma, report_uncond, **extra_args)
-
-        return WrapperChain(predict, self, list(wrappers)).execute(
-            x, sigma, self.model.hooks.as_model_options(), extra_args.get("seed"))
-
-    def _predict(self, x: Tensor, sigma: Tensor, report_uncond: Callable[[Tensor], None] | None = None,
+    def predict(self, x: Tensor, sigma: Tensor, report_uncond: Callable[[Tensor], None] | None = None,
                  **extra_args: Any) -> Tensor:
         """``report_uncond``: CFG++ samplers (Chung et al. 2024) step along the unconditional
         prediction; given, the negative side is evaluated even at cfg 1 and handed to it (what

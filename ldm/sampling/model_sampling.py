@@ -84,7 +84,22 @@ def _as_batch_view(sigma: Tensor, ndim: int) -> Tensor:
     return sigma.reshape(sigma.shape[:1] + (1,) * (ndim - 1))
 
 
-class DiscreteSchedule:
+class SigmaTable:
+    """A schedule's ascending table ``sigmas`` ``[T]`` (and ``log_sigmas``): its ends are the range."""
+
+    sigmas: Tensor
+    log_sigmas: Tensor
+
+    @property
+    def sigma_min(self) -> Tensor:
+        return self.sigmas[0]
+
+    @property
+    def sigma_max(self) -> Tensor:
+        return self.sigmas[-1]
+
+
+class DiscreteSchedule(SigmaTable):
     """The sigma table of a discrete schedule and the maps between sigma and timestep."""
 
     def __init__(self, config: ScheduleConfig = SD_SCHEDULE):
@@ -95,14 +110,6 @@ class DiscreteSchedule:
         # Stored in float32 like the checkpoints' own buffers; log taken in float64 first.
         self.sigmas = sigmas.float()            # [T], ascending
         self.log_sigmas = sigmas.log().float()  # [T]
-
-    @property
-    def sigma_min(self) -> Tensor:
-        return self.sigmas[0]
-
-    @property
-    def sigma_max(self) -> Tensor:
-        return self.sigmas[-1]
 
     @property
     def alphas_cumprod(self) -> Tensor:

@@ -25,7 +25,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ldm.sampling.guidance import CondEntry, Conditioning, GuidedModel, calc_cond_batch, prepare_sides
+from ldm.sampling.guidance import (CondEntry, Conditioning, GuidedModel, WrappedDenoiser, calc_cond_batch,
+                                   prepare_sides)
 from ldm.sampling.hooks import effective_cfg
 
 
@@ -52,7 +53,7 @@ def perp_neg_cfg_function(empty_conditioning: Conditioning, neg_scale: float) ->
 
 
 @dataclass
-class PerpNegDenoiser:
+class PerpNegDenoiser(WrappedDenoiser):
     model: GuidedModel
     positive: list[CondEntry]
     negative: list[CondEntry]
@@ -60,7 +61,7 @@ class PerpNegDenoiser:
     cfg: float
     neg_scale: float
 
-    def __call__(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
+    def predict(self, x: Tensor, sigma: Tensor, **extra_args: Any) -> Tensor:
         hooks = self.model.hooks
         options = hooks.as_model_options()
         cfg = effective_cfg(hooks, float(sigma[0]), self.cfg)

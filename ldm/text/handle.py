@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ldm import lora
+from ldm.merging import stored_weights
 from ldm.model_patching import add_comfy_patches, comfy_key_patches
 from ldm.sampling.weight_hooks import encode_passes
 from ldm.text.chunks import ChunkSpec, PromptChunker
@@ -57,12 +58,15 @@ class ClipHandle:
         # SetClipHooks' weight hooks (ldm.sampling.weight_hooks.ClipWeightHooks): patches while
         # encoding, maybe scheduled, and HOOKS attached to the conditioning.
         self.weight_hooks = None
+        # SelectCLIPDevice's device for the encoders (a torch.device); None leaves it to the engine.
+        self.compute_device: torch.device | None = None
 
     def clone(self) -> "ClipHandle":
         twin = ClipHandle(self.family, self.encoders, self.tokenizer, self.embedding_dirs)
         twin.layer_idx = self.layer_idx
         twin.patches = {key: list(found) for key, found in self.patches.items()}
         twin.weight_hooks = self.weight_hooks
+        twin.compute_device = self.compute_device
         return twin
 
     def set_last_layer(self, layer: int) -> None:
@@ -82,7 +86,7 @@ class ClipHandle:
 
     def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list]:
         """ComfyUI's ``CLIP.get_key_patches``: ``{clip_l.transformer.…: [(weight,), *patches]}``."""
-        return comfy_key_patches(self.encoders.state_dict(), self.patches, comfy_clip_key, filter_prefix)
+        return comfy_key_patches(stored_weights(self.encoders), self.patches, comfy_clip_key, filter_prefix)
 
     def _chunker(self, slot) -> PromptChunker:
         width = self.encoders[slot.kind].config.width

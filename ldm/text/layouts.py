@@ -44,7 +44,8 @@ _OPENCLIP_TOP = {
     "ln_final.weight": "text_model.final_layer_norm.weight",
     "ln_final.bias": "text_model.final_layer_norm.bias",
 }
-# OpenCLIP name -> ours, inside ``transformer.resblocks.N.`` / ``text_model.encoder.layers.N.``.
+# OpenCLIP name -> ours, inside ``transformer.resblocks.N.`` / ``<tower>.encoder.layers.N.`` (the text
+# and the vision towers name their residual blocks alike).
 _OPENCLIP_BLOCK = {
     "ln_1.weight": "layer_norm1.weight",
     "ln_1.bias": "layer_norm1.bias",
@@ -57,7 +58,9 @@ _OPENCLIP_BLOCK = {
     "mlp.c_proj.weight": "mlp.fc2.weight",
     "mlp.c_proj.bias": "mlp.fc2.bias",
 }
+_HF_BLOCK = {ours: theirs for theirs, ours in _OPENCLIP_BLOCK.items()}
 _OPENCLIP_FUSED = {"attn.in_proj_weight": "weight", "attn.in_proj_bias": "bias"}
+_QKV = ("q_proj", "k_proj", "v_proj")  # the order of the fused projection's rows
 _OPENCLIP_BLOCK_KEY = re.compile(r"transformer\.resblocks\.(\d+)\.(.+)")
 # Present in files, not needed to encode text.
 _IGNORED = {"logit_scale", "attn_mask", "text_model.embeddings.position_ids"}
@@ -84,22 +87,55 @@ def find_encoder(state_dict: Mapping[str, torch.Tensor], prefix: str) -> tuple[s
     return None
 
 
+def openclip_block_to_hf(key: str, tensor: torch.Tensor, tower: str) -> dict[str, torch.Tensor] | None:
+    """An OpenCLIP residual-block key (``transformer.resblocks.N.…``, text and vision towers alike)
+    as our ``<tower>.encoder.layers.N.…`` entries, the fused input projection split into q, k, v;
+    None when ``key`` is no block key."""
+    block = _OPENCLIP_BLOCK_KEY.fullmatch(key)
+    if block is None:
+        return None
+    index, name = block.groups()
+    if name in _OPENCLIP_BLOCK:
+        return {f"{tower}.encoder.layers.{index}.{_OPENCLIP_BLOCK[name]}": tensor}
+    if name in _OPENCLIP_FUSED:
+        kind = _OPENCLIP_FUSED[name]
+        return {f"{tower}.encoder.layers.{index}.self_attn.{projection}.{kind}": part
+                for projection, part in zip(_QKV, tensor.chunk(3, dim=0))}
+    return None
+
+
+def hf_block_to_openclip(weights: Mapping[str, torch.Tensor], key: str,
+                         tower: str) -> dict[str, torch.Tensor] | None:
+    """The reverse of :func:`openclip_block_to_hf` for ``weights[key]``: q, k and v fuse into
+    ``attn.in_proj_*`` at q's key (k and v give no entries); None when ``key`` is no block key."""
+    layer = re.fullmatch(rf"{tower}\.encoder\.layers\.(\d+)\.(.+)", key)
+    if layer is None:
+        return None
+    index, name = layer.groups()
+    if name in _HF_BLOCK:
+        return {f"transformer.resblocks.{index}.{_HF_BLOCK[name]}": weights[key]}
+    projection = re.fullmatch(r"self_attn\.([qkv])_proj\.(weight|bias)", name)
+    if projection is None:
+        return None
+    if projection.group(1) != "q":
+        return {}
+    kind = projection.group(2)
+    prefix = f"{tower}.encoder.layers.{index}.self_attn."
+    return {f"transformer.resblocks.{index}.attn.in_proj_{kind}":
+            torch.cat([weights[f"{prefix}{projection_name}.{kind}"] for projection_name in _QKV])}
+
+
 def openclip_to_hf(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename an OpenCLIP text tower (keys without prefix) to our layout."""
     out: dict[str, torch.Tensor] = {}
     unknown: list[str] = []
     for key, tensor in weights.items():
-        block = _OPENCLIP_BLOCK_KEY.fullmatch(key)
         if key in _OPENCLIP_TOP:
             out[_OPENCLIP_TOP[key]] = tensor
         elif key == "text_projection":
             out["text_projection.weight"] = tensor.t().contiguous()
-        elif block is not None and block.group(2) in _OPENCLIP_BLOCK:
-            out[f"text_model.encoder.layers.{block.group(1)}.{_OPENCLIP_BLOCK[block.group(2)]}"] = tensor
-        elif block is not None and block.group(2) in _OPENCLIP_FUSED:
-            kind = _OPENCLIP_FUSED[block.group(2)]
-            for name, part in zip(("q_proj", "k_proj", "v_proj"), tensor.chunk(3, dim=0)):
-                out[f"text_model.encoder.layers.{block.group(1)}.self_attn.{name}.{kind}"] = part
+        elif (block := openclip_block_to_hf(key, tensor, "text_model")) is not None:
+            out.update(block)
         elif key not in _IGNORED:
             unknown.append(key)
     if unknown:
@@ -165,21 +201,14 @@ def read_encoder(state_dict: Mapping[str, torch.Tensor], prefix: str,
 def hf_to_openclip(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Our layout back to OpenCLIP names (q, k, v fused again); used to write tiny checkpoints."""
     top = {ours: theirs for theirs, ours in _OPENCLIP_TOP.items()}
-    block = {ours: theirs for theirs, ours in _OPENCLIP_BLOCK.items()}
     out: dict[str, torch.Tensor] = {}
     for key, tensor in weights.items():
-        layer = re.fullmatch(r"text_model\.encoder\.layers\.(\d+)\.(.+)", key)
         if key in top:
             out[top[key]] = tensor
         elif key == "text_projection.weight":
             out["text_projection"] = tensor.t().contiguous()
-        elif layer is not None and layer.group(2) in block:
-            out[f"transformer.resblocks.{layer.group(1)}.{block[layer.group(2)]}"] = tensor
-        elif layer is not None and layer.group(2).startswith("self_attn.q_proj."):
-            kind = layer.group(2).rsplit(".", 1)[1]
-            prefix = f"text_model.encoder.layers.{layer.group(1)}.self_attn."
-            fused = torch.cat([weights[f"{prefix}{n}.{kind}"] for n in ("q_proj", "k_proj", "v_proj")])
-            out[f"transformer.resblocks.{layer.group(1)}.attn.in_proj_{kind}"] = fused
-        elif layer is None or not re.match(r"self_attn\.[kv]_proj\.", layer.group(2)):
+        elif (block := hf_block_to_openclip(weights, key, "text_model")) is not None:
+            out.update(block)
+        else:
             raise TextLayoutError(f"no OpenCLIP name for {key!r}")
     return out

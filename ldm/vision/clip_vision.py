@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ldm.text.clip_model import TORCH_OPERATIONS, ClipAttention, ClipMlp
+from ldm.text.layouts import hf_block_to_openclip, openclip_block_to_hf
 from ldm.weights import adopt_weights
 
 #: OpenAI CLIP's normalisation of RGB inputs in 0…1 (ComfyUI's defaults, and every SD tower's).
@@ -208,12 +209,6 @@ _OPENCLIP_TOP = {
     "ln_post.weight": "vision_model.post_layernorm.weight",
     "ln_post.bias": "vision_model.post_layernorm.bias",
 }
-_OPENCLIP_BLOCK = {
-    "ln_1": "layer_norm1", "ln_2": "layer_norm2", "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2",
-    "attn.out_proj": "self_attn.out_proj",
-}
-_OPENCLIP_BLOCK_KEY = re.compile(r"transformer\.resblocks\.(\d+)\.(.+)\.(weight|bias)")
-_FUSED_KEY = re.compile(r"transformer\.resblocks\.(\d+)\.attn\.in_proj_(weight|bias)")
 #: Where a vision tower sits in the files people have: standalone (either layout), inside an
 #: unCLIP checkpoint, inside an OpenCLIP checkpoint.
 VISION_PREFIXES = ("", "embedder.model.visual.", "visual.", "clip_vision.")
@@ -229,17 +224,12 @@ def openclip_visual_to_hf(weights: Mapping[str, torch.Tensor]) -> dict[str, torc
     out: dict[str, torch.Tensor] = {}
     unknown = []
     for key, tensor in weights.items():
-        block, fused = _OPENCLIP_BLOCK_KEY.fullmatch(key), _FUSED_KEY.fullmatch(key)
         if key in _OPENCLIP_TOP:
             out[_OPENCLIP_TOP[key]] = tensor
         elif key == "proj":
             out["visual_projection.weight"] = tensor.t().contiguous()
-        elif fused is not None:
-            for name, part in zip(("q_proj", "k_proj", "v_proj"), tensor.chunk(3, dim=0)):
-                out[f"vision_model.encoder.layers.{fused.group(1)}.self_attn.{name}.{fused.group(2)}"] = part
-        elif block is not None and block.group(2) in _OPENCLIP_BLOCK:
-            out[f"vision_model.encoder.layers.{block.group(1)}.{_OPENCLIP_BLOCK[block.group(2)]}."
-                f"{block.group(3)}"] = tensor
+        elif (block := openclip_block_to_hf(key, tensor, "vision_model")) is not None:
+            out.update(block)
         else:
             unknown.append(key)
     if unknown:
@@ -250,21 +240,14 @@ def openclip_visual_to_hf(weights: Mapping[str, torch.Tensor]) -> dict[str, torc
 def hf_to_openclip_visual(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Our names back to OpenCLIP's (q, k, v fused again): how tiny test files are written."""
     top = {ours: theirs for theirs, ours in _OPENCLIP_TOP.items()}
-    block = {ours: theirs for theirs, ours in _OPENCLIP_BLOCK.items()}
     out: dict[str, torch.Tensor] = {}
     for key, tensor in weights.items():
-        layer = re.fullmatch(r"vision_model\.encoder\.layers\.(\d+)\.(.+)\.(weight|bias)", key)
         if key in top:
             out[top[key]] = tensor
         elif key == "visual_projection.weight":
             out["proj"] = tensor.t().contiguous()
-        elif layer is not None and layer.group(2) in block:
-            out[f"transformer.resblocks.{layer.group(1)}.{block[layer.group(2)]}.{layer.group(3)}"] = tensor
-        elif layer is not None and layer.group(2) == "self_attn.q_proj":
-            index, kind = layer.group(1), layer.group(3)
-            parts = [weights[f"vision_model.encoder.layers.{index}.self_attn.{n}.{kind}"]
-                     for n in ("q_proj", "k_proj", "v_proj")]
-            out[f"transformer.resblocks.{index}.attn.in_proj_{kind}"] = torch.cat(parts)
+        else:  # keys OpenCLIP has no name for (position_ids) are left out
+            out.update(hf_block_to_openclip(weights, key, "vision_model") or {})
     return out
 
 

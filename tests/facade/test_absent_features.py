@@ -65,7 +65,7 @@ def test_placeholder_classes_are_subclassable_and_match_no_weft_object(pack_stud
     absent_classes = (comfy.controlnet.ControlBase, comfy.controlnet.ControlNet, comfy.controlnet.T2IAdapter,
                       ControlNetCLDM, comfy.clip_vision.ClipVisionModel, comfy.sd1_clip.SD1ClipModel,
                       comfy.sd1_clip.SDTokenizer, comfy.sdxl_clip.SDXLClipModel, comfy.sdxl_clip.SDXLTokenizer,
-                      comfy.hooks.HookGroup, comfy.gligen.Gligen, comfy.model_base.SVD_img2vid,
+                      comfy.hooks.ObjectPatchHook, comfy.gligen.Gligen, comfy.model_base.SVD_img2vid,
                       comfy.model_base.Flux, comfy.model_base.SD3)
     assert not any(isinstance(obj, cls) for obj in weft_objects for cls in absent_classes)
     assert isinstance(model.model, comfy.model_base.BaseModel)  # what Weft has still matches
@@ -86,10 +86,10 @@ def test_placeholder_classes_are_subclassable_and_match_no_weft_object(pack_stud
         comfy.clip_vision.ClipVisionModel("clip_vision_config_vitl.json")
     with pytest.raises(NotImplementedError, match=r"comfy\.controlnet\.controlnet_config\)"):
         comfy.controlnet.controlnet_config({})
-    with pytest.raises(NotImplementedError, match=r"not in Weft \(ComfyUI's comfy\.hooks\.HookGroup\)"):
-        comfy.hooks.HookGroup()
-    with pytest.raises(NotImplementedError, match=r"comfy\.hooks\.set_conds_props\)"):
-        comfy.hooks.set_conds_props([], 1.0, "default")
+    with pytest.raises(NotImplementedError, match=r"not in Weft \(ComfyUI's comfy\.hooks\.InjectionsHook\)"):
+        comfy.hooks.InjectionsHook()
+    with pytest.raises(NotImplementedError, match=r"comfy\.hooks\.create_transformer_options_from_hooks\)"):
+        comfy.hooks.create_transformer_options_from_hooks(None, None)
     with pytest.raises(NotImplementedError, match="text-encoder classes"):
         comfy.sdxl_clip.SDXLClipModel()
 
@@ -165,8 +165,9 @@ def test_comfy_extras_answers_weft_nodes_helpers_and_placeholders(pack_studio):
     assert empty_audio is nodes_audio.EmptyLatentAudio and empty_audio.FUNCTION == "generate"
     with pytest.raises(NotImplementedError, match=r"EmptyLatentAudio node in comfy_extras\.nodes_audio"):
         empty_audio().generate(seconds=1.0, batch_size=1)
-    # Upscale models are Weft's: the nodes are its core nodes, the old loader is spandrel's.
-    assert ImageUpscaleWithModel is pack_studio.registry.get("ImageUpscaleWithModel").node_class
+    # Upscale models are Weft's: the nodes are its core nodes (with ComfyUI's V3 ``execute``, see
+    # test_comfy_extras_upscale.py), the old loader is spandrel's.
+    assert issubclass(ImageUpscaleWithModel, pack_studio.registry.get("ImageUpscaleWithModel").node_class)
     from spandrel.architectures.ESRGAN import ESRGAN
     upscaler = model_loading.load_state_dict(ESRGAN(num_filters=4, num_blocks=1, scale=2).state_dict())
     assert upscaler.scale == 2 and upscaler(torch.rand(1, 3, 5, 6)).shape == (1, 3, 10, 12)

@@ -80,6 +80,50 @@ def test_diffusion_model_wrappers_reach_weft_unet(sd1_model):
     assert patched.get_all_callbacks(pe.CallbacksMP.ON_PRE_RUN) == []
 
 
+def test_predict_noise_wrappers_wrap_each_guided_prediction(sd1_model):
+    """LazyCache-style packs register ``predict_noise`` wrappers by key, on the MODEL or through its
+    ``model_options``; Weft's guider runs them (grouped by key, as ComfyUI does), around the
+    prediction, and removing a key removes its wrappers."""
+    import comfy.patcher_extension as pe
+    import comfy.sample
+
+    calls = []
+
+    def recorder(name, scale=1.0):
+        def wrapper(executor, x, sigma, model_options, seed):
+            calls.append(name)
+            return executor(x, sigma, model_options, seed) * scale
+        return wrapper
+
+    first, zero, second = recorder("a1"), recorder("b", scale=0.0), recorder("a2")
+    patched = sd1_model.clone()
+    patched.add_wrapper_with_key(pe.WrappersMP.PREDICT_NOISE, "a", first)
+    pe.add_wrapper_with_key(pe.WrappersMP.PREDICT_NOISE, "b", zero, patched.model_options, is_model_options=True)
+    patched.add_wrapper_with_key(pe.WrappersMP.PREDICT_NOISE, "a", second)
+    assert patched.get_all_wrappers(pe.WrappersMP.PREDICT_NOISE) == [first, second, zero]
+    assert pe.get_wrappers_with_key(pe.WrappersMP.PREDICT_NOISE, "b", patched.model_options,
+                                    is_model_options=True) == [zero]
+    assert sd1_model.get_all_wrappers(pe.WrappersMP.PREDICT_NOISE) == [] and not sd1_model.hooks.predict_noise_wrappers
+    context = torch.randn(1, 77, sd1_model.config.context_dim, generator=torch.Generator().manual_seed(3))
+    positive, negative = [[context, {}]], [[torch.zeros_like(context), {}]]
+    latent = torch.zeros(1, 4, 8, 8)
+    noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+
+    def sample(model):
+        return comfy.sample.sample(model, noise, 1, 5.0, "euler", "normal", positive, negative, latent)
+
+    plain = sample(sd1_model)
+    # the "b" wrapper zeroes the guided x0; one euler step to sigma 0 then lands on it
+    torch.testing.assert_close(sample(patched), torch.zeros_like(plain), atol=1e-4, rtol=0)
+    assert calls == ["a1", "a2", "b"] and plain.abs().max() > 0
+    patched.remove_wrappers_with_key(pe.WrappersMP.PREDICT_NOISE, "b")
+    calls.clear()
+    torch.testing.assert_close(sample(patched), plain)
+    assert calls == ["a1", "a2"]
+    with pytest.raises(NotImplementedError, match="predict_noise"):
+        pe.add_wrapper(pe.WrappersMP.PREDICT_NOISE, len, {}, is_model_options=True)
+
+
 def test_patcher_extension_dict_helpers(pack_studio):
     import comfy.patcher_extension as pe
 
@@ -144,6 +188,23 @@ def test_sampler_helpers(sd1_model):
     assert double == sd1_model.memory_required([2, 4, 8, 8]) and single == sd1_model.memory_required([1, 4, 8, 8])
 
 
+def test_diffusers_load_reads_a_folder_with_weft_loader(pack_studio, tmp_path):
+    import comfy.diffusers_convert
+    import comfy.diffusers_load
+    from ldm.diffusers_folder import load_diffusers
+    from tests.ldm.test_diffusers_folder import sd1_folder
+
+    root = tmp_path / "tiny-sd1"
+    sd1_folder(root)
+    model, clip, vae = comfy.diffusers_load.load_diffusers(str(root))
+    ours, _, _ = load_diffusers(root, compute=pack_studio.services.engine.compute)
+    assert (model.family, list(clip.encoders), vae.latent_channels) == ("sd1", ["clip_l"], 4)
+    assert all(torch.equal(v, ours.unet.state_dict()[k]) for k, v in model.unet.state_dict().items())
+    only_model = comfy.diffusers_load.load_diffusers(str(root), output_vae=False, output_clip=False)
+    assert only_model[1:] == (None, None)
+    assert not hasattr(comfy.diffusers_convert, "load_diffusers")  # ComfyUI keeps it in diffusers_load
+
+
 def test_supported_models_match_weft_families(sd1_model, tmp_path):
     import comfy.supported_models as sm
     import comfy.supported_models_base as smb
@@ -200,8 +261,6 @@ def test_diffusers_convert_vae(pack_studio):
         "encoder.conv_in.weight": torch.ones(8, 3, 3, 3)})
     assert converted["encoder.mid.attn_1.q.weight"].shape == (8, 8, 1, 1)
     assert "decoder.up.0.block.1.nin_shortcut.weight" in converted and "encoder.conv_in.weight" in converted
-    with pytest.raises(NotImplementedError, match="single-file"):
-        dc.load_diffusers("folder")
 
 
 def test_comfy_types_and_k_diffusion_utils(pack_studio, tmp_path):

@@ -182,3 +182,26 @@ def test_tiled_scale_blends_to_the_untiled_result(cu):
     small = cu.tiled_scale_multidim(torch.ones(1, 2, 64, 64), encode, tile=(32, 32), overlap=8,
                                     upscale_amount=4, out_channels=2, downscale=True)
     assert small.shape == (1, 2, 16, 16) and torch.allclose(small, torch.full_like(small, 3.0))
+
+
+def test_tiled_scale_is_the_upscalers_tiling(cu):
+    """One tiler: ComfyUI's arguments map onto ``ldm.upscale.tiled_scale`` (tile_y, tile_x order,
+    upscale_amount as scale, index_formulas as offsets) and give the same tensor."""
+    from ldm import upscale
+
+    def blur_up(t):
+        return F.interpolate(t.sin(), scale_factor=3, mode="bilinear")
+
+    samples = torch.rand(1, 3, 50, 37, generator=torch.Generator().manual_seed(0))
+    ours = upscale.tiled_scale(blur_up, samples, tile=(12, 20), overlap=5, scale=3, out_channels=3)
+    assert torch.equal(cu.tiled_scale(samples, blur_up, tile_x=20, tile_y=12, overlap=5, upscale_amount=3), ours)
+    volume = torch.rand(1, 2, 9, 30, 26, generator=torch.Generator().manual_seed(1))
+
+    def frames(t):
+        return F.interpolate(t, scale_factor=(1, 2, 2)) + t.mean()
+
+    rules = dict(tile=(4, 16, 16), overlap=(1, 4, 4), out_channels=2)
+    twice = (lambda a: a, lambda a: 2 * a, lambda a: 2 * a)
+    assert torch.equal(cu.tiled_scale_multidim(volume, frames, upscale_amount=(1, 2, 2), index_formulas=twice,
+                                               **rules),
+                       upscale.tiled_scale(frames, volume, scale=(1, 2, 2), offsets=twice, **rules))

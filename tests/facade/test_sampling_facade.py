@@ -159,3 +159,61 @@ def test_model_options_helpers_return_copies_with_the_hook_added(pack_studio):
     replaced = mp.set_model_options_patch_replace(original, print, "attn2", "input", 4, 0)
     assert replaced["transformer_options"]["patches_replace"]["attn2"] == {("input", 4, 0): print}
     assert original["transformer_options"] == {}
+
+
+# ComfyUI's comfy/samplers.py (2025-12): KSAMPLER_NAMES, and SAMPLER_NAMES = KSAMPLER_NAMES + three.
+COMFY_KSAMPLER_NAMES = [
+    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "exp_heun_2_x0",
+    "exp_heun_2_x0_sde", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
+    "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde",
+    "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm",
+    "lcm", "ipndm", "ipndm_v", "deis", "cfgpp_ud10_ab", "res_multistep", "res_multistep_cfg_pp",
+    "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp",
+    "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece"]
+
+
+def test_sampler_name_lists_equal_comfyuis(pack_studio):
+    import comfy.samplers
+
+    assert comfy.samplers.KSAMPLER_NAMES == COMFY_KSAMPLER_NAMES
+    assert comfy.samplers.SAMPLER_NAMES == COMFY_KSAMPLER_NAMES + ["ddim", "uni_pc", "uni_pc_bh2"]
+    assert comfy.samplers.KSampler.SAMPLERS == comfy.samplers.SAMPLER_NAMES
+
+
+def test_pack_guiders_run_inside_the_predict_noise_wrappers(pack_studio, tiny_sd1):
+    """ComfyUI's ``CFGGuider.outer_predict_noise``: a MODEL's predict_noise wrappers wrap each call
+    of the guider's ``predict_noise`` — once per evaluation (``sampling_function`` inside it runs
+    none), with one ``class_obj`` for the whole run — whether or not it calls ``sampling_function``."""
+    import comfy.samplers
+    import comfy.sd
+
+    model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(str(tiny_sd1))
+    seen = []
+
+    def recording(executor, x, sigma, model_options, seed):
+        seen.append(executor.class_obj)
+        return executor(x, sigma, model_options, seed)
+
+    wrapped = model.clone()
+    wrapped.hooks.predict_noise_wrappers.append(recording)
+
+    class OwnGuidance(comfy.samplers.CFGGuider):
+        def predict_noise(self, x, timestep, model_options=None, seed=None):
+            cond, uncond = comfy.samplers.calc_cond_batch(
+                self.inner_model, [self.conds["positive"], self.conds["negative"]], x, timestep, model_options)
+            return uncond + (cond - uncond) * self.cfg
+
+    positive = clip.encode_from_tokens_scheduled(clip.tokenize("a red square"))
+    negative = clip.encode_from_tokens_scheduled(clip.tokenize(""))
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 3)
+    noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    results = []
+    for guider_class in (comfy.samplers.CFGGuider, OwnGuidance):
+        guider = guider_class(wrapped)
+        guider.set_conds(positive, negative)
+        guider.set_cfg(5.0)
+        seen.clear()
+        results.append(guider.sample(noise, torch.zeros_like(noise), comfy.samplers.sampler_object("euler"),
+                                     sigmas, seed=1))
+        assert len(seen) == 3 and all(obj is seen[0] for obj in seen), guider_class
+    torch.testing.assert_close(results[0], results[1])

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
 import torch
 
 from ldm.checkpoint import load_state_dict
-from ldm.detect import FAMILIES, UNET_PREFIX, Contents, DetectionError, detect_unet, find_contents
+from ldm.control.detect import ControlDetectionError, head_split
+from ldm.detect import (FAMILIES, UNET_PREFIX, Contents, DetectionError, check_heads, detect_unet, find_contents,
+                        metadata_heads)
 from ldm.tiny import tiny_checkpoint, write_tiny_checkpoint, write_tiny_unet, write_tiny_vae
-from ldm.unet import UNetConfig, UNetModel
+from ldm.unet import UNetConfig, UNetModel, unet_config_from_state_dict
 from ldm.weights import strip_prefix
 
 EXPECTED_PREDICTION = {"sd2_v": "v"}
@@ -77,6 +80,19 @@ def test_heads_that_do_not_fit_the_convention_ask_for_metadata():
     state_dict, _ = tiny_checkpoint("sd2", include_text=False)
     with pytest.raises(DetectionError, match="weft.num_head_channels"):
         detect_unet(strip_prefix(state_dict, UNET_PREFIX), {})
+
+
+def test_head_metadata_and_head_check_raise_the_callers_error():
+    """ControlNet detection reads head metadata and checks heads as the UNet's does, raising its own error."""
+    assert metadata_heads({}) is None
+    assert metadata_heads({"weft.num_heads": "5"}) == (5, -1)
+    with pytest.raises(ControlDetectionError, match="are not integers"):
+        head_split({"weft.num_head_channels": "x"}, sd1_like=True)
+    state_dict, _ = tiny_checkpoint("sd2", include_text=False)
+    config = dataclasses.replace(unet_config_from_state_dict(strip_prefix(state_dict, UNET_PREFIX)),
+                                 num_heads=-1, num_head_channels=64)
+    with pytest.raises(ControlDetectionError, match="^ControlNet: .*weft.num_heads or weft.num_head_channels"):
+        check_heads(config, "ControlNet", ControlDetectionError)
 
 
 def test_unsupported_variants_are_refused_clearly():

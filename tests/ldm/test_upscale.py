@@ -40,10 +40,11 @@ def test_tile_origins_and_counts_follow_comfyui():
 
 
 def test_feather_mask_ramps_from_every_edge():
-    mask = feather_mask(6, 10, 3)
+    mask = feather_mask((6, 10), (3, 3))
     torch.testing.assert_close(mask[2], torch.tensor([1, 2, 3, 3, 3, 3, 3, 3, 2, 1]) / 3)
     assert mask[0, 0] == pytest.approx(1 / 9) and mask[3, 5] == 1.0
-    assert torch.equal(feather_mask(4, 8, 4)[:, 4], torch.tensor([1.0, 1.0, 1.0, 1.0]))  # too short: flat
+    assert torch.equal(feather_mask((4, 8), (4, 4))[:, 4], torch.tensor([1.0, 1.0, 1.0, 1.0]))  # too short: flat
+    assert torch.equal(feather_mask((3, 5, 7), (1, 0, 2))[:, 2, 3], torch.ones(3))  # per axis; 0 and 1: flat
 
 
 def test_tiled_scale_of_a_pointwise_function_equals_the_whole_image():
@@ -59,6 +60,20 @@ def test_tiled_scale_of_a_pointwise_function_equals_the_whole_image():
     torch.testing.assert_close(tiled, fn(samples), atol=1e-6, rtol=1e-6)
     steps = 2 * tile_count(70, 45, 24, 8)
     assert calls[-1] == (steps, steps) and len(calls) == steps
+
+
+def test_tiled_scale_runs_any_number_of_axes_and_downscales():
+    volume = torch.rand(1, 2, 9, 30, 26)
+
+    def fn(x):
+        return F.interpolate(x * 2 - 0.3, scale_factor=(1, 2, 2), mode="nearest")
+
+    tiled = tiled_scale(fn, volume, tile=(4, 16, 16), overlap=(1, 4, 4), scale=(1, 2, 2), out_channels=2)
+    torch.testing.assert_close(tiled, fn(volume), atol=1e-6, rtol=1e-6)
+    image = torch.rand(1, 3, 64, 72)
+    encoded = tiled_scale(lambda x: F.avg_pool2d(x, 4), image, tile=32, overlap=8, scale=4, out_channels=3,
+                          downscale=True)
+    torch.testing.assert_close(encoded, F.avg_pool2d(image, 4), atol=1e-6, rtol=1e-6)
 
 
 def test_first_tile_fits_free_memory():

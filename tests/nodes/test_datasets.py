@@ -10,13 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from graph.executor import Executor
 from graph.protocol import describe
 from graph.registry import NodeRegistry
-from graph.validation import validate_prompt
 from ldm.model import assemble_checkpoint
 from ldm.tiny import tiny_checkpoint
 from nodes import datasets as dn
+from tests.nodes.prompt_support import run_prompt
 
 
 def _pixels(seed: int, height: int, width: int) -> np.ndarray:
@@ -217,10 +216,7 @@ def test_list_pipeline_through_the_executor(node_services, images):
         "4": {"class_type": "SaveImageDataSetToFolder",
               "inputs": {"images": ["3", 0], "folder_name": "piped", "filename_prefix": "p", "mode": "overwrite"}},
     }
-    result = validate_prompt(prompt, registry)
-    assert result.ok, result.node_errors
-    outcome = Executor(registry, services=node_services).execute("p", result.prompt, result.outputs)
-    assert outcome.status == "success", outcome.messages
+    run_prompt(registry, prompt, node_services)
     np.random.seed(1)
     order = np.random.permutation(3)
     for saved_index, source_index in enumerate(order):

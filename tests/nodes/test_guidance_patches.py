@@ -281,3 +281,31 @@ def test_dual_model_guider(tmp_path, sd1, other_sd1):
     # at cfg 1 only the positive model runs
     [one] = gp.DualModelGuider().get_guider(model, positive, 1.0, model_negative=other, negative=negative)
     _close(_custom(run, model, one), _custom(run, model, cs.BasicGuider().get_guider(model, positive)[0]))
+
+
+def test_guiders_run_the_model_predict_noise_wrappers(tmp_path, sd1, other_sd1):
+    # ComfyUI's guiders all inherit CFGGuider's outer_predict_noise: a MODEL's predict_noise
+    # wrappers (EasyCache, LazyCache, packs') wrap every guided prediction.
+    model, clip, _ = sd1
+    positive, negative, empty = _texts(clip)
+    run = make_runner(tmp_path)
+    seen = []
+
+    def recording(executor, x, sigma, model_options, seed):
+        seen.append((type(executor.class_obj).__name__, seed, "sampler_cfg_function" in model_options))
+        return executor(x, sigma, model_options, seed)
+
+    wrapped = model.clone()
+    wrapped.hooks.predict_noise_wrappers.append(recording)
+    wrapped.hooks.cfg_function = lambda args: args["uncond"] + (args["cond"] - args["uncond"]) * args["cond_scale"]
+    other, _, _ = other_sd1
+    guiders = {
+        "GuidedDenoiser": cs.CFGGuider().get_guider(wrapped, positive, negative, 6.0)[0],
+        "PerpNegDenoiser": gp.PerpNegGuider().get_guider(wrapped, positive, negative, empty, 6.0, 0.7)[0],
+        "DualModelDenoiser": gp.DualModelGuider().get_guider(wrapped, positive, 4.0, model_negative=other,
+                                                             negative=negative)[0],
+        "DualCFGDenoiser": cs.DualCFGGuider().get_guider(wrapped, positive, empty, negative, 4.0, 2.0)[0]}
+    for name, guider in guiders.items():
+        seen.clear()
+        _custom(run, model, guider)
+        assert seen == [(name, 5, True)] * 3, name

@@ -308,3 +308,14 @@ def test_hooks_stack_on_a_model_with_loaded_loras_and_leave_its_weights(run, sd1
     torch.testing.assert_close(hooked["samples"], reference["samples"], rtol=2e-3, atol=2e-3)
     assert (hooked["samples"] - weaker["samples"]).abs().max() > 5e-2
     assert all(torch.equal(patched[k], v) for k, v in model.unet.state_dict().items())
+
+
+def test_hook_file_combos_list_the_folder_only_where_services_are_installed(node_services):
+    (node_services.folders.model_roots("loras")[0] / "style.safetensors").write_bytes(b"")
+    assert hooks.CreateHookLoraModelOnly.INPUT_TYPES() == {
+        "required": {"lora_name": (["style.safetensors"],), "strength_model": ("FLOAT", hooks._HOOK_STRENGTH)},
+        "optional": {"prev_hooks": ("HOOKS",)}}
+
+
+def test_hook_file_combos_are_empty_outside_a_prompt():
+    assert hooks.CreateHookModelAsLora.INPUT_TYPES()["required"]["ckpt_name"] == ([],)

@@ -4,13 +4,13 @@ import torch
 from PIL import Image
 from scipy.interpolate import CubicHermiteSpline
 
-from graph.executor import Executor
 from graph.registry import NodeRegistry
 from graph.validation import validate_prompt
 from ldm import color_spaces, imaging_color
 from ldm.curves import Curve, curve_from_value, monotone_slopes
 from nodes import image_color as C
 from nodes import register_builtin_nodes
+from tests.nodes.prompt_support import run_prompt
 
 
 def test_module_registers_cleanly():
@@ -274,8 +274,6 @@ def test_sdr_to_hdr_runs_from_a_comfyui_api_prompt(node_services, monkeypatch):
     too_bright = {**prompt, "2": {**prompt["2"], "inputs": {**prompt["2"]["inputs"],
                                                             "algorithm.target_luminance": 20000.0}}}
     assert not validate_prompt(too_bright, registry).ok
-    result = validate_prompt(prompt, registry)
-    assert result.ok, result.node_errors
     calls = []
     convert = C.sdr_to_hdr.sdr_to_hlg
 
@@ -284,8 +282,7 @@ def test_sdr_to_hdr_runs_from_a_comfyui_api_prompt(node_services, monkeypatch):
         return calls[-1][1]
 
     monkeypatch.setattr(C.sdr_to_hdr, "sdr_to_hlg", recording)
-    outcome = Executor(registry, services=node_services).execute("p", result.prompt, result.outputs)
-    assert outcome.status == "success", outcome.messages
+    run_prompt(registry, prompt, node_services)
     [(target, hlg)] = calls
     assert target == 1000.0 and torch.allclose(hlg, torch.ones(1, 3, 4, 3), atol=1e-5)  # white at the HLG peak
 

@@ -13,12 +13,11 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance
 
-from graph.executor import Executor
 from graph.registry import NodeRegistry
-from graph.validation import validate_prompt
 from ldm import box_elements, imaging, layer_stack
 from nodes import image_compositing as L
 from tests.nodes.conftest import make_services
+from tests.nodes.prompt_support import run_prompt
 
 RNG = np.random.default_rng(3)
 
@@ -368,10 +367,7 @@ def test_a_layered_prompt_runs(tmp_path):
                                                    "z_index": -5}},
         "5": {"class_type": "ImageCompositor", "inputs": {"layers": ["4", 0]}},
     }
-    result = validate_prompt(prompt, registry)
-    assert result.ok, result.node_errors
-    outcome = Executor(registry, services=make_services(tmp_path)).execute("p", result.prompt, result.outputs)
-    assert outcome.status == "success", outcome.messages
+    outcome = run_prompt(registry, prompt, make_services(tmp_path))
     output = outcome.outputs["5"]
     assert output["compositor_canvas"] == [{"w": 8, "h": 8}] and len(output["compositor_layers"]) == 2
     saved = Image.open(tmp_path / "temp" / output["images"][0]["filename"])

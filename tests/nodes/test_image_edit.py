@@ -10,11 +10,10 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from graph.executor import Executor
 from graph.registry import NodeRegistry
-from graph.validation import validate_prompt
 from nodes import image_edit as E
 from nodes import image_layers as L
+from tests.nodes import prompt_support
 from tests.nodes.conftest import make_services
 
 
@@ -327,11 +326,7 @@ def run_prompt(prompt, tmp_path):
     registry = registered()
     registry.register_mappings({"Picture": Picture, "Keep": Keep})
     Keep.seen = []
-    result = validate_prompt(prompt, registry)
-    assert result.ok, result.node_errors
-    outcome = Executor(registry, services=make_services(tmp_path)).execute("p", result.prompt, result.outputs)
-    assert outcome.status == "success", outcome.messages
-    return outcome
+    return prompt_support.run_prompt(registry, prompt, make_services(tmp_path))
 
 
 def test_tiles_round_trip_through_lists(tmp_path):

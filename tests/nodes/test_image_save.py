@@ -150,3 +150,12 @@ def test_save_image_advanced_16bit_png(node_services):
     with Image.open(node_services.folders.output / "deep_00002.png") as saved:  # Pillow keeps the high bytes
         high = np.clip(rgba[0].double().numpy() * 65535, 0, 65535).astype(np.uint16) >> 8
         np.testing.assert_array_equal(np.asarray(saved), high.astype(np.uint8))
+
+
+def test_save_image_advanced_never_replaces_a_file(node_services):
+    """A name taken by a file the counter scan does not see (another batch number) moves on."""
+    taken = node_services.folders.output / "b0_00001.png"
+    taken.write_bytes(b"keep")
+    out = S.SaveImageAdvanced().execute(torch.rand(2, 4, 5, 3), "b%batch_num%", "png")
+    assert [entry["filename"] for entry in out["ui"]["images"]] == ["b0_00002.png", "b1_00003.png"]
+    assert taken.read_bytes() == b"keep"

@@ -3,11 +3,10 @@ import pytest
 import torch
 from PIL import Image
 
-from graph.executor import Executor
 from graph.registry import NodeRegistry
-from graph.validation import validate_prompt
 from nodes import image_tools as T
 from nodes import register_builtin_nodes
+from tests.nodes.prompt_support import run_prompt
 
 
 def test_module_registers_cleanly():
@@ -73,13 +72,9 @@ def test_glsl_shader_runs_a_comfyui_api_prompt(node_services, monkeypatch):
         "3": {"class_type": "LoadImage", "inputs": {"image": "in.png"}},
         "4": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
     }
-    executor = Executor(registry, services=node_services)
-    result = validate_prompt(prompt, registry)
-    assert result.ok, result.node_errors
     captured = {}
     monkeypatch.setattr(T.glsl, "render", _recording(T.glsl.render, captured))
-    outcome = executor.execute("p", result.prompt, result.outputs)
-    assert outcome.status == "success", outcome.messages
+    outcome = run_prompt(registry, prompt, node_services)
     inverted, constant = captured["outputs"][:2]
     torch.testing.assert_close(inverted[0, ..., :3], 1.0 - image, atol=2e-3, rtol=0)
     assert torch.all(constant == 0.75)  # u_float1 came from the linked node; u_float0 was filled with 0
@@ -267,10 +262,7 @@ def test_template_shape_histogram_curve_shader_and_mask_preview(node_services):
         "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
         "6": {"class_type": "MaskPreview", "inputs": {"mask": ["1", 1]}},
     }
-    result = validate_prompt(prompt, registry)
-    assert result.ok, result.node_errors
-    outcome = Executor(registry, services=node_services).execute("p", result.prompt, result.outputs)
-    assert outcome.status == "success", outcome.messages
+    outcome = run_prompt(registry, prompt, node_services)
     red_histogram = outcome.outputs["3"]["histogram"]
     assert red_histogram[64] == 16 and sum(red_histogram) == 16
     with Image.open(node_services.folders.temp / outcome.outputs["5"]["images"][0]["filename"]) as shaded:

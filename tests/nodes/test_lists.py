@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from graph.executor import Executor
 from graph.registry import NodeRegistry
-from graph.validation import validate_prompt
+from tests.nodes.prompt_support import run_prompt
 from nodes import lists, logic, utils
 
 
@@ -53,14 +52,6 @@ def registry():
     registry.register_mappings({"Numbers": Numbers, "Recorder": Recorder})
     Recorder.seen = []
     return registry
-
-
-def run_prompt(registry, prompt):
-    result = validate_prompt(prompt, registry)
-    assert result.ok, result.node_errors
-    outcome = Executor(registry).execute("p", result.prompt, result.outputs)
-    assert outcome.status == "success", outcome.messages
-    return outcome
 
 
 # -- lists -------------------------------------------------------------------------------------------

@@ -36,8 +36,7 @@ def folders(tmp_path):
 def run(folders):
     """Call a node method inside an execution context carrying the test's services."""
     services = Services(folders=folders, options=NodeOptions(),
-                        engine=SimpleNamespace(compute=detect_compute("cpu", force_dtype=torch.float32),
-                                               unload_all=lambda: None))
+                        engine=SimpleNamespace(compute=detect_compute("cpu", force_dtype=torch.float32)))
 
     def call(function, *args, **kwargs):
         context = ExecutionContext("prompt", "1", "1", services, InterruptFlag())

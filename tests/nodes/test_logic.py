@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from graph.executor import Executor
 from graph.registry import NodeRegistry
 from graph.validation import validate_prompt
+from tests.nodes.prompt_support import run_prompt
 from nodes import logic, utils
 
 
@@ -39,14 +39,6 @@ def registry():
     registry.register_mappings({"CountingString": CountingString})
     CountingString.runs = []
     return registry
-
-
-def run_prompt(registry, prompt):
-    result = validate_prompt(prompt, registry)
-    assert result.ok, result.node_errors
-    outcome = Executor(registry).execute("p", result.prompt, result.outputs)
-    assert outcome.status == "success", outcome.messages
-    return outcome
 
 
 def math_expression(expression, **values):

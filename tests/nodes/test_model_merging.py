@@ -9,6 +9,7 @@ import torch
 from graph.registry import NodeRegistry
 from ldm import lora
 from ldm.devices import detect_compute
+from ldm.memory import Placement
 from ldm.merging import block_ratio
 from ldm.model import load_checkpoint
 from ldm.tiny import write_tiny_checkpoint
@@ -123,6 +124,33 @@ def test_merged_model_runs_through_the_engine_as_the_blended_unet(node_services,
     (again,) = M.ModelMergeSimple().merge(merged, m2, 1.0)
     node_services.engine.unload_all()  # the stored weights back in the module, for `effective`
     assert_weights(effective(again.unet, again.patches), {k: 0.25 * w1[k] + 0.75 * w2[k] for k in w1})
+
+
+def test_facade_merge_of_a_loaded_model_reads_its_stored_weights(node_services, pair):
+    """ComfyUI's merge recipe as packs write it (``get_key_patches`` then ``add_patches``) on a
+    model the engine holds loaded with a LoRA in its device copies: the LoRA counts once."""
+    (m1, c1), (m2, c2) = pair
+    key = "input_blocks.1.1.proj_in.weight"
+    w1, w2 = plain(m1.unet), plain(m2.unet)
+    lora_patched = m2.clone()
+    lora_patched.patches = {key: [lora.WeightPatch(1.0, lora.DiffAdapter(torch.ones_like(w2[key])))]}
+    with node_services.engine.use_unet(lora_patched):
+        pass  # stays loaded: m2's module now holds the patched copies
+    assert torch.equal(m2.unet.state_dict()[key], w2[key] + 1)
+    merged = m1.clone()
+    added = merged.add_patches(lora_patched.get_key_patches("diffusion_model."), 0.5, 0.5)
+    assert "diffusion_model." + key in added
+    node_services.engine.unload_all()  # the stored weights back in the modules, for `effective`
+    expected = {k: 0.5 * w1[k] + 0.5 * w2[k] for k in w1}
+    expected[key] = 0.5 * w1[key] + 0.5 * (w2[key] + 1)
+    assert_weights(effective(merged.unet, merged.patches), expected)
+    # the same for a CLIP whose encoders are held as converted copies
+    tower = "clip_l.text_model.encoder.layers.0.mlp.fc1.weight"
+    stored = plain(c2.encoders)[tower]
+    with node_services.engine.memory.use(c2.encoders, Placement(torch.device("cpu"), torch.float16)):
+        assert c2.encoders.state_dict()[tower].dtype == torch.float16
+        found = c2.get_key_patches()["clip_l.transformer.text_model.encoder.layers.0.mlp.fc1.weight"][0][0]
+    assert torch.equal(found, stored)
 
 
 def test_block_ratio_takes_the_longest_prefix_and_defaults_to_the_first():

@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from graph.executor import Executor
 from graph.registry import NodeRegistry
-from graph.validation import validate_prompt
 from nodes import text, utils
+from tests.nodes.prompt_support import run_prompt
 
 
 @pytest.fixture
@@ -55,9 +54,7 @@ def test_transforms_map_over_a_text_list(registry):
               "2": {"class_type": "StripWhitespace", "inputs": {"texts": ["1", 0]}},
               "3": {"class_type": "AddTextSuffix", "inputs": {"texts": ["2", 0], "suffix": "!"}},
               "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}}}
-    result = validate_prompt(prompt, registry)
-    assert result.ok, result.node_errors
-    outcome = Executor(registry).execute("p", result.prompt, result.outputs)
+    outcome = run_prompt(registry, prompt)
     assert outcome.outputs["4"]["text"] == ["One!", "Two!"]
 
 

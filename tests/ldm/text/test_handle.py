@@ -63,6 +63,9 @@ def test_clone_shares_weights_copies_settings():
     twin.patches["clip_l.text_model.final_layer_norm.weight"] = []
     assert clip.layer_idx is None and clip.patches == {}
     assert twin.clone().layer_idx == -2
+    assert clip.compute_device is None
+    twin.compute_device = torch.device("cpu")  # SelectCLIPDevice's choice survives later clones
+    assert twin.clone().compute_device == torch.device("cpu") and clip.compute_device is None
     with pytest.raises(ValueError):
         twin.set_last_layer(0)
 
