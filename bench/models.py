@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from ldm.autoencoder import AutoencoderKL, VaeConfig
-from ldm.checkpoint import save_state_dict
-from ldm.detect import UNET_PREFIX, VAE_PREFIX
+from ldm.loading.checkpoint import save_state_dict
+from ldm.loading.detect import UNET_PREFIX, VAE_PREFIX
+from ldm.networks.autoencoder import AutoencoderKL, VaeConfig
+from ldm.networks.unet import UNetConfig, UNetModel
 from ldm.text.clip_model import ClipTextConfig, ClipTextModel
 from ldm.text.layouts import hf_to_openclip
-from ldm.unet import UNetConfig, UNetModel
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 

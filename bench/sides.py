@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 import torch
 
 from bench.models import Family, diffusers_models
-from ldm.adm import sdxl_label
-from ldm.checkpoint import load_state_dict
 from ldm.devices import ComputeSettings
 from ldm.engine import Engine
+from ldm.loading.checkpoint import load_state_dict
 from ldm.memory import MemoryOptions, VramMode
 from ldm.model import load_checkpoint
+from ldm.networks.adm import sdxl_label
 from ldm.sampling.denoiser import UNetDenoiser
 from ldm.sampling.guidance import GuidedModel
 from ldm.sampling.model_conds import model_conds_for_family

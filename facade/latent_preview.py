@@ -18,8 +18,8 @@ import folder_paths
 from _weft_binding import host
 from comfy.cli_args import LatentPreviewMethod
 from ldm.latent_formats import LatentFormat
+from ldm.networks.taesd import load_taesd_decoder
 from ldm.previews import make_previewer
-from ldm.taesd import load_taesd_decoder
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def preview_to_image(latent_image: torch.Tensor, do_scale: bool = True) -> Image
 
 class TAESD(torch.nn.Module):
     """ComfyUI's TAESD wrapper (older ComfyUI re-exported it here), decoder side: ``TAESD(None,
-    decoder_path, latent_channels)`` loads Weft's TAESD decoder (``ldm.taesd``) from the file, and
+    decoder_path, latent_channels)`` loads Weft's TAESD decoder (``ldm.networks.taesd``) from the file, and
     ``decode(latents)`` gives images ``[B, 3, H, W]`` in about -1…1 (unclamped, as ComfyUI's), with
     the ``vae_scale`` / ``vae_shift`` parameters applied first. Weft has no TAESD encoder: an
     ``encoder_path`` and ``encode`` raise :class:`_weft_absent.NotInWeftError`."""
@@ -67,7 +67,7 @@ class TAESD(torch.nn.Module):
 
     def __init__(self, encoder_path=None, decoder_path=None, latent_channels=4):
         from comfy.taesd.taesd import TAESD_ENCODER
-        from ldm.taesd import taesd_decoder
+        from ldm.networks.taesd import taesd_decoder
 
         if encoder_path is not None:
             raise TAESD_ENCODER.error(f"{__name__}.TAESD(encoder_path=...)")

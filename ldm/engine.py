@@ -30,7 +30,7 @@ from ldm.devices import ComputeSettings, detect_compute, total_memory_bytes
 from ldm.memory import MemoryManager, MemoryOptions, Placement, VramMode
 from ldm.memory.plan import unet_inference_bytes
 from ldm.memory.text_cache import TextEncodeCache
-from ldm.ops import SlicedAttention
+from ldm.networks.ops import SlicedAttention
 
 log = logging.getLogger(__name__)
 

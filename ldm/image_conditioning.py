@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ldm import imaging
+from ldm.imaging import operations as imaging
 
 #: The x4 upscaler's latent is a quarter of the output size (its VAE downsamples 4×).
 X4_LATENT_RATIO = 4

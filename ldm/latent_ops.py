@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ldm import imaging
+from ldm.imaging import operations as imaging
 
 #: Axis names of LatentConcat / LatentCut, counted from the last axis.
 AXIS_FROM_END = {"x": 1, "y": 2, "t": 3}
@@ -149,7 +149,7 @@ def tonemap_reinhard(latent: torch.Tensor, multiplier: float) -> torch.Tensor:
 
 def sharpen(latent: torch.Tensor, radius: int, sigma: float, alpha: float) -> torch.Tensor:
     """Sharpen the per-pixel directions with the sharpening kernel of ImageSharpen (see
-    :func:`ldm.imaging.sharpen`) over a reflected border; the vector lengths are kept."""
+    :func:`ldm.imaging.operations.sharpen`) over a reflected border; the vector lengths are kept."""
     length = (torch.linalg.vector_norm(latent, dim=1) + 1e-6)[:, None]
     direction = latent / length
     channels = latent.shape[1]

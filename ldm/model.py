@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ldm.autoencoder import AutoencoderKL, normalize_vae_weights, vae_config_from_state_dict
 from ldm import text
-from ldm.checkpoint import load_state_dict
-from ldm.detect import DetectionError, UNetDetection, detect_unet, find_contents, with_prediction
 from ldm.devices import ComputeSettings, detect_compute
 from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat
+from ldm.loading.checkpoint import load_state_dict
+from ldm.loading.detect import DetectionError, UNetDetection, detect_unet, find_contents, with_prediction
+from ldm.loading.vae_keys import diffusers_vae_to_ldm, is_diffusers_vae
+from ldm.loading.weights import adopt_weights, strip_prefix
 from ldm.model_patching import ModelPatcherMethods
+from ldm.networks.autoencoder import AutoencoderKL, normalize_vae_weights, vae_config_from_state_dict
+from ldm.networks.unet import UNetConfig, UNetModel
 from ldm.sampling.hooks import SamplingHooks
-from ldm.unet import UNetConfig, UNetModel
 from ldm.vae import VaeHandle
-from ldm.vae_keys import diffusers_vae_to_ldm, is_diffusers_vae
-from ldm.weights import adopt_weights, strip_prefix
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from ldm.lora import DiffAdapter, LoraAdapter, ScaleOnly, WeightPatch, patched_weight
-from ldm.merging import stored_weights
+from ldm.loading.merging import stored_weights
+from ldm.lora.patches import DiffAdapter, LoraAdapter, ScaleOnly, WeightPatch, patched_weight
 from ldm.sampling.hooks import ModelOptionsView, SamplingHooks
 
 #: The prefix ComfyUI gives UNet weight keys in patches and state dicts.
 DIFFUSION_PREFIX = "diffusion_model."
-#: ComfyUI wrapper types Weft runs. Around the UNet's forward (``ldm.unet_patches``), read from
+#: ComfyUI wrapper types Weft runs. Around the UNet's forward (``ldm.networks.unet_patches``), read from
 #: ``transformer_options["wrappers"]["diffusion_model"]``:
 DIFFUSION_MODEL_WRAPPER = "diffusion_model"
 #: Around each guided prediction (``ldm.sampling.guidance.WrappedDenoiser``), kept in the typed
@@ -107,7 +107,7 @@ class PredictionType(enum.IntEnum):
 
 
 def weight_patch_from_comfy(value: Any, strength: float, strength_model: float) -> WeightPatch | None:
-    """A ComfyUI patch value as a :class:`~ldm.lora.WeightPatch`; None for a kind Weft lacks.
+    """A ComfyUI patch value as a :class:`~ldm.lora.patches.WeightPatch`; None for a kind Weft lacks.
 
     Understood: Weft's own adapters; a tensor or ``(tensor,)`` (a difference, ComfyUI's "diff"
     patch; with ``strength_model`` it is how model merging blends two weights); a
@@ -407,7 +407,7 @@ class ModelPatcherMethods:
     def set_model_denoise_mask_function(self, fn: Callable) -> None:
         self.hooks.denoise_mask_function = fn
 
-    # -- UNet patches (ComfyUI's transformer_options; honoured by ldm.unet) -----------------------------
+    # -- UNet patches (ComfyUI's transformer_options; honoured by ldm.networks.unet) ---------------
     def set_model_patch(self, patch: Callable, name: str) -> None:
         patches = self.hooks.transformer_options.setdefault("patches", {})
         patches[name] = patches.get(name, []) + [patch]
@@ -491,13 +491,13 @@ class ModelPatcherMethods:
     def patch_model(self, device_to=None, *args, **kwargs) -> torch.nn.Module:
         """The network with the weight patches written in (ComfyUI's ``patch_model``); undo with
         :meth:`unpatch_model`. Nodes that sample go through the engine instead."""
-        from ldm.lora import apply_patches
+        from ldm.lora.patches import apply_patches
         if getattr(self, "_applied_backups", None) is None:
             self._applied_backups = apply_patches(self.unet, self.patches) if self.patches else {}
         return self.unet
 
     def unpatch_model(self, device_to=None, unpatch_weights: bool = True, *args, **kwargs) -> None:
-        from ldm.lora import restore_weights
+        from ldm.lora.patches import restore_weights
         backups = getattr(self, "_applied_backups", None)
         if backups:
             restore_weights(self.unet, backups)

@@ -6,7 +6,7 @@ Methods (the server's ``--preview-method``, ComfyUI's names and choice rules):
 - ``latent2rgb`` (and ``auto``, as in ComfyUI): a linear projection of the latent channels to RGB
   with the latent format's ``latent_rgb_factors`` / ``latent_rgb_bias`` — free, at latent
   resolution (1/8 of the image);
-- ``taesd``: the TAESD decoder (:mod:`ldm.taesd`) whose weights are found in the ``vae_approx``
+- ``taesd``: the TAESD decoder (:mod:`ldm.networks.taesd`) whose weights are found in the ``vae_approx``
   models under the format's ``taesd_decoder_name`` (``taesd_decoder.*`` for SD1/SD2,
   ``taesdxl_decoder.*`` for SDXL); without such a file it falls back to ``latent2rgb``.
 
@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from ldm.latent_formats import LatentFormat
-from ldm.taesd import decode_preview, load_taesd_decoder
+from ldm.networks.taesd import decode_preview, load_taesd_decoder
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from ldm.autoencoder import AutoencoderKL, VaeConfig
 from ldm import text
-from ldm.checkpoint import save_state_dict
-from ldm.detect import FAMILIES, SDXL_SIZE_EMBED, UNET_PREFIX, VAE_PREFIX, head_metadata
-from ldm.unet import UNetConfig, UNetModel
-from ldm.weights import random_weights
+from ldm.loading.checkpoint import save_state_dict
+from ldm.loading.detect import FAMILIES, SDXL_SIZE_EMBED, UNET_PREFIX, VAE_PREFIX, head_metadata
+from ldm.loading.weights import random_weights
+from ldm.networks.autoencoder import AutoencoderKL, VaeConfig
+from ldm.networks.unet import UNetConfig, UNetModel
 
 #: Context widths used when no text-encoder weights are generated (CLIP-L, OpenCLIP-H/bigG stand-ins).
 DEFAULT_TEXT_WIDTHS = {"clip_l": 32, "clip_g": 48, "clip_h": 48}
@@ -117,7 +117,7 @@ def tiny_unet_state_dict(family: str, seed: int = 0,
     weights = random_weights(UNetModel(config), generator)
     last = len(config.transformer_depth_output) - 1
     key = f"output_blocks.{last}.1.transformer_blocks.0.norm1.bias"
-    if key in weights:  # the statistic that tells SD2 v-prediction from eps (see ldm.detect)
+    if key in weights:  # the statistic that tells SD2 v-prediction from eps (see ldm.loading.detect)
         std = V_NORM_BIAS_STD if family == "sd2_v" else EPS_NORM_BIAS_STD
         weights[key] = torch.randn(weights[key].shape, generator=generator) * std
     return weights

@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from ldm.autoencoder import AutoencoderKL
 from ldm.devices import free_memory_bytes
+from ldm.networks.autoencoder import AutoencoderKL
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Names, inputs (names, types, defaults, ranges, order), outputs, functions and categories are
 ComfyUI's (v0.3.64: ``nodes.py`` and ``comfy_extras/nodes_clip_sdxl.py``), so API prompts that use
-them run unchanged. Every body delegates to ``ldm.text`` / ``ldm.lora``.
+them run unchanged. Every body delegates to ``ldm.text`` / ``ldm.lora.patches``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import os
 import torch
 
 from graph.context import current_context
-from ldm import lora
-from ldm.checkpoint import load_state_dict
 from ldm.image_conditioning import crop_to_multiple
+from ldm.loading.checkpoint import load_state_dict
+from ldm.lora import patches as lora
 from ldm.sampling.weight_hooks import encode_passes
 from ldm.text import build_clip_from_files
 from ldm.text import conditioning as cond_ops
@@ -33,7 +33,7 @@ _LORA_STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
 
 
 def _read_weights(path: os.PathLike) -> dict[str, torch.Tensor]:
-    """A weights file, read safely by its content (see ldm.checkpoint)."""
+    """A weights file, read safely by its content (see ldm.loading.checkpoint)."""
     return load_state_dict(path)[0]
 
 

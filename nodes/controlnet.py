@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ldm.control.apply import attach
 from ldm.control.loading import load_control_model
-from ldm.imaging import resample
+from ldm.imaging.operations import resample
 from nodes.services import model_names, services
 
 #: ComfyUI's union ControlNet (ControlNet++) control types and their task indices.

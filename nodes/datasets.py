@@ -19,7 +19,7 @@ import torch
 from graph.atomic import write_atomic
 from graph.folders import safe_join
 from graph.output_files import next_counter
-from ldm import image_io
+from ldm.imaging import image_io
 from ldm.training import datasets as ds
 from nodes.conditioning import encode_tokens
 from nodes.services import Services, running_services, services

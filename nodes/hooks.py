@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from ldm.checkpoint import load_state_dict
+from ldm.loading.checkpoint import load_state_dict
 from ldm.model import load_checkpoint
 from ldm.sampling import weight_hooks as wh
 from nodes.services import model_names, services

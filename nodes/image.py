@@ -26,7 +26,7 @@ from graph.context import check_interrupted, current_context
 from graph.folders import FolderPaths, UnsafePathError, safe_join, split_annotated_name
 from graph.output_files import resolve_save_target, write_numbered
 from graph.png_metadata import PngMetadataError, add_text_chunks, check_keyword
-from ldm import image_io, imaging
+from ldm.imaging import image_io, operations as imaging
 from nodes.services import Services, services
 
 log = logging.getLogger(__name__)

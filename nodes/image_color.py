@@ -8,17 +8,18 @@ ImageColorSpace and ImageSDRToHDR). ColorTransfer's ``source_stats`` and ImageSD
 ``algorithm`` are DynamicCombos in ComfyUI: their option inputs arrive as the dotted keys
 ``"source_stats.target_index"`` and ``"algorithm.target_luminance"``. A HISTOGRAM is a
 list of 256 ints; a CURVE is the curve editor's ``{"points": [[x, y], …], "interpolation": …}``
-value, handed on as an :class:`ldm.curves.Curve`. The algorithms are :mod:`ldm.imaging_color`,
-:mod:`ldm.color_transfer`, :mod:`ldm.color_spaces` and :mod:`ldm.sdr_to_hdr` (whose curve is
-Weft's own: its pixels do not match ComfyUI's bit for bit).
+value, handed on as an :class:`ldm.imaging.curves.Curve`. The algorithms are
+:mod:`ldm.imaging.color`, :mod:`ldm.imaging.color_transfer`, :mod:`ldm.imaging.color_spaces` and
+:mod:`ldm.imaging.sdr_to_hdr` (whose curve is Weft's own: its pixels do not match ComfyUI's bit
+for bit).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ldm import color_spaces, color_transfer, imaging_color, sdr_to_hdr
-from ldm.curves import IDENTITY, curve_from_value
+from ldm.imaging import color as imaging_color, color_spaces, color_transfer, sdr_to_hdr
+from ldm.imaging.curves import IDENTITY, curve_from_value
 
 
 class ImageHistogram:

@@ -8,8 +8,9 @@ its category, ``image/transform``, is assumed).
 They are V3 nodes; here they are V1 classes, PadImageNode's DynamicCombo inputs the flat dotted
 keys of the API prompt (``"padding_type.left"``, ``"padding_style.color"``, …; see
 ``facade/comfy_api/latest/_dynamic.py``). A LAYERS value is the plain document described in
-:mod:`ldm.layer_stack`; blending is :mod:`ldm.compositing`; the box editor's shapes (pixel boxes,
-Ideogram elements, regions) are :mod:`ldm.box_elements`; padding is in :mod:`ldm.image_ops`.
+:mod:`ldm.imaging.layer_stack`; blending is :mod:`ldm.imaging.compositing`; the box editor's
+shapes (pixel boxes, Ideogram elements, regions) are :mod:`ldm.imaging.box_elements`; padding is in
+:mod:`ldm.imaging.editing`.
 
 Deviation: ImageCompositor's ``compositor`` input (the editor's saved state) is optional here, as
 ComfyUI's documentation lists it, so prompts written without the editor run.
@@ -23,8 +24,8 @@ import string
 
 import torch
 
-from ldm import box_elements, image_ops, layer_stack
-from ldm.compositing import LAYER_MODES
+from ldm.imaging import box_elements, editing, layer_stack
+from ldm.imaging.compositing import LAYER_MODES
 from nodes.image import MAX_RESOLUTION, save_png_batch
 from nodes.image_tools import hex_to_rgb
 
@@ -142,16 +143,16 @@ class PadImageNode:
         if padding_type == "pad dimensions":
             left, top, right, bottom = (amounts[name] for name in ("left", "top", "right", "bottom"))
         else:
-            margin = (image_ops.margin_for_multiplier if padding_type == "pad by multiplier"
-                      else image_ops.margin_to_multiple)
+            margin = (editing.margin_for_multiplier if padding_type == "pad by multiplier"
+                      else editing.margin_to_multiple)
             (left, right), (top, bottom) = (margin(size, *amounts.values()) for size in (width, height))
         if left == top == right == bottom == 0:
             return (image,)
         if padding_style == "mirror image":
-            return (image_ops.pad_mirrored(image, left, top, right, bottom),)
+            return (editing.pad_mirrored(image, left, top, right, bottom),)
         # the colour's alpha digits, if any, are ignored
         color = hex_to_rgb(style["color"].lstrip("#")[:6])
-        return (image_ops.pad_with_color(image, left, top, right, bottom, color, style["feathering"]),)
+        return (editing.pad_with_color(image, left, top, right, bottom, color, style["feathering"]),)
 
 
 _LAYERS_TOOLTIP = "Layer stack to append to. Leave unconnected to start a new stack."

@@ -10,7 +10,7 @@ are V3 nodes; here they are V1 classes, their dynamic inputs the flat dotted key
 prompt: ResizeImageMaskNode's ``resize_type`` DynamicCombo (``"resize_type.width"``, …) and the
 Autogrow lists of BatchImagesNode / BatchMasksNode (``"images.image0"`` … ``"images.image49"``),
 see ``facade/comfy_api/latest/_dynamic.py``. A MatchType socket is the union ``"IMAGE,MASK"``.
-The algorithms are :mod:`ldm.image_ops` and :mod:`ldm.morphology`.
+The algorithms are :mod:`ldm.imaging.editing` and :mod:`ldm.imaging.morphology`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from ldm import image_ops, imaging, morphology
+from ldm.imaging import editing, morphology, operations as imaging
 from nodes.image import CROP_METHODS, IMAGE_UPSCALE_METHODS, MAX_RESOLUTION, save_png_batch
 from nodes.image_tools import hex_to_rgb
 from nodes.utils import grown_inputs
@@ -112,16 +112,16 @@ class ImageStitch:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"image1": ("IMAGE",),
-                             "direction": (list(image_ops.STITCH_DIRECTIONS), {"default": "right"}),
+                             "direction": (list(editing.STITCH_DIRECTIONS), {"default": "right"}),
                              "match_image_size": ("BOOLEAN", {"default": True}),
                              "spacing_width": _int(0, 0, 1024, step=2, advanced=True),
-                             "spacing_color": (list(image_ops.SPACING_COLORS), {"default": "white", "advanced": True})},
+                             "spacing_color": (list(editing.SPACING_COLORS), {"default": "white", "advanced": True})},
                 "optional": {"image2": ("IMAGE",)}}
 
     def stitch(self, image1, direction, match_image_size, spacing_width, spacing_color, image2=None):
         if image2 is None:
             return (image1,)
-        return (image_ops.stitch(image1, image2, direction, match_image_size, spacing_width, spacing_color),)
+        return (editing.stitch(image1, image2, direction, match_image_size, spacing_width, spacing_color),)
 
 
 class ResizeAndPadImage:
@@ -138,7 +138,7 @@ class ResizeAndPadImage:
 
     def resize_and_pad(self, image, target_width, target_height, padding_color, interpolation):
         fill = 0.0 if padding_color == "black" else 1.0
-        return (image_ops.resize_and_pad(image, target_width, target_height, fill, interpolation),)
+        return (editing.resize_and_pad(image, target_width, target_height, fill, interpolation),)
 
 
 class ImageScaleToMaxDimension:
@@ -154,7 +154,7 @@ class ImageScaleToMaxDimension:
                              "largest_size": _int(512)}}
 
     def upscale(self, image, upscale_method, largest_size):
-        width, height = image_ops.longer_side_size(image.shape[2], image.shape[1], largest_size)
+        width, height = editing.longer_side_size(image.shape[2], image.shape[1], largest_size)
         return (imaging.resample_image(image, width, height, upscale_method),)
 
 
@@ -219,15 +219,15 @@ class ResizeImageMaskNode:
         height, width = input.shape[1], input.shape[2]
         crop = chosen.get("crop", "disabled")
         if resize_type == "scale to multiple":
-            return (image_ops.scale_to_multiple_cover(input, chosen["multiple"], scale_method),)
+            return (editing.scale_to_multiple_cover(input, chosen["multiple"], scale_method),)
         if resize_type == "match size":
             size = chosen["match"].shape[2], chosen["match"].shape[1]
         elif resize_type == "scale by multiplier":
             size = round(width * chosen["multiplier"]), round(height * chosen["multiplier"])
         elif resize_type == "scale longer dimension":
-            size = image_ops.longer_side_size(width, height, chosen["longer_size"])
+            size = editing.longer_side_size(width, height, chosen["longer_size"])
         elif resize_type == "scale shorter dimension":
-            size = image_ops.shorter_side_size(width, height, chosen["shorter_size"])
+            size = editing.shorter_side_size(width, height, chosen["shorter_size"])
         elif resize_type == "scale total pixels":
             size = imaging.total_pixels_size(width, height, chosen["megapixels"], chosen["multiple"])
         else:  # scale dimensions / width / height: a 0 side keeps the aspect
@@ -235,7 +235,7 @@ class ResizeImageMaskNode:
             if wanted_w == 0 and wanted_h == 0:
                 return (input,)
             size = imaging.fit_size(wanted_w, wanted_h, width, height)
-        return (image_ops.resize_any(input, size[0], size[1], scale_method, crop),)
+        return (editing.resize_any(input, size[0], size[1], scale_method, crop),)
 
 
 # -- batches -------------------------------------------------------------------------------------
@@ -286,12 +286,12 @@ class RebatchImages:
                 "optional": {"overlap": _int(0, 0, 4096, advanced=True,
                                              tooltip="Frames duplicated between output splits and reconciled between "
                                                      "input batches."),
-                             "merge_overlap_mode": (list(image_ops.MERGE_MODES), {
+                             "merge_overlap_mode": (list(editing.MERGE_MODES), {
                                  "default": "truncate start", "advanced": True,
                                  "tooltip": "How overlapping frames from consecutive input batches are merged."})}}
 
     def rebatch(self, images, batch_size, overlap=0, merge_overlap_mode="truncate start"):
-        return (image_ops.rebatch(images, _first(batch_size), _first(overlap), _first(merge_overlap_mode)),)
+        return (editing.rebatch(images, _first(batch_size), _first(overlap), _first(merge_overlap_mode)),)
 
 
 _AUTOGROW_MAX = 50
@@ -322,7 +322,7 @@ class BatchImagesNode(_AutogrowBatch):
     RETURN_TYPES = ("IMAGE",)
     GROUP = "images"
     NAMES = [f"image{index}" for index in range(_AUTOGROW_MAX)]
-    BATCH = staticmethod(image_ops.batch_images)
+    BATCH = staticmethod(editing.batch_images)
 
 
 class BatchMasksNode(_AutogrowBatch):
@@ -330,7 +330,7 @@ class BatchMasksNode(_AutogrowBatch):
     RETURN_TYPES = ("MASK",)
     GROUP = "masks"
     NAMES = [f"mask{index}" for index in range(_AUTOGROW_MAX)]
-    BATCH = staticmethod(image_ops.batch_masks)
+    BATCH = staticmethod(editing.batch_masks)
 
 
 class GetImageSize:
@@ -363,7 +363,7 @@ class SplitImageToTileList:
                              "overlap": _int(128, 0, 4096)}}
 
     def split(self, image, tile_width, tile_height, overlap):
-        return (image_ops.split_tiles(image, tile_width, tile_height, overlap),)
+        return (editing.split_tiles(image, tile_width, tile_height, overlap),)
 
 
 class ImageMergeTileList:
@@ -378,7 +378,7 @@ class ImageMergeTileList:
                              "final_height": _int(1024, 64, 32768), "overlap": _int(128, 0, 4096)}}
 
     def merge(self, image_list, final_width, final_height, overlap):
-        return (image_ops.merge_tiles(image_list, _first(final_width), _first(final_height), _first(overlap)),)
+        return (editing.merge_tiles(image_list, _first(final_width), _first(final_height), _first(overlap)),)
 
 
 class ImageGrid:
@@ -399,7 +399,7 @@ class ImageGrid:
                              "padding": _int(4, 0, 50, tooltip="Padding between images.", advanced=True)}}
 
     def grid(self, images, columns, cell_width, cell_height, padding):
-        return (image_ops.image_grid(_frames(images), _first(columns), _first(cell_width), _first(cell_height),
+        return (editing.image_grid(_frames(images), _first(columns), _first(cell_width), _first(cell_height),
                                      _first(padding)),)
 
 
@@ -423,7 +423,7 @@ class ImageDeduplication:
 
     def deduplicate(self, images, similarity_threshold):
         frames = _frames(images)
-        return ([frames[index] for index in image_ops.distinct_indices(frames, _first(similarity_threshold))],)
+        return ([frames[index] for index in editing.distinct_indices(frames, _first(similarity_threshold))],)
 
 
 # -- alpha and compositing -----------------------------------------------------------------------
@@ -438,7 +438,7 @@ class JoinImageWithAlpha:
         return {"required": {"image": ("IMAGE",), "alpha": ("MASK",)}}
 
     def join(self, image, alpha):
-        return (image_ops.join_alpha(image, alpha),)
+        return (editing.join_alpha(image, alpha),)
 
 
 class SplitImageWithAlpha:
@@ -451,7 +451,7 @@ class SplitImageWithAlpha:
         return {"required": {"image": ("IMAGE",)}}
 
     def split(self, image):
-        return image_ops.split_alpha(image)
+        return editing.split_alpha(image)
 
 
 class PorterDuffImageComposite:
@@ -463,10 +463,10 @@ class PorterDuffImageComposite:
     def INPUT_TYPES(cls):
         return {"required": {"source": ("IMAGE",), "source_alpha": ("MASK",), "destination": ("IMAGE",),
                              "destination_alpha": ("MASK",),
-                             "mode": (list(image_ops.PORTER_DUFF_MODES), {"default": "DST"})}}
+                             "mode": (list(editing.PORTER_DUFF_MODES), {"default": "DST"})}}
 
     def composite(self, source, source_alpha, destination, destination_alpha, mode):
-        return image_ops.porter_duff_batch(source, source_alpha, destination, destination_alpha, mode)
+        return editing.porter_duff_batch(source, source_alpha, destination, destination_alpha, mode)
 
 
 class Morphology:
@@ -510,9 +510,9 @@ class ImageCropToMask:
         elif masks.shape[0] != images.shape[0]:
             raise ValueError(f"Mask batch {masks.shape[0]} does not match image batch {images.shape[0]}")
         if masks.shape[1:] != images.shape[1:3]:
-            masks = image_ops.resize_any(masks.float(), images.shape[2], images.shape[1], "bilinear")
+            masks = editing.resize_any(masks.float(), images.shape[2], images.shape[1], "bilinear")
         fill = hex_to_rgb(background)
-        crops = [image_ops.crop_to_mask(image, mask, width, height, pad_factor, grow_mask, fill)
+        crops = [editing.crop_to_mask(image, mask, width, height, pad_factor, grow_mask, fill)
                  for image, mask in zip(images, masks)]
         return (torch.cat(crops).to(images.device),)
 

@@ -3,14 +3,14 @@
 Names, inputs, outputs and categories are ComfyUI's (Dec 2026: ``comfy_extras/nodes_images.py``
 PrimitiveBoundingBox, the CropByBBoxes of its pose nodes, the DrawBBoxes of its detection
 nodes). A BOUNDING_BOX value is ``{"x", "y", "width", "height"}`` in pixels, or a list of them,
-or a list per frame; see :mod:`ldm.bounding_boxes`, which holds the algorithms.
+or a list per frame; see :mod:`ldm.imaging.bounding_boxes`, which holds the algorithms.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ldm import bounding_boxes
+from ldm.imaging import bounding_boxes
 from nodes.image import MAX_RESOLUTION
 
 

@@ -4,7 +4,7 @@ Names, inputs, outputs and categories are ComfyUI's (``comfy_extras/nodes_images
 SaveAnimatedPNG / SaveAnimatedWEBP / SaveImageAdvanced, ``nodes.py`` LoadImageOutput). Files are
 numbered as ComfyUI numbers them (``<prefix>_00001_.png``; SaveImageAdvanced without the last
 underscore, ``<prefix>_00001.png``) and written atomically; the encoders are
-:mod:`ldm.animation_io`, :mod:`ldm.image_io` and :mod:`ldm.png16`.
+:mod:`ldm.imaging.animation_io`, :mod:`ldm.imaging.image_io` and :mod:`ldm.imaging.png16`.
 
 SaveImageAdvanced offers the ``png`` format only: ComfyUI's ``exr`` and ``avif`` encoders are
 PyAV's (OpenEXR, SVT-AV1 in 8/10-bit YUV with BT.2020 signalling), which Weft does not depend on.
@@ -17,7 +17,7 @@ from __future__ import annotations
 from graph.context import check_interrupted
 from graph.output_files import resolve_save_target, write_numbered
 from graph.png_metadata import add_text_chunks
-from ldm import animation_io, image_io, png16
+from ldm.imaging import animation_io, image_io, png16
 from nodes.image import LoadImage, metadata_chunks
 from nodes.services import services
 

@@ -8,8 +8,8 @@ painter and webcam widgets upload their pictures and send the file name; the ser
 as LoadImage does. GLSLShader is a V3 node with dynamic inputs in ComfyUI; here its Autogrow
 groups and its ``size_mode`` DynamicCombo are the flat dotted keys the API prompt carries
 (``"images.image0"``, ``"floats.u_float3"``, ``"size_mode.width"``, …), see
-``facade/comfy_api/latest/_dynamic.py``. The rendering itself is :mod:`ldm.glsl`, the text
-layout :mod:`ldm.text_overlay`.
+``facade/comfy_api/latest/_dynamic.py``. The rendering itself is :mod:`ldm.imaging.glsl`, the text
+layout :mod:`ldm.imaging.text_overlay`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import string
 import torch
 
 from graph.folders import UnsafePathError
-from ldm import glsl, image_io, text_overlay
-from ldm.curves import curve_from_value
+from ldm.imaging import glsl, image_io, text_overlay
+from ldm.imaging.curves import curve_from_value
 from nodes.image import MAX_RESOLUTION, LoadImage, annotated_path, save_png_batch
 from nodes.services import services
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ldm import imaging
+from ldm.imaging import operations as imaging
 
 MAX_RESOLUTION = 16384
 LATENT_SCALE = 8  # pixels per latent pixel for the 4-channel SD latents these nodes make

@@ -8,8 +8,8 @@ services' ``FolderPaths``; the loading itself is ``ldm.model``'s.
 from __future__ import annotations
 
 from graph.folders import safe_join
-from ldm import saving
-from ldm.diffusers_folder import MODEL_INDEX, find_model_folders, load_diffusers
+from ldm.loading import saving
+from ldm.loading.diffusers_folder import MODEL_INDEX, find_model_folders, load_diffusers
 from ldm.model import WEIGHT_DTYPES, load_checkpoint, load_unet, load_vae
 from nodes.model_saving import ModelFileSave, output_file, run_metadata
 from nodes.services import model_names, running_services, services

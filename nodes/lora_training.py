@@ -3,7 +3,7 @@ on a MODEL from latents and conditioning (``ldm.training.lora_trainer``), ``Lora
 applies the trained weights to a MODEL, ``SaveLoRA`` (and its older id ``SaveLoRANode``) writes
 them as a ``.safetensors`` file and ``LossGraphNode`` plots the loss history.
 
-``LORA_MODEL`` is a LoRA state dict (ComfyUI's training naming, which ``ldm.lora`` reads like any
+``LORA_MODEL`` is a LoRA state dict (ComfyUI's training naming, which ``ldm.lora.patches`` reads like any
 LoRA file); ``LOSS_MAP`` is ``{"loss": [one float per micro-step]}``.
 """
 
@@ -19,8 +19,8 @@ import torch
 
 from graph.context import current_context, report_progress
 from graph.output_files import next_counter, resolve_save_target, write_numbered
-from ldm.checkpoint import load_state_dict
-from ldm.lora import load_lora_for_models
+from ldm.loading.checkpoint import load_state_dict
+from ldm.lora.patches import load_lora_for_models
 from ldm.sampling.from_handle import model_sampling_of
 from ldm.sampling.model_conds import CondContext, model_conds_for_family
 from ldm.training.lora_trainer import (LOSSES, OPTIMIZERS, LoraTraining, TrainingData, existing_adapters,

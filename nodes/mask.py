@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ldm import imaging
+from ldm.imaging import operations as imaging
 
 MAX_RESOLUTION = 16384
 IMAGE_CHANNELS = ["red", "green", "blue", "alpha"]

@@ -3,15 +3,17 @@
 ``nodes_attention_multiply.py``, ``LoraLoaderBypass`` / ``LoraLoaderBypassModelOnly`` and
 ``nodes_lora_stack.py`` (``LoadLoraModel`` / ``LoadLoraTextEncoder``).
 
-Every node returns a clone whose weight patches (:mod:`ldm.merging`) or forward bypass
-(:mod:`ldm.lora_bypass`) do the work; the models it received are never changed, and nothing is
+Every node returns a clone whose weight patches (:mod:`ldm.loading.merging`) or forward bypass
+(:mod:`ldm.lora.bypass`) do the work; the models it received are never changed, and nothing is
 computed until the clone is used or saved.
 """
 
 from __future__ import annotations
 
-from ldm import lora, lora_bypass, merging
-from ldm.checkpoint import load_state_dict
+from ldm.loading import merging
+
+from ldm.loading.checkpoint import load_state_dict
+from ldm.lora import bypass as lora_bypass, patches as lora
 from nodes.conditioning import LoraLoader, LoraLoaderModelOnly
 from nodes.services import model_names, services
 
@@ -200,7 +202,7 @@ _LORA_STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
 
 class LoraLoaderBypass(LoraLoader):
     """LoraLoader with ComfyUI's bypass tooltips, whose MODEL runs its LoRA beside the weights
-    (:mod:`ldm.lora_bypass`) instead of patched into them; the LoRA file cache is LoraLoader's."""
+    (:mod:`ldm.lora.bypass`) instead of patched into them; the LoRA file cache is LoraLoader's."""
 
     OUTPUT_TOOLTIPS = ("The modified diffusion model.", "The modified CLIP model.")
     DESCRIPTION = ("Apply LoRA in bypass mode. Unlike regular LoRA, this doesn't modify model weights - instead it "

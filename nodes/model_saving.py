@@ -4,7 +4,7 @@ ComfyUI's ``ModelSave``, ``CLIPSave``, ``VAESave`` (``nodes_model_merging.py``),
 (``nodes_lora_extract.py``), ``SaveLatent`` / ``LoadLatent`` (``nodes.py``) and
 ``SaveConditioning`` / ``ConditioningLoader`` (``nodes_cond.py``). Files go to the output folder
 under ComfyUI's numbered names (``<prefix>_00001_.safetensors``), prefixes are checked by
-:mod:`graph.output_files`; what the files hold is :mod:`ldm.saving`'s.
+:mod:`graph.output_files`; what the files hold is :mod:`ldm.loading.saving`'s.
 
 ``.latent`` files are safetensors with ``latent_tensor`` and an empty ``latent_format_version_0``
 marker; a file without the marker is from before ComfyUI stored raw latents and is read as
@@ -21,8 +21,8 @@ import torch
 
 from graph.folders import UnsafePathError
 from graph.output_files import SaveTarget, resolve_save_target
-from ldm import saving
-from ldm.checkpoint import load_state_dict, save_state_dict
+from ldm.loading import saving
+from ldm.loading.checkpoint import load_state_dict, save_state_dict
 from nodes.image import annotated_path
 from nodes.services import model_names, running_services, services
 

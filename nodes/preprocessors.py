@@ -10,7 +10,7 @@ algorithms are :mod:`ldm.control.preprocess`'s; images go in and out as IMAGE [B
 from __future__ import annotations
 
 from ldm.control import preprocess
-from ldm.imaging import as_channel_first, as_channel_last
+from ldm.imaging.operations import as_channel_first, as_channel_last
 
 CATEGORY = "image/preprocessors"
 

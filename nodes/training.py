@@ -18,8 +18,8 @@ from graph.context import report_progress
 from graph.folders import UnsafePathError, check_relative_name, safe_join
 from ldm.data.folder import ImageFolderDataset as FolderData
 from ldm.data.shapes import ShapesDataset as ShapesData
+from ldm.loading.detect import detect_unet
 from ldm.model import build_unet
-from ldm.detect import detect_unet
 from ldm.text.handle import ClipHandle
 from ldm.training.autoencoder import calibrate_latents, latent_statistics, train_autoencoder
 from ldm.training.config import ARCHITECTURES, AutoencoderTraining, DiffusionTraining

@@ -1,11 +1,11 @@
 """Upscale models: ComfyUI's ``UpscaleModelLoader`` and ``ImageUpscaleWithModel``
-(``comfy_extras/nodes_upscale_model.py``), over :mod:`ldm.upscale` (spandrel architectures,
+(``comfy_extras/nodes_upscale_model.py``), over :mod:`ldm.imaging.upscale` (spandrel architectures,
 tiled, placed by the engine's memory manager)."""
 
 from __future__ import annotations
 
 from graph.context import report_progress
-from ldm.upscale import load_upscale_model, upscale_image
+from ldm.imaging.upscale import load_upscale_model, upscale_image
 from nodes.services import model_names, services
 
 

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from _weft_absent import CLIP_VISION, absent_class
-from ldm.checkpoint import load_state_dict
+from ldm.loading.checkpoint import load_state_dict
 from ldm.vision.clip_vision import clip_preprocess, clip_vision_from_state_dict  # noqa: F401 - clip_preprocess is ComfyUI's name
 
 log = logging.getLogger(__name__)

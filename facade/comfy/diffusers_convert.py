@@ -1,6 +1,6 @@
 """``comfy.diffusers_convert``: diffusers-layout weights under CompVis names, where Weft has the table.
 
-``convert_vae_state_dict`` is Weft's VAE renaming (:func:`ldm.vae_keys.diffusers_vae_to_ldm`) with
+``convert_vae_state_dict`` is Weft's VAE renaming (:func:`ldm.loading.vae_keys.diffusers_vae_to_ldm`) with
 the mid-block attention matrices shaped as 1×1 convolutions, as CompVis' VAE stores them. The
 text-encoder conversions raise ``NotImplementedError``: Weft reads text encoders in their own
 layouts (:mod:`ldm.text.layouts`). A whole diffusers model folder loads with
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ldm.vae_keys import diffusers_vae_to_ldm
+from ldm.loading.vae_keys import diffusers_vae_to_ldm
 
 __all__ = ["convert_text_enc_state_dict", "convert_text_enc_state_dict_v20", "convert_vae_state_dict",
            "reshape_weight_for_sd"]

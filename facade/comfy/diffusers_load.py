@@ -1,10 +1,10 @@
 """``comfy.diffusers_load``: a diffusers model folder (``model_index.json`` and one sub-folder per
-part) as ``(MODEL, CLIP, VAE)``, loaded by Weft's :func:`ldm.diffusers_folder.load_diffusers`."""
+part) as ``(MODEL, CLIP, VAE)``, loaded by Weft's :func:`ldm.loading.diffusers_folder.load_diffusers`."""
 
 from __future__ import annotations
 
 from _weft_binding import host
-from ldm.diffusers_folder import load_diffusers as load_diffusers_folder
+from ldm.loading.diffusers_folder import load_diffusers as load_diffusers_folder
 
 __all__ = ["load_diffusers"]
 

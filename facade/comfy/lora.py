@@ -7,7 +7,7 @@ The usual pack code (Inspire's block-weight loader, KJNodes, Easy-Use)::
     patches = comfy.lora.load_lora(comfy.utils.load_torch_file(path), key_map)
     model = model.clone(); model.add_patches(patches, strength)
 
-runs on Weft's parser (:mod:`ldm.lora`): the key maps are Weft's (every kohya / diffusers / PEFT
+runs on Weft's parser (:mod:`ldm.lora.patches`): the key maps are Weft's (every kohya / diffusers / PEFT
 naming it knows), targets are ``diffusion_model.<UNet weight key>`` for the UNet and the CLIP
 handle's own weight keys (``clip_l.text_model.…``) for text encoders, and the patches are Weft's
 adapters (as :class:`LoRAAdapter`, which also has ComfyUI's ``weights`` tuple), which
@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from ldm import lora as weft_lora
-from ldm.lora import DiffAdapter, LoraAdapter, WeightPatch
+from ldm.lora import patches as weft_lora
+from ldm.lora.patches import DiffAdapter, LoraAdapter, WeightPatch
 from ldm.model_patching import DIFFUSION_PREFIX, weight_patch_from_comfy
 from ldm.text.handle import ClipHandle
 
@@ -186,7 +186,7 @@ def calculate_weight(patches: Iterable[Any], weight: torch.Tensor, key: str,
     """``weight`` with ComfyUI-style patches applied, in place where the shape allows, and returned.
 
     A patch is ``(strength, value, strength_model, offset, function)`` (the last three optional)
-    or Weft's :class:`~ldm.lora.WeightPatch`. ``value`` is anything ``add_patches`` takes (Weft's
+    or Weft's :class:`~ldm.lora.patches.WeightPatch`. ``value`` is anything ``add_patches`` takes (Weft's
     adapters, a tensor, ``("diff", (t,))``, ``("lora", (up, down, alpha, mid))``),
     ``("set", (t,))``, ``("model_as_lora", (t,))`` (with ``original_weights``), or ComfyUI's nested
     list ``[(tensor, convert), *patches]``. ``offset`` ``(dim, start, length)`` patches a slice;

@@ -18,7 +18,7 @@ from torch import nn
 from _weft_absent import MODEL_SAMPLING_CLASSES, UNCLIP, absent_class, absent_function
 from comfy._kinds import kind
 from ldm.model_patching import DiffusionModelView, PredictionType
-from ldm.unet import timestep_embedding
+from ldm.networks.unet import timestep_embedding
 
 ModelType = PredictionType
 

@@ -1,4 +1,4 @@
-"""``comfy.model_detection``: what a UNet state dict is, answered by Weft's detector (:mod:`ldm.detect`).
+"""``comfy.model_detection``: what a UNet state dict is, answered by :mod:`ldm.loading.detect`.
 
 ``detect_unet_config`` and ``model_config_from_unet`` read CompVis-layout UNets of the families
 Weft loads (SD1, SD2, SDXL, the SDXL refiner, the x4 upscaler; inpainting variants) and give
@@ -15,8 +15,8 @@ from types import SimpleNamespace
 from typing import Any, Iterable
 
 from comfy import supported_models, supported_models_base
-from ldm.detect import DetectionError, detect_unet, find_contents
 from ldm.latent_formats import FAMILY_LATENT_FORMATS
+from ldm.loading.detect import DetectionError, detect_unet, find_contents
 from ldm.model_patching import ModelConfigView
 
 __all__ = ["convert_config", "count_blocks", "detect_unet_config", "model_config_from_diffusers_unet",

@@ -8,11 +8,11 @@ namespaces. Their layers are torch layers that
 * with ``comfy_cast_weights`` set (``manual_cast``), or a ``weight_function`` / ``bias_function``
   (ComfyUI's per-layer weight hooks), run ``forward_comfy_cast_weights``: weight and bias cast to
   the input's dtype and device per call through :func:`cast_bias_weight`, then the functions;
-* otherwise run Weft's layer forward (:mod:`ldm.ops`: Linear, Conv2d, GroupNorm, LayerNorm and
+* otherwise run Weft's layer forward (:mod:`ldm.networks.ops`: Linear, Conv2d, GroupNorm, LayerNorm and
   Embedding *are* Weft's layers, which cast only when dtype or device differ) or plain torch's.
 
 Packs that override ``forward_comfy_cast_weights`` in a subclass are honoured by these layers.
-Weft's own UNet is built from :mod:`ldm.ops`, not from these classes: replacing
+Weft's own UNet is built from :mod:`ldm.networks.ops`, not from these classes: replacing
 ``disable_weight_init.GroupNorm.forward_comfy_cast_weights`` (AnimateDiff does) does not reach it.
 There are no fp8 matrix kernels or offload streams: ``fp8_ops`` casts like ``manual_cast`` (what
 ComfyUI does when fp8 compute is unavailable), ``uncast_bias_weight`` has nothing to release, and
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from comfy.model_management import cast_to
-from ldm import ops as weft_ops
-from ldm.ops import StreamableLayer
+from ldm.networks import ops as weft_ops
+from ldm.networks.ops import StreamableLayer
 
 __all__ = ["CastWeightBiasOp", "cast_bias_weight", "cast_to", "cast_to_input", "disable_weight_init",
            "fp8_ops", "manual_cast", "pick_operations", "scaled_dot_product_attention", "scaled_fp8_ops",

@@ -4,7 +4,7 @@ The dict shape is ComfyUI's: ``transformer_options["wrappers"][wrapper_type][key
 (and ``"callbacks"`` alike); with ``is_model_options=True`` the functions reach into
 ``model_options["transformer_options"]``, which for a Weft MODEL is the live view of its hooks.
 Weft's UNet runs ``diffusion_model`` wrappers (``fn(executor, x, timesteps, context, y, control,
-transformer_options)``, see :mod:`ldm.unet_patches`); its guiders run a MODEL's ``predict_noise``
+transformer_options)``, see :mod:`ldm.networks.unet_patches`); its guiders run a MODEL's ``predict_noise``
 wrappers (``fn(executor, x, sigma, model_options, seed)``), which live in the typed
 ``SamplingHooks.predict_noise_wrappers``, so they are registered through a MODEL's
 ``model_options`` (``is_model_options=True``). The sampler has no other wrapper points and the
@@ -22,8 +22,8 @@ from typing import Any, Callable
 from comfy._kinds import KindMeta
 from ldm.model_patching import (DIFFUSION_MODEL_WRAPPER, PREDICT_NOISE_WRAPPER, add_hooks_wrapper, hooks_wrappers,
                                 unsupported_callback, unsupported_wrapper)
+from ldm.networks.unet_patches import WrapperChain
 from ldm.sampling.hooks import ModelOptionsView
-from ldm.unet_patches import WrapperChain
 
 __all__ = ["CallbacksMP", "PatcherInjection", "WrapperExecutor", "WrappersMP", "add_callback",
            "add_callback_with_key", "add_wrapper", "add_wrapper_with_key", "copy_nested_dicts",

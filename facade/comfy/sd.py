@@ -11,8 +11,9 @@ import enum
 
 from _weft_binding import host
 from comfy._kinds import KindMeta
-from ldm import lora, model as weft_model
-from ldm.checkpoint import load_state_dict
+from ldm import model as weft_model
+from ldm.loading.checkpoint import load_state_dict
+from ldm.lora import patches as lora
 from ldm.text.handle import ClipHandle, build_clip_from_files
 from ldm.vae import VaeHandle
 from ldm.vision.loading import load_unclip_checkpoint

@@ -15,7 +15,7 @@ each class below matches :class:`ldm.model_patching.ModelConfigView` by ``family
 ``matches`` and subclassing (Easy-Use's Kolors config subclasses ``SDXL``) work. Families Weft
 does not load (unCLIP, SSD-1B, SVD, SD3, Flux, …) have classes that match no Weft model.
 ``models`` lists the classes; Weft's loader does not consult it (it detects families with
-:mod:`ldm.detect`), so replacing it changes nothing.
+:mod:`ldm.loading.detect`), so replacing it changes nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from comfy import latent_formats, supported_models_base  # packs read comfy.supp
 from comfy._kinds import KindMeta
 from comfy.model_base import ModelType
 from comfy.supported_models_base import BASE
-from ldm.detect import detect_unet
+from ldm.loading.detect import detect_unet
 from ldm.model_patching import ModelConfigView
 
 __all__ = ["BASE", "SD15", "SD20", "SD21UnclipH", "SD21UnclipL", "SDXL", "SDXLRefiner", "SD_X4Upscaler", "models",
@@ -59,7 +59,7 @@ class SD20(BASE):
     memory_usage_factor = 1.0
 
     def model_type(self, state_dict, prefix: str = "") -> ModelType:
-        """v-prediction or eps by Weft's rule (:func:`ldm.detect.detect_unet`)."""
+        """v-prediction or eps by Weft's rule (:func:`ldm.loading.detect.detect_unet`)."""
         unet = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
         return ModelType.V_PREDICTION if detect_unet(unet).prediction == "v" else ModelType.EPS
 

@@ -1,8 +1,8 @@
 """ComfyUI's ``comfy.utils`` for node packs: progress bars, resampling, tiling, state-dict helpers.
 
 ``ProgressBar`` moves the editor's progress bar of the running node through
-:func:`graph.context.report_progress`; resampling is :mod:`ldm.imaging`'s; files are read by
-:mod:`ldm.checkpoint`, so a pickle is only ever opened with ``torch.load(weights_only=True)``
+:func:`graph.context.report_progress`; resampling is :mod:`ldm.imaging.operations`'s; files are read by
+:mod:`ldm.loading.checkpoint`, so a pickle is only ever opened with ``torch.load(weights_only=True)``
 whatever ``safe_load`` says, and the format comes from the file's bytes, not its name.
 """
 
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from graph.context import check_interrupted, report_progress
-from ldm import imaging, upscale
-from ldm.checkpoint import load_object, read_safetensors_header, save_state_dict, sniff_format
+from ldm.imaging import operations as imaging, upscale
+from ldm.loading.checkpoint import load_object, read_safetensors_header, save_state_dict, sniff_format
 from ldm.sampling.model_conds import resize_to_batch_size  # noqa: F401  (ComfyUI's name, Weft's function)
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,9 @@ def load_torch_file(ckpt, safe_load=False, device=None, return_metadata=False):
     (its ``state_dict`` entry, or the value of its only key when that is a dict), on ``device``.
 
     With ``return_metadata``: ``(contents, metadata)``, metadata being the safetensors header's
-    ``__metadata__`` (None when absent, and for torch files). Raises ``ldm.checkpoint.CheckpointError``
-    (a ``ValueError``) for files that cannot be read safely.
+    ``__metadata__`` (None when absent, and for torch files). Raises
+    ``ldm.loading.checkpoint.CheckpointError`` (a ``ValueError``) for files that cannot be read
+    safely.
     """
     if not os.path.isfile(ckpt):
         raise FileNotFoundError(f"no such weights file: {ckpt}")
@@ -212,7 +213,7 @@ def tiled_scale_multidim(samples, function, tile=(64, 64), overlap=8, upscale_am
                          output_device="cpu", downscale=False, index_formulas=None, pbar=None):
     """Apply ``function`` (e.g. an upscaler or a VAE) to overlapping tiles of ``samples``
     ``[B, C, *spatial]`` and blend the results with linear feathering over the overlaps: Weft's
-    :func:`ldm.upscale.tiled_scale` (``upscale_amount`` is its ``scale``, ``index_formulas`` its
+    :func:`ldm.imaging.upscale.tiled_scale` (``upscale_amount`` is its ``scale``, ``index_formulas`` its
     ``offsets``). ``pbar.update(1)`` is called per tile.
     """
     progress = (lambda done, total: pbar.update(1)) if pbar is not None else None
@@ -309,10 +310,10 @@ class ProgressBar:
 
 # -- UNet layer names (CompVis ↔ diffusers) -------------------------------------------------------------
 # ComfyUI's tables, read by packs that convert diffusers-format UNet / ControlNet weights
-# (Advanced-ControlNet). Derived from Weft's own CompVis ↔ diffusers mapping (ldm/lora.py).
+# (Advanced-ControlNet). Derived from Weft's own CompVis ↔ diffusers mapping (ldm/lora/patches.py).
 
 def _unet_names():
-    from ldm.lora import _RESNET_PARTS, _UNET_TOP
+    from ldm.lora.patches import _RESNET_PARTS, _UNET_TOP
 
     params = ("weight", "bias")
     # The fixed layers, as (CompVis key, diffusers key); SD2's class embedding (x4 upscaler, unCLIP)

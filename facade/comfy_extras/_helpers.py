@@ -1,6 +1,6 @@
 """The non-node names packs import from ComfyUI's ``comfy_extras`` modules.
 
-Where Weft has the algorithm the name is Weft's (``composite`` is ``ldm.imaging``'s, the noise
+Where Weft has the algorithm the name is Weft's (``composite`` is ``ldm.imaging.operations``'s, the noise
 objects are ``ldm.sampling.custom``'s, ``rescale_zero_terminal_snr_sigmas`` is
 ``ldm.sampling.model_sampling``'s); otherwise it is a placeholder that raises
 :class:`_weft_absent.NotInWeftError` when called or constructed. ``HELPERS[module][name]``.
@@ -12,7 +12,7 @@ import torch
 
 from _weft_absent import MODEL_SAMPLING_CLASSES, VIDEO, Feature, absent_class, absent_function
 from comfy.samplers import CFGGuider
-from ldm import imaging
+from ldm.imaging import operations as imaging
 from ldm.sampling.custom import DisabledNoise, RandomNoise
 from ldm.sampling.model_sampling import rescale_zero_terminal_snr_sigmas
 
@@ -23,7 +23,7 @@ PERP_NEG = Feature("Perp-Neg guidance")
 def composite(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, mask: torch.Tensor | None = None,
               multiplier: int = 8, resize_source: bool = False) -> torch.Tensor:
     """Paste ``source`` onto ``destination`` (both ``[B, C, H, W]``) at ``(x, y) // multiplier``,
-    blended by ``mask``: Weft's ``ldm.imaging.composite``, written into ``destination`` and
+    blended by ``mask``: Weft's ``ldm.imaging.operations.composite``, written into ``destination`` and
     returned, as ComfyUI's helper does."""
     destination[...] = imaging.composite(destination, source, x, y, mask, multiplier, resize_source)
     return destination

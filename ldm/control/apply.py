@@ -10,7 +10,7 @@ Three objects, each with one job:
 - :class:`ControlRun` — one sampling job's state for an applied control (made by
   :func:`prepare_control`): the percent range as sigmas, the control image at the latent's size,
   the network the job lends to the memory manager. Per model call, :meth:`ControlRun.residuals`
-  returns the control dict the UNet adds (``ldm.unet.add_control``).
+  returns the control dict the UNet adds (``ldm.networks.unet.add_control``).
 
 ComfyUI facts kept: the image is resized to the latent size x 8 (``nearest-exact``, centre crop),
 repeated over the batch with ``cond_or_uncond`` order kept; outside ``[start, end]`` a control
@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ldm.control.t2i_adapter import adapter_residuals
-from ldm.imaging import repeat_to_batch, resample
+from ldm.imaging.operations import repeat_to_batch, resample
 
 #: A context that lends a network for a call: yields ``run(**inputs)``, which computes where the
 #: engine placed it (``Engine.use_control``) and returns the network's output.

@@ -4,7 +4,7 @@ The encoder is read like a UNet's input side (levels, ResBlocks per level, trans
 projection kind, context width, SDXL label embedding); the hint block's widths and the union
 parts from their tensors. Head counts are not visible in shapes: the family's convention is used
 (8 heads for SD1-style conv projections, 64-channel heads otherwise), unless the file's metadata
-records the split as Weft's tiny files and saves do (``ldm.detect.head_metadata``).
+records the split as Weft's tiny files and saves do (``ldm.loading.detect.head_metadata``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from ldm.control.network import HINT_STRIDES, ControlNetConfig, UnionConfig
-from ldm.detect import check_heads, metadata_heads
-from ldm.unet import UNetConfig
+from ldm.loading.detect import check_heads, metadata_heads
+from ldm.networks.unet import UNetConfig
 
 
 class ControlDetectionError(ValueError):

@@ -6,7 +6,7 @@ and the ControlNet parts ``controlnet_cond_embedding.{conv_in, blocks.k, conv_ou
 block's convolutions 0, 2, ..., 14), ``controlnet_down_blocks.i`` (``zero_convs.i.0``) and
 ``controlnet_mid_block`` (``middle_block_out.0``). The encoder's shape is read from the diffusers
 names, the network built on the meta device, and its own keys give the renaming
-(:func:`ldm.lora.diffusers_unet_weights`: one table for UNet-shaped models).
+(:func:`ldm.lora.patches.diffusers_unet_weights`: one table for UNet-shaped models).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import re
 
 from ldm.control.detect import ControlDetectionError, head_split, union_config
 from ldm.control.network import ControlNetConfig, ControlNetModel
-from ldm.lora import diffusers_unet_weights
-from ldm.unet import UNetConfig
+from ldm.lora.patches import diffusers_unet_weights
+from ldm.networks.unet import UNetConfig
 
 DIFFUSERS_MARKER = "controlnet_cond_embedding.conv_in.weight"
 

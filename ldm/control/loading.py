@@ -20,14 +20,14 @@ import os
 
 from torch import nn
 
-from ldm.checkpoint import load_state_dict
 from ldm.control.apply import ControlModel
 from ldm.control.detect import ControlDetectionError, controlnet_config, hint_block, with_encoder_of
 from ldm.control.keys import diffusers_controlnet_to_original, is_diffusers_controlnet
 from ldm.control.network import ControlNetModel
 from ldm.control.t2i_adapter import (AdapterError, T2IAdapterModel, adapter_config,
                                      diffusers_adapter_to_original)
-from ldm.weights import adopt_weights, strip_prefix
+from ldm.loading.checkpoint import load_state_dict
+from ldm.loading.weights import adopt_weights, strip_prefix
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The ControlNet network (Zhang, Rao & Agrawala 2023), attribute names = the original file's keys.
 
 A ControlNet is a trainable copy of the UNet's encoder: ``time_embed`` (+ ``label_emb`` for
-SDXL), ``input_blocks`` and ``middle_block`` exactly as in :mod:`ldm.unet`, plus
+SDXL), ``input_blocks`` and ``middle_block`` exactly as in :mod:`ldm.networks.unet`, plus
 
 - ``input_hint_block``: 8 convolutions (SiLU between them; strides 1,1,2,1,2,1,2,1) that turn
   the control image [B, hint_channels, 8h, 8w] into a feature map [B, model_channels, h, w],
@@ -14,7 +14,7 @@ mixes the pooled hint with it (``task_embedding``, ``transformer_layes``, ``spat
 and ``control_add_embedding``, an embedding of the chosen control types added to ``emb``.
 
 ``forward`` returns ComfyUI's control dict: ``{"output": [one residual per input block],
-"middle": [the middle block's]}`` (:mod:`ldm.unet` adds them to the skips and the middle).
+"middle": [the middle block's]}`` (:mod:`ldm.networks.unet` adds them to the skips and the middle).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldm.ops import META, Operations
-from ldm.unet import UNetConfig, encoder_blocks, timestep_embedding
+from ldm.networks.ops import META, Operations
+from ldm.networks.unet import UNetConfig, encoder_blocks, timestep_embedding
 
 #: Strides of the hint convolutions of every known file: three stride-2 steps, 8x down.
 HINT_STRIDES = (1, 1, 2, 1, 2, 1, 2, 1)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldm.ops import META, Operations
+from ldm.networks.ops import META, Operations
 
 #: Unshuffled input widths that mean an SDXL adapter (1 or 3 channels x 16 x 16), as ComfyUI decides.
 XL_INPUT_WIDTHS = (256, 768)

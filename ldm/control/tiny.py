@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
-from ldm.checkpoint import save_state_dict
 from ldm.control.detect import with_encoder_of
 from ldm.control.network import ControlNetConfig, ControlNetModel, UnionConfig
 from ldm.control.t2i_adapter import FULL_BLOCKS_PER_LEVEL, AdapterConfig, T2IAdapterModel
-from ldm.detect import head_metadata
-from ldm.lora import diffusers_unet_weights
+from ldm.loading.checkpoint import save_state_dict
+from ldm.loading.detect import head_metadata
+from ldm.loading.weights import random_weights
+from ldm.lora.patches import diffusers_unet_weights
 from ldm.tiny import _text_widths, tiny_text_state_dict, tiny_unet_config
-from ldm.weights import random_weights
 
 #: The hint block's widths in every released ControlNet.
 HINT_WIDTHS = (16, 16, 32, 32, 96, 96, 256)

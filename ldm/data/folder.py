@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ldm.image_io import is_image_name, load_image
-from ldm.imaging import resample_image
+from ldm.imaging.image_io import is_image_name, load_image
+from ldm.imaging.operations import resample_image
 
 
 class EmptyDatasetError(ValueError):

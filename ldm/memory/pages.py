@@ -1,6 +1,6 @@
 """Give back the RAM of memory-mapped checkpoint tensors once a converted copy is in use.
 
-Checkpoints are memory-mapped (``ldm.checkpoint``): converting a weight to the compute dtype
+Checkpoints are memory-mapped (``ldm.loading.checkpoint``): converting a weight to the compute dtype
 reads its pages, and those file pages then count in the process's resident set for as long as the
 mapping lives, beside the converted copy — on a CPU that doubles the weights' RAM. The stored
 tensors are never written (``ldm.memory.residency`` keeps them as *originals*), so their pages can

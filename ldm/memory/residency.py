@@ -1,6 +1,6 @@
 """One managed model: which of its layers are on the compute device, and how the others get there.
 
-A model is split into *units*: the modules that own tensors (for Weft's models, the ``ldm.ops``
+A model is split into *units*: the modules that own tensors (for Weft's models, the ``ldm.networks.ops``
 layers). Each unit is either
 
 * **resident** — its parameters are device tensors, prepared once: cast to the placement dtype,
@@ -28,10 +28,10 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from ldm.lora import DiffAdapter, LoraAdapter, WeightPatch, patched_weight
+from ldm.lora.patches import DiffAdapter, LoraAdapter, WeightPatch, patched_weight
 from ldm.memory.pages import file_mappings, release_file_pages
 from ldm.memory.plan import LoadPlan, UnitSize
-from ldm.ops import StreamableLayer
+from ldm.networks.ops import StreamableLayer
 
 log = logging.getLogger(__name__)
 

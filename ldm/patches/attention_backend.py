@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from torch import Tensor
 
-from ldm.unet_patches import attention_with_heads
+from ldm.networks.unet_patches import attention_with_heads
 
 
 def pytorch_attention(default: Callable, q: Tensor, k: Tensor, v: Tensor, heads: int, **kwargs: Any) -> Tensor:

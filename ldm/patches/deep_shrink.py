@@ -12,7 +12,7 @@ from typing import Callable
 
 from torch import Tensor
 
-from ldm.imaging import resample
+from ldm.imaging.operations import resample
 
 
 def deep_shrink_patches(block_number: int, downscale_factor: float, sigma_start: float, sigma_end: float,

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ldm.networks.unet_patches import attention_with_heads
 from ldm.patches.guidance_calls import predict_side
-from ldm.unet_patches import attention_with_heads
 
 RECORDED_BLOCK = ("middle", 0, 0)
 BLUR_KERNEL = 9

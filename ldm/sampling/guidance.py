@@ -44,13 +44,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ldm.control.apply import ControlRun, Lender, lend_in_place, prepare_control
+from ldm.networks.unet_patches import WrapperChain
 from ldm.sampling.denoiser import ApplyModel
 from ldm.sampling.hooks import SamplingHooks, effective_cfg
 from ldm.sampling.model_conds import (CondContext, ModelCondsBuilder, ModelInputs, repeat_to_batch_size,
                                       text_conds)
 from ldm.sampling.model_sampling import ModelSampling
 from ldm.sampling.weight_hooks import HookRun, ScheduledHooks
-from ldm.unet_patches import WrapperChain
 from ldm.vision.gligen import gligen_patches
 
 Conditioning = Sequence[Sequence[Any]]  # [[cond tensor [1, tokens, dim], extras dict], …]

@@ -80,7 +80,7 @@ class SamplingHooks:
     - ``compute_dtype`` / ``compute_device``: where and in which dtype this MODEL's UNet computes
       (ModelComputeDtype, SelectModelDevice); None leaves it to the engine;
     - ``transformer_options``: UNet patches in ComfyUI's shape (``patches``, ``patches_replace``),
-      honoured by :mod:`ldm.unet`;
+      honoured by :mod:`ldm.networks.unet`;
     - ``extra``: any other ``model_options`` key a pack set, carried unread.
     """
 

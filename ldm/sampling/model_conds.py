@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ldm import adm
+from ldm.networks import adm
 from ldm.sampling.model_sampling import ScheduleConfig, alphas_cumprod
 from ldm.sampling.noise import cpu_generator
 from ldm.vision.unclip import DEFAULT_MERGE_AUGMENTATION, UNCLIP_EMBED_WIDTHS, unclip_label

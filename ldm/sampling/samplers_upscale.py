@@ -11,7 +11,7 @@ import numpy
 import torch
 from torch import Tensor
 
-from ldm.imaging import resample
+from ldm.imaging.operations import resample
 from ldm.sampling.noise import NoiseSampler, cpu_generator
 from ldm.sampling.sampler_common import Callback, Denoiser, batch_sigma, report
 

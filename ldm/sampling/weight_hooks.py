@@ -4,7 +4,7 @@ with a strength that follows keyframes over the sampling run (ComfyUI's ``comfy/
 A HOOKS value is a :class:`HookGroup` of :class:`WeightHook` s. Conditioning entries carry one
 under ``"hooks"``; during sampling, entries are batched only with entries of the same group, and
 the UNet runs each batch with that group's patches added to its weights. Patching is
-``ldm.lora``'s: the touched weights are backed up, patched in float32 and copied back bit for bit
+``ldm.lora.patches``'s: the touched weights are backed up, patched in float32 and copied back bit for bit
 after the call (:meth:`ScheduledHooks.applied`), so the MODEL's weights are unchanged between
 calls and after the run.
 
@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import torch
 from torch import Tensor, nn
 
-from ldm import lora
+from ldm.lora import patches as lora
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Iterable
 
 import torch
 
-from ldm.checkpoint import load_object
+from ldm.loading.checkpoint import load_object
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from ldm import lora
-from ldm.merging import stored_weights
+from ldm.loading.merging import stored_weights
+from ldm.lora import patches as lora
 from ldm.model_patching import add_comfy_patches, comfy_key_patches
 from ldm.sampling.weight_hooks import encode_passes
 from ldm.text.chunks import ChunkSpec, PromptChunker

@@ -24,9 +24,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ldm.autoencoder import AutoencoderKL, VaeConfig
 from ldm.data.captioned import CaptionedImages, image_batch
 from ldm.latent_formats import SD15
+from ldm.networks.autoencoder import AutoencoderKL, VaeConfig
 from ldm.training.config import AutoencoderTraining, to_json
 from ldm.training.discriminator import (adaptive_weight, generator_loss, hinge_discriminator_loss,
                                         new_discriminator)

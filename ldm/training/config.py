@@ -12,10 +12,10 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from ldm.autoencoder import VaeConfig
+from ldm.networks.autoencoder import VaeConfig
+from ldm.networks.unet import UNetConfig
 from ldm.text.clip_model import ClipTextConfig
 from ldm.text.layouts import ACTIVATION_OF_KIND, heads_for_width
-from ldm.unet import UNetConfig
 
 #: SD1's cross-attention transformers project in and out with 1x1 convolutions (``proj_in``);
 #: keeping that makes a Weft-trained model detect as family ``sd1``.

@@ -20,14 +20,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ldm.autoencoder import AutoencoderKL
 from ldm.data.captioned import CaptionedImages, image_batch
 from ldm.latent_formats import SD15
+from ldm.networks.autoencoder import AutoencoderKL
+from ldm.networks.unet import UNetModel
+from ldm.sampling.from_handle import guided_model
 from ldm.sampling.model_sampling import SD_SCHEDULE, alphas_cumprod
 from ldm.text.clip_model import ClipTextModel
 from ldm.training.config import Architecture, DiffusionTraining, to_json
 from ldm.training.ema import EMA
-from ldm.sampling.from_handle import guided_model
 from ldm.training.generate import text_to_images, training_handle
 from ldm.training.init import new_unet
 from ldm.training.loop import (autocast, compute_dtype, flushing_denormals, set_learning_rate, step_generator,
@@ -36,7 +37,6 @@ from ldm.training.previews import image_grid
 from ldm.training.progress import Progress, ProgressCallback, no_progress
 from ldm.training.state import restore_parts, save_parts
 from ldm.training.text import caption_ids, clip_handle, encode_ids, new_text_encoder
-from ldm.unet import UNetModel
 
 
 @dataclass(frozen=True)

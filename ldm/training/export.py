@@ -17,12 +17,12 @@ import os
 import torch
 from torch import nn
 
-from ldm.autoencoder import AutoencoderKL
-from ldm.checkpoint import save_state_dict
-from ldm.detect import META_PREDICTION, UNET_PREFIX, VAE_PREFIX, head_metadata
+from ldm.loading.checkpoint import save_state_dict
+from ldm.loading.detect import META_PREDICTION, UNET_PREFIX, VAE_PREFIX, head_metadata
+from ldm.networks.autoencoder import AutoencoderKL
+from ldm.networks.unet import UNetModel
 from ldm.text.clip_model import ClipTextModel
 from ldm.training.text import checkpoint_weights
-from ldm.unet import UNetModel
 
 #: Storage dtype: bf16 halves the file, and it is what the networks computed in while they trained
 #: (bf16 autocast casts every weight per call), so nothing is lost that training relied on; on

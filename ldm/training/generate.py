@@ -10,10 +10,10 @@ import torch
 
 from ldm.latent_formats import SD15
 from ldm.model import ModelHandle
+from ldm.networks.unet import UNetModel
 from ldm.sampling.guidance import GuidedModel
 from ldm.sampling.sample import common_ksampler
 from ldm.text.handle import ClipHandle
-from ldm.unet import UNetModel
 
 
 def training_handle(unet: UNetModel, dtype: torch.dtype = torch.float32, prediction: str = "eps") -> ModelHandle:

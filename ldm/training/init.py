@@ -1,4 +1,4 @@
-"""Fresh weights for networks built through ``ldm.ops`` (whose layers skip initialisation,
+"""Fresh weights for networks built through ``ldm.networks.ops`` (whose layers skip initialisation,
 since loaders adopt a checkpoint's tensors instead).
 
 Linear and conv layers get PyTorch's default (Kaiming-uniform) initialisation, norms scale 1 and
@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ldm.autoencoder import AutoencoderKL, VaeConfig
-from ldm.ops import Operations
-from ldm.unet import ResBlock, SpatialTransformer, UNetConfig, UNetModel
+from ldm.networks.autoencoder import AutoencoderKL, VaeConfig
+from ldm.networks.ops import Operations
+from ldm.networks.unet import ResBlock, SpatialTransformer, UNetConfig, UNetModel
 
 
 def trainable_ops(device: torch.device | str = "cpu") -> Operations:

@@ -8,7 +8,7 @@ itself), a one-dimensional weight and every bias a full difference. The adapters
 ``torch.nn.utils.parametrize`` parametrizations for the length of the run only — the UNet's own
 tensors are never written — and the result is a LoRA state dict in ComfyUI's naming
 (``diffusion_model.<module>.lora_up.weight`` / ``.lora_down.weight`` / ``.alpha``, ``.diff``,
-``.diff_b``), which :mod:`ldm.lora` loads back like any LoRA file.
+``.diff_b``), which :mod:`ldm.lora.patches` loads back like any LoRA file.
 
 One step (ComfyUI's ``TrainSampler``): pick a batch, noise it at seed ``seed + 1000·step`` to a
 sigma drawn uniformly in schedule percent, let the model predict x0 and take the loss against the
@@ -37,7 +37,7 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ldm.lora import DiffAdapter, LoraAdapter, load_lora, unet_key_map
+from ldm.lora.patches import DiffAdapter, LoraAdapter, load_lora, unet_key_map
 from ldm.sampling.denoiser import UNetDenoiser
 from ldm.sampling.model_conds import ModelInputs
 from ldm.sampling.model_sampling import ModelSampling
@@ -148,7 +148,7 @@ def new_low_rank_update(weight: Tensor, rank: int, generator: torch.Generator) -
 
 def existing_adapters(unet: nn.Module, lora_sd: Mapping[str, Tensor]) -> dict[str, LoraAdapter | DiffAdapter]:
     """The adapters of a LoRA file by UNet tensor key (``input_blocks.1.1.proj_in.weight``), in any
-    naming :mod:`ldm.lora` reads."""
+    naming :mod:`ldm.lora.patches` reads."""
     adapters, unmatched = load_lora(lora_sd, unet_key_map(unet.state_dict().keys()))
     for name in unmatched:
         log.warning("existing LoRA: key not matched to the UNet, not trained further: %s", name)

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ldm.loading.weights import adopt_weights
 from ldm.text.clip_model import TORCH_OPERATIONS, ClipAttention, ClipMlp
 from ldm.text.layouts import hf_block_to_openclip, openclip_block_to_hf
-from ldm.weights import adopt_weights
 
 #: OpenAI CLIP's normalisation of RGB inputs in 0…1 (ComfyUI's defaults, and every SD tower's).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

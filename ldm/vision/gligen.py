@@ -9,7 +9,7 @@ A GLIGEN file adds to an SD 1.x UNet
 * one *fuser* per transformer (``…transformer_blocks.0.fuser.``): gated self-attention over the
   visual tokens and the projected grounding tokens, ``x + tanh(α_attn) · attn(norm1([x, objs]))``
   on the visual part, then ``x + tanh(α_dense) · ff(norm2(x))``. It runs right after the
-  block's self-attention: ComfyUI's ``middle_patch``, which ``ldm.unet_patches`` calls with the
+  block's self-attention: ComfyUI's ``middle_patch``, which ``ldm.networks.unet_patches`` calls with the
   transformer's index in ``transformer_index``.
 
 The sampler builds one patch per conditioning entry from its ``gligen`` value (ComfyUI's
@@ -26,10 +26,10 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ldm.checkpoint import load_state_dict
-from ldm.ops import Operations
-from ldm.unet import CrossAttention, FeedForward
-from ldm.weights import adopt_weights
+from ldm.loading.checkpoint import load_state_dict
+from ldm.loading.weights import adopt_weights
+from ldm.networks.ops import Operations
+from ldm.networks.unet import CrossAttention, FeedForward
 
 MAX_OBJECTS = 30
 FOURIER_FREQS = 8

@@ -25,8 +25,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ldm import ops
-from ldm.checkpoint import load_object, read_safetensors_header, sniff_format
+from ldm.loading.checkpoint import load_object, read_safetensors_header, sniff_format
+from ldm.networks import ops
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import os
 
-from ldm.checkpoint import load_state_dict
 from ldm.devices import ComputeSettings
+from ldm.loading.checkpoint import load_state_dict
 from ldm.model import assemble_checkpoint
 from ldm.vision.clip_vision import ClipVisionHandle, ClipVisionLayoutError, clip_vision_from_state_dict
 

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldm.checkpoint import load_object
+from ldm.loading.checkpoint import load_object
+from ldm.loading.weights import adopt_weights
 from ldm.vision.clip_vision import ClipVisionModel, vision_config_from_weights
-from ldm.weights import adopt_weights
 
 TRIGGER_WORD = "photomaker"
 

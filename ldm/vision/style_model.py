@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldm.checkpoint import load_state_dict
+from ldm.loading.checkpoint import load_state_dict
+from ldm.loading.weights import adopt_weights
 from ldm.text.clip_model import quick_gelu
-from ldm.weights import adopt_weights
 
 STYLE_ADAPTER_HEADS = 8
 

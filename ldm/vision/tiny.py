@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from ldm.checkpoint import save_state_dict
-from ldm.detect import UNET_PREFIX, VAE_PREFIX, head_metadata
+from ldm.loading.checkpoint import save_state_dict
+from ldm.loading.detect import UNET_PREFIX, VAE_PREFIX, head_metadata
+from ldm.loading.weights import random_weights
+from ldm.networks.unet import UNetModel
 from ldm.tiny import TextWidths, tiny_text_state_dict, tiny_unet_config, tiny_vae_state_dict
-from ldm.unet import UNetModel
 from ldm.vision.clip_vision import ClipVisionConfig, ClipVisionModel, hf_to_openclip_visual
 from ldm.vision.unclip import UNCLIP_L_EMBED_WIDTH, squaredcos_betas
-from ldm.weights import random_weights
 
 TINY_VISION = ClipVisionConfig(width=32, layers=3, heads=2, mlp_width=64, activation="gelu", patch_size=32,
                                image_size=224, projection_dim=UNCLIP_L_EMBED_WIDTH)
@@ -148,7 +148,7 @@ def tiny_gligen_state_dict(unet_config, key_dim: int, seed: int = 0) -> dict[str
     """A GLIGEN file for a UNet of ``unet_config``: a fuser in each transformer's first block
     (keys as the real files: ``input_blocks.1.1.transformer_blocks.0.fuser.…``) and a position
     net over ``key_dim``-wide phrase embeddings. The gates are opened (α = 1) so tests see them."""
-    from ldm.ops import Operations
+    from ldm.networks.ops import Operations
     from ldm.vision.gligen import GatedSelfAttentionDense, PositionNet
 
     generator = torch.Generator().manual_seed(seed)

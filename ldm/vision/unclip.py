@@ -33,9 +33,9 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ldm.detect import UNCLIP_FAMILIES
+from ldm.loading.detect import UNCLIP_FAMILIES
+from ldm.networks.unet import timestep_embedding
 from ldm.sampling.noise import cpu_generator
-from ldm.unet import timestep_embedding
 
 #: Model family -> width of the image embedding its label takes (half the label: the other half
 #: is the noise level's embedding).

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from bench.models import FAMILIES, _fill, _ldm_yaml, _shapes
-from ldm.detect import UNET_PREFIX, detect_unet
-from ldm.unet import UNetModel
+from ldm.loading.detect import UNET_PREFIX, detect_unet
+from ldm.networks.unet import UNetModel
 
 
 @pytest.mark.parametrize("name, family", [("sd15", "sd1"), ("sdxl", "sdxl")])

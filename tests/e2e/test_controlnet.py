@@ -92,7 +92,7 @@ def test_diffusers_layout_controlnet_and_t2i_adapter_load_through_controlnet_loa
 
 
 def test_sdxl_controlnet_and_control_lora(studio, controlnets, tmp_path):
-    from ldm.checkpoint import save_state_dict
+    from ldm.loading.checkpoint import save_state_dict
     from ldm.control.tiny import control_lora_state_dict, tiny_controlnet_config
 
     folder = tmp_path / "controlnet"

@@ -231,7 +231,7 @@ def test_comfy_extras_helper_classes_are_weft_objects_or_subclassable_placeholde
 def test_clip_vision_load_gives_weft_towers(pack_studio):
     import comfy.clip_vision
     import comfy.model_base
-    from ldm.checkpoint import save_state_dict
+    from ldm.loading.checkpoint import save_state_dict
     from ldm.vision.tiny import tiny_vision_state_dict, write_tiny_clip_vision
 
     path = write_tiny_clip_vision(pack_studio.base / "vit.safetensors", layout="openclip")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from graph.context import ExecutionContext, InterruptFlag, use_context
-from ldm.checkpoint import save_state_dict
+from ldm.loading.checkpoint import save_state_dict
 
 
 def test_v3_execute_calls_run_weft_upscale_nodes(pack_studio):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ldm.detect import UNET_PREFIX
+from ldm.loading.detect import UNET_PREFIX
 from ldm.model import load_checkpoint
 from ldm.sampling.guidance import CondEntry, GuidedModel, calc_cond_batch, prepare_denoise_mask
 from ldm.sampling.model_conds import CrossAttnInput, RegularInput
@@ -191,8 +191,8 @@ def test_sampler_helpers(sd1_model):
 def test_diffusers_load_reads_a_folder_with_weft_loader(pack_studio, tmp_path):
     import comfy.diffusers_convert
     import comfy.diffusers_load
-    from ldm.diffusers_folder import load_diffusers
-    from tests.ldm.test_diffusers_folder import sd1_folder
+    from ldm.loading.diffusers_folder import load_diffusers
+    from tests.ldm.loading.test_diffusers_folder import sd1_folder
 
     root = tmp_path / "tiny-sd1"
     sd1_folder(root)
@@ -230,7 +230,7 @@ def test_supported_models_match_weft_families(sd1_model, tmp_path):
 def test_model_detection_reads_weft_detection(pack_studio, tiny_sd1):
     import comfy.model_detection as md
     import comfy.supported_models as sm
-    from ldm.checkpoint import load_state_dict
+    from ldm.loading.checkpoint import load_state_dict
 
     state_dict = load_state_dict(tiny_sd1)[0]
     assert md.unet_prefix_from_state_dict(state_dict) == UNET_PREFIX

@@ -202,7 +202,7 @@ def test_unet_name_tables(pack_studio, tiny_sd1):
     from safetensors import safe_open
 
     import comfy.utils
-    from ldm.lora import diffusers_unet_weights
+    from ldm.lora.patches import diffusers_unet_weights
 
     assert ("input_blocks.0.0.weight", "conv_in.weight") in comfy.utils.UNET_MAP_BASIC
     assert ("label_emb.0.2.bias", "add_embedding.linear_2.bias") in comfy.utils.UNET_MAP_BASIC
@@ -254,8 +254,8 @@ def test_video_types_and_placeholder_video_inputs(pack_studio, absent):
 
 def test_latent_preview_taesd_decodes_with_weft_decoder(pack_studio, tmp_path, absent):
     import latent_preview
-    from ldm.checkpoint import save_state_dict
-    from ldm.taesd import taesd_decoder
+    from ldm.loading.checkpoint import save_state_dict
+    from ldm.networks.taesd import taesd_decoder
 
     torch.manual_seed(0)
     decoder = taesd_decoder(4)

@@ -9,8 +9,8 @@ import textwrap
 import pytest
 import torch
 
-import ldm.autoencoder
-import ldm.unet
+import ldm.networks.autoencoder
+import ldm.networks.unet
 from ldm.model import load_checkpoint
 from nodes.custom import load_custom_packs
 
@@ -31,14 +31,14 @@ def test_module_paths_re_export_weft_classes(comfy_ldm):
     openaimodel = comfy_ldm("comfy.ldm.modules.diffusionmodules.openaimodel")
     vae_model = comfy_ldm("comfy.ldm.modules.diffusionmodules.model")
     autoencoder = comfy_ldm("comfy.ldm.models.autoencoder")
-    assert attention.CrossAttention is ldm.unet.CrossAttention
-    assert attention.BasicTransformerBlock is ldm.unet.BasicTransformerBlock
-    assert attention.SpatialTransformer is openaimodel.SpatialTransformer is ldm.unet.SpatialTransformer
-    assert openaimodel.UNetModel is ldm.unet.UNetModel
-    assert openaimodel.TimestepEmbedSequential is ldm.unet.UNetBlock
+    assert attention.CrossAttention is ldm.networks.unet.CrossAttention
+    assert attention.BasicTransformerBlock is ldm.networks.unet.BasicTransformerBlock
+    assert attention.SpatialTransformer is openaimodel.SpatialTransformer is ldm.networks.unet.SpatialTransformer
+    assert openaimodel.UNetModel is ldm.networks.unet.UNetModel
+    assert openaimodel.TimestepEmbedSequential is ldm.networks.unet.UNetBlock
     assert (vae_model.Encoder, vae_model.Decoder, vae_model.AttnBlock) == (
-        ldm.autoencoder.Encoder, ldm.autoencoder.Decoder, ldm.autoencoder.AttnBlock)
-    assert autoencoder.AutoencoderKL is ldm.autoencoder.AutoencoderKL
+        ldm.networks.autoencoder.Encoder, ldm.networks.autoencoder.Decoder, ldm.networks.autoencoder.AttnBlock)
+    assert autoencoder.AutoencoderKL is ldm.networks.autoencoder.AutoencoderKL
     assert comfy_ldm("comfy.ldm.util").exists(0) and attention.default(None, 3) == 3
 
 
@@ -159,7 +159,7 @@ def test_forward_timestep_embed_runs_a_block(comfy_ldm, sd1_unet):
 def test_util_helpers(comfy_ldm):
     util = comfy_ldm("comfy.ldm.modules.diffusionmodules.util")
     t = torch.tensor([0.0, 10.0])
-    assert torch.equal(util.timestep_embedding(t, 8), ldm.unet.timestep_embedding(t, 8))
+    assert torch.equal(util.timestep_embedding(t, 8), ldm.networks.unet.timestep_embedding(t, 8))
     assert torch.equal(util.timestep_embedding(t, 3, repeat_only=True), torch.tensor([[0.0] * 3, [10.0] * 3]))
     conv = util.zero_module(util.conv_nd(2, 4, 8, 3, padding=1))
     assert isinstance(conv, torch.nn.Conv2d) and conv.weight.abs().sum() == 0

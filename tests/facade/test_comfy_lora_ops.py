@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ldm.lora import LoraAdapter, WeightPatch, patched_weight
+from ldm.lora.patches import LoraAdapter, WeightPatch, patched_weight
 from tests.e2e.conftest import write_tiny_lora
 from tests.facade.test_sampling_facade import base_prompt, ksampler
 
@@ -45,7 +45,7 @@ def test_pack_lora_loader_equals_weft_lora_loader(lora_studio):
 def test_load_lora_targets_and_adapters(pack_studio, tiny_sd1, tmp_path):
     import comfy.lora
     import comfy.utils
-    from ldm.lora import load_lora_for_models
+    from ldm.lora.patches import load_lora_for_models
     from ldm.model import load_checkpoint
 
     model = load_checkpoint(tiny_sd1, with_clip=False)[0]
@@ -151,7 +151,7 @@ def test_manual_cast_layers_cast_per_call(pack_studio):
 
 def test_disable_weight_init_layers_and_weight_functions(pack_studio):
     import comfy.ops
-    from ldm import ops as weft_ops
+    from ldm.networks import ops as weft_ops
 
     linear = comfy.ops.disable_weight_init.Linear(4, 3)
     assert isinstance(linear, weft_ops.Linear) and not linear.comfy_cast_weights

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ldm import imaging
-from ldm.checkpoint import CheckpointError
+from ldm.imaging import operations as imaging
+from ldm.loading.checkpoint import CheckpointError
 
 
 @pytest.fixture
@@ -185,9 +185,9 @@ def test_tiled_scale_blends_to_the_untiled_result(cu):
 
 
 def test_tiled_scale_is_the_upscalers_tiling(cu):
-    """One tiler: ComfyUI's arguments map onto ``ldm.upscale.tiled_scale`` (tile_y, tile_x order,
+    """One tiler: ComfyUI's arguments map onto ``ldm.imaging.upscale.tiled_scale`` (tile_y, tile_x order,
     upscale_amount as scale, index_formulas as offsets) and give the same tensor."""
-    from ldm import upscale
+    from ldm.imaging import upscale
 
     def blur_up(t):
         return F.interpolate(t.sin(), scale_factor=3, mode="bilinear")

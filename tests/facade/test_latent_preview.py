@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from ldm.latent_formats import SD15, SDXL
-from ldm.taesd import taesd_decoder
+from ldm.networks.taesd import taesd_decoder
 
 
 @pytest.fixture

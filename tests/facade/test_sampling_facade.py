@@ -114,7 +114,7 @@ def test_model_patcher_surface(studio):
 
 def test_model_merge_the_comfyui_way_blends_weights(pack_studio):
     """ModelMergeSimple-style: model B's key patches added to a clone of A at (1 - r, r)."""
-    from ldm.lora import patched_weight
+    from ldm.lora.patches import patched_weight
     from ldm.model import load_checkpoint
 
     path = pack_studio.services.folders.model_path("checkpoints", "tiny_sd1.safetensors")

@@ -13,9 +13,9 @@ import warnings
 import pytest
 import torch
 
-from ldm.autoencoder import VaeConfig
 from ldm.devices import detect_compute
-from ldm.unet import UNetConfig
+from ldm.networks.autoencoder import VaeConfig
+from ldm.networks.unet import UNetConfig
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ldm.checkpoint import CheckpointError, save_state_dict
-from ldm.detect import DetectionError
 from ldm.latent_formats import SD15, SD_X4, SDXL
+from ldm.loading.checkpoint import CheckpointError, save_state_dict
+from ldm.loading.detect import DetectionError
+from ldm.loading.weights import strip_prefix
 from ldm.model import ModelHandle, load_checkpoint, load_unet, load_vae
 from ldm.tiny import tiny_checkpoint, write_tiny_checkpoint, write_tiny_unet, write_tiny_vae
-from ldm.weights import strip_prefix
 
 
 @pytest.fixture(scope="module")

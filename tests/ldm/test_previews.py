@@ -11,8 +11,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from ldm.latent_formats import SD15, SD_X4, SDXL
+from ldm.networks.taesd import taesd_decoder
 from ldm.previews import (Latent2RGBPreviewer, TAESDPreviewer, find_taesd_decoder, make_previewer, to_pil)
-from ldm.taesd import taesd_decoder
 
 
 def write_taesd(path, seed=0):

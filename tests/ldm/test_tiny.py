@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ldm.control.loading import load_control_model
-from ldm.detect import FAMILIES
+from ldm.loading.detect import FAMILIES
 from ldm.model import load_checkpoint, load_unet, load_vae
 from ldm.tiny import tiny_checkpoint
 

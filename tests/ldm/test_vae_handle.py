@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ldm.detect import VAE_PREFIX
+from ldm.loading.detect import VAE_PREFIX
+from ldm.loading.weights import strip_prefix
 from ldm.model import build_vae
 from ldm.tiny import tiny_checkpoint
 from ldm.vae import crop_to_multiple, tiled_apply
-from ldm.weights import strip_prefix
 
 PLENTY = 1 << 40
 

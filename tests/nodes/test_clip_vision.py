@@ -229,7 +229,7 @@ def test_gligen_schema_and_box_conditioning(node_services, tmp_path):
 
 
 def test_gligen_prompt_changes_the_image_where_the_box_is(tmp_path):
-    from ldm.checkpoint import save_state_dict
+    from ldm.loading.checkpoint import save_state_dict
     from ldm.model import load_checkpoint
     from ldm.tiny import write_tiny_checkpoint
     from ldm.vision.tiny import tiny_gligen_state_dict

@@ -7,11 +7,11 @@ import torch
 from graph.registry import NodeRegistry
 from ldm.control.apply import AppliedControl, ControlModel
 from ldm.control.tiny import tiny_controlnet_state_dict, write_tiny_controlnet
-from ldm.detect import UNET_PREFIX, detect_unet
+from ldm.loading.checkpoint import save_state_dict
+from ldm.loading.detect import UNET_PREFIX, detect_unet
+from ldm.loading.weights import strip_prefix
 from ldm.model import build_unet
-from ldm.checkpoint import save_state_dict
 from ldm.tiny import tiny_checkpoint
-from ldm.weights import strip_prefix
 from nodes import register_builtin_nodes
 from nodes.controlnet import (ControlNetApply, ControlNetApplyAdvanced, ControlNetInpaintingAliMamaApply,
                               ControlNetLoader, DiffControlNetLoader, SetUnionControlNetType)

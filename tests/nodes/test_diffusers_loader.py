@@ -9,7 +9,7 @@ import torch
 from graph.folders import UnsafePathError
 from graph.registry import NodeRegistry
 from nodes import loaders
-from tests.ldm.test_diffusers_folder import sd1_folder
+from tests.ldm.loading.test_diffusers_folder import sd1_folder
 
 
 def test_schema_is_comfyuis():

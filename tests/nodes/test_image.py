@@ -12,7 +12,7 @@ from graph import output_files
 from graph.folders import UnsafePathError
 from graph.png_metadata import add_text_chunks, read_text
 from graph.registry import NodeRegistry
-from ldm import image_io
+from ldm.imaging import image_io
 from nodes import image as I
 
 PROMPT = {"9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}}}

@@ -6,8 +6,8 @@ from scipy.interpolate import CubicHermiteSpline
 
 from graph.registry import NodeRegistry
 from graph.validation import validate_prompt
-from ldm import color_spaces, imaging_color
-from ldm.curves import Curve, curve_from_value, monotone_slopes
+from ldm.imaging import color as imaging_color, color_spaces
+from ldm.imaging.curves import Curve, curve_from_value, monotone_slopes
 from nodes import image_color as C
 from nodes import register_builtin_nodes
 from tests.nodes.prompt_support import run_prompt

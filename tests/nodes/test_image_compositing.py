@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 from graph.registry import NodeRegistry
-from ldm import box_elements, imaging, layer_stack
+from ldm.imaging import box_elements, layer_stack, operations as imaging
 from nodes import image_compositing as L
 from tests.nodes.conftest import make_services
 from tests.nodes.prompt_support import run_prompt

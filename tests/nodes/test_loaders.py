@@ -10,8 +10,8 @@ import torch
 from graph.context import ExecutionContext, InterruptFlag, use_context
 from graph.folders import FolderPaths, UnsafePathError
 from graph.registry import NodeRegistry
-from ldm.checkpoint import load_state_dict
 from ldm.devices import detect_compute
+from ldm.loading.checkpoint import load_state_dict
 from ldm.model import ModelHandle, load_checkpoint
 from ldm.tiny import write_tiny_checkpoint, write_tiny_unet, write_tiny_vae
 from ldm.vae import VaeHandle

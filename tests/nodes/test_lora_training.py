@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from graph.protocol import describe
-from ldm.checkpoint import load_state_dict
-from ldm.lora import load_lora_for_models
+from ldm.loading.checkpoint import load_state_dict
+from ldm.lora.patches import load_lora_for_models
 from ldm.model import assemble_checkpoint
 from ldm.sampling.denoiser import UNetDenoiser
 from ldm.sampling.from_handle import model_sampling_of

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from graph.registry import NodeRegistry
-from ldm import lora
 from ldm.devices import detect_compute
+from ldm.loading.merging import block_ratio
+from ldm.lora import patches as lora
 from ldm.memory import Placement
-from ldm.merging import block_ratio
 from ldm.model import load_checkpoint
+from ldm.networks.unet import UNetModel
 from ldm.tiny import write_tiny_checkpoint
-from ldm.unet import UNetModel
 from nodes import model_merging as M
 from tests.nodes.sampling_support import one_torch_thread  # noqa: F401 (autouse fixture)
 
@@ -278,7 +278,7 @@ def test_bypass_lora_computes_what_the_merged_lora_computes(node_services, pair)
     (m1, c1), _ = pair
     folder = node_services.folders.model_roots("loras")[0]
     folder.mkdir(parents=True, exist_ok=True)
-    from ldm.checkpoint import save_state_dict
+    from ldm.loading.checkpoint import save_state_dict
     save_state_dict(folder / "tiny.safetensors", tiny_lora(m1.unet))
     weights = plain(m1.unet)
     merged, merged_clip = conditioning.LoraLoader().load_lora(m1, c1, "tiny.safetensors", 0.7, 0.7)
@@ -312,7 +312,7 @@ def test_text_cache_tells_apart_patches_that_differ_only_in_strength_model(node_
 
 
 def test_lora_stacks_apply_their_rows_in_order_and_skip_off_rows(node_services, pair):
-    from ldm.checkpoint import save_state_dict
+    from ldm.loading.checkpoint import save_state_dict
     from nodes import conditioning
     (m1, c1), _ = pair
     folder = node_services.folders.model_roots("loras")[0]

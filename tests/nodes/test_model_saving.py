@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from graph.registry import NodeRegistry
-from ldm import lora
-from ldm.checkpoint import load_state_dict, save_state_dict
 from ldm.devices import detect_compute
+from ldm.loading.checkpoint import load_state_dict, save_state_dict
+from ldm.lora import patches as lora
 from ldm.model import load_checkpoint, load_unet, load_vae
 from ldm.text import build_clip_from_files
 from ldm.tiny import write_tiny_checkpoint

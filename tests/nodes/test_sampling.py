@@ -9,11 +9,11 @@ from PIL import Image
 
 from graph.context import Interrupted
 from graph.registry import NodeRegistry
+from ldm.networks.taesd import taesd_decoder
 from ldm.sampling.from_handle import guided_model
 from ldm.sampling.hooks import SamplingHooks
 from ldm.sampling.noise import prepare_noise
 from ldm.sampling.sample import common_ksampler
-from ldm.taesd import taesd_decoder
 from nodes import sampling
 from tests.nodes.sampling_support import RecordingEngine, RecordingUNet, make_runner
 from tests.nodes.sampling_support import one_torch_thread, sd1, tiny_sd1  # noqa: F401 (fixtures)
@@ -141,7 +141,7 @@ def test_interrupt_stops_sampling_and_gives_the_weights_back(tmp_path, sd1):
     key = next(k for k in model.unet.state_dict() if k.endswith("attn1.to_q.weight"))
     original = model.unet.state_dict()[key].clone()
     patched = model.clone()
-    from ldm.lora import LoraAdapter, WeightPatch
+    from ldm.lora.patches import LoraAdapter, WeightPatch
     rank = 2
     out_f, in_f = original.shape
     patched.patches = {key: [WeightPatch(1.0, LoraAdapter(torch.ones(out_f, rank), torch.ones(rank, in_f)))]}

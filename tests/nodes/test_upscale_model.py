@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from graph.registry import NodeRegistry
-from ldm.checkpoint import save_state_dict
 from ldm.devices import detect_compute
 from ldm.engine import Engine
+from ldm.imaging.upscale import MIN_TILE, tile_memory_bytes
+from ldm.loading.checkpoint import save_state_dict
 from ldm.memory import MemoryManager, MemoryOptions, VramMode
-from ldm.upscale import MIN_TILE, tile_memory_bytes
 from nodes import upscale_model
 from tests.nodes.sampling_support import one_torch_thread  # noqa: F401 (autouse fixture)
 

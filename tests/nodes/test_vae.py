@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from graph.registry import NodeRegistry
-from ldm.detect import VAE_PREFIX
 from ldm.devices import detect_compute
+from ldm.loading.detect import VAE_PREFIX
+from ldm.loading.weights import strip_prefix
 from ldm.model import build_vae
 from ldm.tiny import tiny_checkpoint
-from ldm.weights import strip_prefix
 from nodes import vae as vae_nodes
 
 

@@ -1,4 +1,4 @@
-"""``comfy.taesd``: the tiny autoencoder's building blocks, over Weft's ``ldm.taesd``."""
+"""``comfy.taesd``: the tiny autoencoder's building blocks, over Weft's ``ldm.networks.taesd``."""
 
 from _weft_lazy import submodule_getattr
 

@@ -1,4 +1,4 @@
-"""``comfy.taesd.taesd``: TAESD's building blocks with ComfyUI's constructors, over ``ldm.taesd``.
+"""``comfy.taesd.taesd``: TAESD's building blocks with ComfyUI's constructors, over ``ldm.networks.taesd``.
 
 ``Clamp`` is Weft's soft clamp, ``Decoder(latent_channels)`` Weft's TAESD decoder (same weight
 keys), ``conv`` a 3×3 padded convolution, ``Block(n_in, n_out)`` Weft's residual block with
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from _weft_absent import Feature, absent_class, absent_function
-from ldm import taesd as weft_taesd
+from ldm.networks import taesd as weft_taesd
 
 TAESD_ENCODER = Feature("TAESD encoders (Weft uses TAESD decoders for previews only)", planned=False)
 MIDBLOCK_NORM = Feature("TAESD blocks with a mid-block group norm")

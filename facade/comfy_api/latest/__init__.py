@@ -49,7 +49,7 @@ def _preview(image: Any) -> Any:
     if isinstance(image, torch.Tensor):
         from PIL import Image as PILImage
 
-        from ldm.image_io import to_8bit
+        from ldm.imaging.image_io import to_8bit
 
         return PILImage.fromarray(to_8bit(image[0] if image.ndim == 4 else image))
     return image

@@ -11,9 +11,9 @@ import warnings
 import pytest
 import torch
 
-from ldm.adm import sdxl_label
 from ldm.control.loading import control_model_from_state_dict
 from ldm.control.tiny import controlnet_metadata, tiny_controlnet_state_dict, to_diffusers_layout
+from ldm.networks.adm import sdxl_label
 from tests.ldm.conftest import ldm_yaml
 
 #: diffusers' parameter names of UNet config fields that its ControlNetModel shares.

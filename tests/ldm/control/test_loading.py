@@ -11,11 +11,11 @@ from ldm.control.loading import control_model_from_state_dict, load_control_mode
 from ldm.control.tiny import (control_lora_state_dict, controlnet_metadata, tiny_adapter_config,
                               tiny_adapter_state_dict, tiny_controlnet_state_dict, to_diffusers_layout,
                               write_tiny_controlnet)
-from ldm.detect import UNET_PREFIX, detect_unet
+from ldm.loading.detect import UNET_PREFIX, detect_unet
+from ldm.loading.weights import strip_prefix
 from ldm.model import build_unet
 from ldm.sampling.model_sampling import model_sampling_for_family
 from ldm.tiny import tiny_checkpoint
-from ldm.weights import strip_prefix
 
 
 def _residuals(network, config, seed=0, y=None):

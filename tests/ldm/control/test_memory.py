@@ -8,14 +8,14 @@ import torch
 from ldm.control.apply import attach, lend_in_place, prepare_control
 from ldm.control.loading import control_model_from_state_dict
 from ldm.control.tiny import tiny_controlnet_state_dict
-from ldm.detect import UNET_PREFIX, detect_unet
 from ldm.devices import detect_compute
 from ldm.engine import Engine
+from ldm.loading.detect import UNET_PREFIX, detect_unet
+from ldm.loading.weights import strip_prefix
 from ldm.memory import MemoryManager, MemoryOptions, VramMode
 from ldm.model import build_unet
 from ldm.sampling.from_handle import guided_model
 from ldm.tiny import tiny_checkpoint
-from ldm.weights import strip_prefix
 from tests.ldm.memory.conftest import FakeDevice
 
 FP32 = detect_compute("cpu", force_dtype=torch.float32)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ldm.adm import sdxl_label
 from ldm.control.loading import control_model_from_state_dict
 from ldm.control.t2i_adapter import adapter_residuals
-from ldm.detect import UNET_PREFIX, detect_unet
+from ldm.loading.detect import UNET_PREFIX, detect_unet
+from ldm.loading.weights import strip_prefix
 from ldm.model import build_unet
+from ldm.networks.adm import sdxl_label
 from ldm.tiny import tiny_checkpoint
-from ldm.weights import strip_prefix
 
 
 def _unets(family, fp32, oracle):

@@ -14,8 +14,8 @@ import torch
 from ldm.control.loading import control_model_from_state_dict
 from ldm.control.network import ControlTypeEmbedding, UnionConfig, UnionTransformerLayer
 from ldm.control.tiny import tiny_controlnet_state_dict, to_diffusers_layout
-from ldm.ops import Operations
-from ldm.weights import random_weights
+from ldm.loading.weights import random_weights
+from ldm.networks.ops import Operations
 
 CPU = Operations()
 

@@ -3,7 +3,7 @@ import torch
 
 from ldm.data.shape_reading import read_scene
 from ldm.data.shapes import Scene, ShapesDataset, render_scene
-from ldm.imaging import blur
+from ldm.imaging.operations import blur
 
 
 def test_reads_rendered_scenes():

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from ldm.latent_formats import FAMILY_LATENT_FORMATS
-from ldm.lora import LoraAdapter, WeightPatch
+from ldm.loading.weights import adopt_weights, random_weights
+from ldm.lora.patches import LoraAdapter, WeightPatch
 from ldm.model import ModelHandle
-from ldm.unet import UNetConfig, UNetModel
-from ldm.weights import adopt_weights, random_weights
+from ldm.networks.unet import UNetConfig, UNetModel
 
 KIB = 1024
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ldm import lora
 from ldm.devices import detect_compute
 from ldm.engine import Engine, EngineOutOfMemory
+from ldm.lora import patches as lora
 from ldm.memory import MemoryManager, MemoryOptions, VramMode
 from ldm.model import build_vae
 from ldm.text import build_clip, tiny_text_state_dict
@@ -184,7 +184,7 @@ def test_text_encoders_stay_on_the_cpu_in_low_vram_modes():
 
 
 def test_attention_in_query_slices_equals_whole_attention():
-    from ldm.ops import attention
+    from ldm.networks.ops import attention
 
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, n, 16, generator=g) for n in (50, 20, 20))

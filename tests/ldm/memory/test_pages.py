@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ldm.checkpoint import load_state_dict, save_state_dict
+from ldm.loading.checkpoint import load_state_dict, save_state_dict
 from ldm.memory import MemoryManager, MemoryOptions, Placement, VramMode
 from ldm.memory.pages import PAGE, file_mappings, release_file_pages
 from tests.ldm.memory.conftest import tiny_unet_handle, unet_inputs

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ldm.detect import UNET_PREFIX, detect_unet
 from ldm.devices import detect_compute
+from ldm.loading.detect import UNET_PREFIX, detect_unet
+from ldm.loading.weights import strip_prefix
 from ldm.model import build_unet
 from ldm.tiny import tiny_checkpoint
-from ldm.weights import strip_prefix
 
 
 @pytest.fixture(scope="package")

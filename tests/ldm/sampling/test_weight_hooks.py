@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from ldm import lora
+from ldm.lora import patches as lora
 from ldm.sampling import weight_hooks as wh
 from ldm.sampling.guidance import CFGGuider, GuidedModel, calc_cond_batch, prepare_sides
 from ldm.sampling.model_sampling import model_sampling

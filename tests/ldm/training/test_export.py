@@ -1,12 +1,12 @@
 import torch
 
-from ldm.checkpoint import load_state_dict
 from ldm.devices import detect_compute
+from ldm.loading.checkpoint import load_state_dict
 from ldm.model import load_checkpoint, load_vae
+from ldm.sampling.from_handle import guided_model
 from ldm.sampling.sample import common_ksampler
 from ldm.training.config import TINY
 from ldm.training.export import model_metadata, write_checkpoint, write_vae
-from ldm.sampling.from_handle import guided_model
 from ldm.training.init import new_unet
 from ldm.training.text import clip_handle, new_text_encoder
 

@@ -8,12 +8,12 @@ import torch
 from diffusers.models.attention import GatedSelfAttentionDense as DiffusersGated
 from diffusers.models.embeddings import GLIGENTextBoundingboxProjection
 
-from ldm.checkpoint import save_state_dict
+from ldm.loading.checkpoint import save_state_dict
+from ldm.loading.weights import adopt_weights, random_weights
+from ldm.networks.unet import UNetModel
 from ldm.tiny import TextWidths, tiny_unet_config
-from ldm.unet import UNetModel
 from ldm.vision.gligen import MAX_OBJECTS, GatedSelfAttentionDense, GligenError, PositionNet, load_gligen
 from ldm.vision.tiny import tiny_gligen_state_dict
-from ldm.weights import adopt_weights, random_weights
 
 
 def _randomise(module, seed):

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ldm.checkpoint import save_state_dict
+from ldm.loading.checkpoint import save_state_dict
+from ldm.loading.weights import adopt_weights, random_weights
+from ldm.networks.unet import UNetModel
 from ldm.tiny import TextWidths, tiny_unet_config
-from ldm.unet import UNetModel
 from ldm.vision.hypernetwork import HypernetworkError, load_hypernetwork
 from ldm.vision.tiny import tiny_hypernetwork, write_tiny_hypernetwork
-from ldm.weights import adopt_weights, random_weights
 
 
 def _by_hand(x, state, layer_norm=False):

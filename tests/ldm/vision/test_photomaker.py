@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ldm.checkpoint import save_state_dict
+from ldm.loading.checkpoint import save_state_dict
 from ldm.vision.photomaker import PhotoMakerError, load_photomaker, trigger_tokens
 from ldm.vision.tiny import tiny_photomaker_weights, write_tiny_photomaker
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ldm.checkpoint import save_state_dict
+from ldm.loading.checkpoint import save_state_dict
 from ldm.vision.clip_vision import ClipVisionOutput
 from ldm.vision.style_model import StyleModelError, append_style_tokens, load_style_model
 from ldm.vision.tiny import tiny_style_adapter_state_dict, write_tiny_style_model

@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 import torch
 
-from ldm.detect import DetectionError, detect_unet
 from ldm.devices import detect_compute
+from ldm.loading.detect import DetectionError, detect_unet
+from ldm.networks.unet import UNetModel
 from ldm.sampling.model_conds import CondContext, model_conds_for_family
 from ldm.tiny import TextWidths, tiny_unet_config
-from ldm.unet import UNetModel
 from ldm.vision.clip_vision import ClipVisionOutput
 from ldm.vision.loading import load_clip_vision, load_unclip_checkpoint
 from ldm.vision.tiny import write_tiny_unclip_checkpoint
@@ -65,7 +65,7 @@ def test_checkpoint_gives_model_clip_vae_and_vision(unclip_file):
 
 
 def test_a_file_without_a_tower_is_refused(tmp_path):
-    from ldm.checkpoint import save_state_dict
+    from ldm.loading.checkpoint import save_state_dict
     save_state_dict(tmp_path / "x.safetensors", {"foo.weight": torch.zeros(2)})
     with pytest.raises(ValueError, match="no CLIP vision model"):
         load_clip_vision(tmp_path / "x.safetensors")

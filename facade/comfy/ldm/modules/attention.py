@@ -1,6 +1,6 @@
 """``comfy.ldm.modules.attention``: Weft's transformer layers and one attention function, by ComfyUI's names.
 
-The classes are Weft's own (:mod:`ldm.unet`), so ``isinstance(layer, CrossAttention)`` holds for
+The classes are Weft's own (:mod:`ldm.networks.unet`), so ``isinstance(layer, CrossAttention)`` holds for
 the layers of every UNet Weft loads, and they carry the attributes packs read: ``heads``,
 ``dim_head``, ``to_q``/``to_k``/``to_v``/``to_out`` (CrossAttention); ``n_heads``, ``d_head``,
 ``attn1``/``attn2``/``ff``/``norm1-3`` (BasicTransformerBlock); ``transformer_blocks``,
@@ -8,7 +8,7 @@ the layers of every UNet Weft loads, and they carry the attributes packs read: `
 
 Every attention backend name of ComfyUI is one SDPA function with ComfyUI's signature,
 ``(q, k, v, heads, mask=None, attn_precision=None, skip_reshape=False, skip_output_reshape=False,
-**kwargs)`` (:func:`ldm.unet_patches.attention_with_heads`), wrapped as ComfyUI wraps its backends
+**kwargs)`` (:func:`ldm.networks.unet_patches.attention_with_heads`), wrapped as ComfyUI wraps its backends
 (:func:`wrap_attn`): called with ``transformer_options`` that hold an
 ``optimized_attention_override``, the call goes to the override. Weft's layers do not look these
 module names up, so assigning to them (a process-wide monkeypatch) does not reach them; the
@@ -24,8 +24,8 @@ from typing import Any, Callable
 import torch
 
 from _weft_absent import VIDEO, absent_class
-from ldm.unet import BasicTransformerBlock, CrossAttention, FeedForward, GEGLU, SpatialTransformer
-from ldm.unet_patches import attention_with_heads
+from ldm.networks.unet import BasicTransformerBlock, CrossAttention, FeedForward, GEGLU, SpatialTransformer
+from ldm.networks.unet_patches import attention_with_heads
 
 __all__ = ["BasicTransformerBlock", "CrossAttention", "FeedForward", "GEGLU", "SpatialTransformer",
            "Normalize", "default", "exists", "wrap_attn", "optimized_attention", "optimized_attention_masked",

@@ -1,7 +1,7 @@
 """``comfy.ldm.modules.diffusionmodules.model``: the KL autoencoder's layers, by ComfyUI's names.
 
 ``Encoder``, ``Decoder``, ``ResnetBlock``, ``AttnBlock``, ``Upsample`` and ``Downsample`` are Weft's
-own (:mod:`ldm.autoencoder`, same module tree and weight names), so ``isinstance`` holds for the
+own (:mod:`ldm.networks.autoencoder`, same module tree and weight names), so ``isinstance`` holds for the
 layers of every VAE Weft loads; their constructors take Weft's ``VaeConfig`` / channel counts.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ldm.autoencoder import AttnBlock, Decoder, Downsample, Encoder, ResnetBlock, Upsample
+from ldm.networks.autoencoder import AttnBlock, Decoder, Downsample, Encoder, ResnetBlock, Upsample
 
 __all__ = ["AttnBlock", "Decoder", "Downsample", "Encoder", "Normalize", "ResnetBlock", "Upsample",
            "nonlinearity"]

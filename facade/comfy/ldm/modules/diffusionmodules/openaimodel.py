@@ -1,6 +1,6 @@
 """``comfy.ldm.modules.diffusionmodules.openaimodel``: Weft's UNet and its blocks, by ComfyUI's names.
 
-``model.model.diffusion_model`` is a :class:`UNetModel` (:mod:`ldm.unet`) with ComfyUI's module
+``model.model.diffusion_model`` is a :class:`UNetModel` (:mod:`ldm.networks.unet`) with ComfyUI's module
 tree (``input_blocks`` / ``middle_block`` / ``output_blocks`` / ``out``, ``time_embed``,
 ``label_emb``) and attribute names (``model_channels``, ``in_channels``, ``out_channels``,
 ``num_classes``). ``TimestepEmbedSequential`` is Weft's block container (built as
@@ -19,9 +19,9 @@ import torch
 from comfy.ldm.modules.attention import SpatialTransformer, default, exists
 from comfy.ldm.modules.diffusionmodules.util import avg_pool_nd, timestep_embedding
 from _weft_absent import VIDEO, absent_class
-from ldm.unet import Downsample, ResBlock, TimestepBlock, UNetModel, Upsample
-from ldm.unet import UNetBlock as TimestepEmbedSequential
-from ldm.unet_patches import patching_options
+from ldm.networks.unet import Downsample, ResBlock, TimestepBlock, UNetModel, Upsample
+from ldm.networks.unet import UNetBlock as TimestepEmbedSequential
+from ldm.networks.unet_patches import patching_options
 
 __all__ = ["Downsample", "ResBlock", "SpatialTransformer", "TimestepBlock", "TimestepEmbedSequential",
            "UNetModel", "Upsample", "apply_control", "avg_pool_nd", "default", "exists",

@@ -1,6 +1,6 @@
 """``comfy.ldm.modules.diffusionmodules.util``: the UNet's small helpers, by ComfyUI's names.
 
-``timestep_embedding`` is Weft's (:func:`ldm.unet.timestep_embedding`, cos first). ``conv_nd``,
+``timestep_embedding`` is Weft's (:func:`ldm.networks.unet.timestep_embedding`, cos first). ``conv_nd``,
 ``linear``, ``normalization`` and ``GroupNorm32`` left ComfyUI in December 2023 (for
 ``comfy.ops``); they are here because packs written before still import them.
 ``make_beta_schedule`` knows the schedules Weft samples with ("linear", "sqrt_linear").
@@ -14,8 +14,8 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from ldm.networks.unet import timestep_embedding as _weft_timestep_embedding
 from ldm.sampling.model_sampling import ScheduleConfig, make_betas
-from ldm.unet import timestep_embedding as _weft_timestep_embedding
 
 #: ComfyUI's schedule names -> Weft's (CompVis "linear" is evenly spaced in sqrt space).
 _BETA_SCHEDULES = {"linear": "scaled_linear", "sqrt_linear": "linear"}

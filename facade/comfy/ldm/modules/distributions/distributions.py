@@ -1,7 +1,7 @@
 """``comfy.ldm.modules.distributions.distributions``: the autoencoder's diagonal Gaussian posterior.
 
-A thin object over Weft's posterior (:func:`ldm.autoencoder.sample_posterior`; ``logvar`` clamped to
-[-30, 20] as :meth:`ldm.autoencoder.AutoencoderKL.encode` does). Sampling draws its noise on the
+A thin object over Weft's posterior (:func:`ldm.networks.autoencoder.sample_posterior`; ``logvar`` clamped to
+[-30, 20] as :meth:`ldm.networks.autoencoder.AutoencoderKL.encode` does). Sampling draws its noise on the
 CPU from the global generator, like Weft's encoders.
 """
 
@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ldm.autoencoder import sample_posterior
+from ldm.networks.autoencoder import sample_posterior
 
 
 class DiagonalGaussianDistribution:
