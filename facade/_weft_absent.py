@@ -42,10 +42,10 @@ CONTROLNET = Feature(
 CLIP_VISION = Feature(
     "ComfyUI's ClipVisionModel class (Weft's CLIP_VISION is its own object: comfy.clip_vision.load loads one)",
     planned=False)
-HOOKS = Feature("conditioning hooks (scheduled LoRA and model patches)", planned=False)
 GLIGEN = Feature("ComfyUI's GLIGEN classes (Weft's GLIGEN is its own object: the GLIGENLoader node loads one)",
                  planned=False)
-UNCLIP = Feature("unCLIP models", planned=False)
+UNCLIP = Feature("ComfyUI's unCLIP classes and SDXL unCLIP (Weft's SD2 unCLIP checkpoints load through "
+                 "unCLIPCheckpointLoader and augment image embeddings themselves)", planned=False)
 VIDEO = Feature("video and 3D models (SVD, SV3D, LTX-Video, Wan …)", planned=False)
 OTHER_FAMILIES = Feature("model families other than SD1.x, SD2.x and SDXL", planned=False)
 TEXT_ENCODER_CLASSES = Feature(

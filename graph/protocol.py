@@ -145,6 +145,27 @@ def _signature_mismatch(function: Callable, names: list[str], unbound: bool,
     return not_accepted, undeclared
 
 
+def _defining_class(node_class: type, attribute: str) -> type | None:
+    return next((klass for klass in node_class.__mro__ if attribute in vars(klass)), None)
+
+
+def _own_return_names(node_class: type) -> Any:
+    """``RETURN_NAMES``, unless they were inherited from a base whose outputs the class redeclared.
+
+    A pack's subclass may set its own ``RETURN_TYPES`` and inherit a core node's names for other
+    outputs (Impact-Pack's ``LatentSender(SaveLatent)`` declares no outputs, SaveLatent has one
+    named ``samples``). ComfyUI never checks the two against each other, so such a node works
+    there; the names describe the base's outputs, not these, and are not used.
+    """
+    names = getattr(node_class, "RETURN_NAMES", None)
+    names_from = _defining_class(node_class, "RETURN_NAMES")
+    types_from = _defining_class(node_class, "RETURN_TYPES")
+    if names and types_from is not None and names_from is not types_from and issubclass(types_from, names_from) \
+            and len(names) != len(tuple(node_class.RETURN_TYPES)):
+        return None
+    return names
+
+
 def describe(name: str, node_class: type, display_name: str | None = None,
              python_module: str = "nodes") -> NodeDefinition:
     """Check ``node_class`` against the V1 protocol and describe it; raise NodeDefinitionError."""
@@ -161,8 +182,8 @@ def describe(name: str, node_class: type, display_name: str | None = None,
     if isinstance(return_types, str) or not isinstance(return_types, (tuple, list)):
         raise NodeDefinitionError(f"{name}: RETURN_TYPES must be a tuple of types")
     return_types = tuple(return_types)
-    return_names = tuple(getattr(node_class, "RETURN_NAMES", None) or (str(t) if isinstance(t, str) else "COMBO"
-                                                                        for t in return_types))
+    return_names = tuple(_own_return_names(node_class) or (str(t) if isinstance(t, str) else "COMBO"
+                                                         for t in return_types))
     if len(return_names) != len(return_types):
         raise NodeDefinitionError(f"{name}: RETURN_NAMES has {len(return_names)} names for "
                                   f"{len(return_types)} RETURN_TYPES")

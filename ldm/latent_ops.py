@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ldm.imaging import editing
 from ldm.imaging import operations as imaging
 
 #: Axis names of LatentConcat / LatentCut, counted from the last axis.
@@ -87,53 +88,122 @@ def batch(latents: list[dict]) -> dict:
     return out
 
 
-def _pixel_mask(latent: dict) -> torch.Tensor:
-    """The latent's noise mask as ``[B, 1, 8h, 8w]`` (all ones when it has none), one per latent."""
-    samples = latent["samples"]
-    height, width = samples.shape[-2] * 8, samples.shape[-1] * 8
-    mask = latent.get("noise_mask")
-    if mask is None:
-        return torch.ones((samples.shape[0], 1, height, width))
-    mask = mask.reshape((-1, 1, mask.shape[-2], mask.shape[-1]))
-    if mask.shape[-2:] != (height, width):
-        mask = F.interpolate(mask, size=(height, width), mode="bilinear")
-    return imaging.repeat_to_batch(mask, samples.shape[0]) if mask.shape[0] < samples.shape[0] else mask
+#: RebatchLatents' ``dimension`` choices: the axis each names, counted for a latent of ``ndim`` axes
+#: ("t (video only)" is the frame axis of ``[B, C, T, H, W]``; "t (audio only)" the last axis).
+REBATCH_DIMENSIONS = {"b": lambda ndim: 0, "t (video only)": lambda ndim: 2, "t (audio only)": lambda ndim: ndim - 1}
 
 
-def rebatch(latents: list[dict], batch_size: int) -> list[dict]:
-    """A list of latent batches regrouped into batches of ``batch_size`` (ComfyUI's RebatchLatents).
+def _latent_mask(latent: dict) -> torch.Tensor | None:
+    """The latent's noise mask resized (bilinear) to its samples' size, one per latent, as
+    ``[B, 1, …]`` beside ``[B, C, …]`` samples; None when it has none."""
+    samples, mask = latent["samples"], latent.get("noise_mask")
+    if not torch.is_tensor(mask):
+        return None
+    if mask.ndim == samples.ndim:
+        mask = mask[:, :1]
+    else:  # a mask of images: [H, W], [B, H, W] or [B, 1, H, W]
+        mask = mask.reshape((-1, 1) + tuple(mask.shape[-2:]))
+        if samples.ndim == 5:
+            mask = mask.unsqueeze(2)
+    size = tuple(samples.shape[2:])
+    if tuple(mask.shape[2:]) != size:
+        mask = F.interpolate(mask.float(), size=size, mode="bilinear" if len(size) == 2 else "trilinear")
+    if mask.shape[0] < samples.shape[0]:
+        mask = imaging.repeat_to_batch(mask, samples.shape[0])
+    return mask[:samples.shape[0]]
 
-    Consecutive latents of one size are joined and cut into full batches; a change of size ends
-    the current batch early. Batch indices are kept (or numbered by position in the whole list);
-    noise masks travel at pixel size and are dropped from batches they do not mask at all.
+
+def _join(parts: list[torch.Tensor], dim: int, overlap: int, mode: str) -> torch.Tensor:
+    """Parts joined along ``dim``, neighbours sharing ``overlap`` entries reconciled by ``mode``
+    (RebatchImages' joining, along the batch, with ``dim`` moved there)."""
+    moved = [part.movedim(dim, 0) for part in parts]
+    return editing._join_overlapping(moved, overlap, mode).movedim(0, dim)
+
+
+def _cut(tensor: torch.Tensor, dim: int, start: int | None = None, end: int | None = None) -> torch.Tensor:
+    return tensor[(slice(None),) * dim + (slice(start, end),)]
+
+
+def rebatch(latents: list[dict], batch_size: int, dimension: str = "b", overlap: int = 0,
+            mode: str = "truncate start") -> list[dict]:
+    """A list of latents regrouped into pieces of ``batch_size`` along ``dimension`` (ComfyUI's
+    RebatchLatents): the batch (``"b"``), a video latent's frames, or the last axis.
+
+    Consecutive latents whose other axes agree are joined and cut into full pieces; a mismatch
+    ends the current piece early. Consecutive pieces repeat ``overlap`` entries, and consecutive
+    inputs are taken to share ``overlap`` entries, reconciled by ``mode``
+    (:data:`ldm.imaging.editing.MERGE_MODES`; "truncate end" keeps the later input's copy and, along
+    the batch, its batch indices). Along the batch, batch indices are kept (or numbered by
+    position in the whole list). Noise masks travel at the samples' size (a latent without one
+    counts as all ones) and are dropped from pieces they do not mask at all.
     """
-    groups: list[list] = []  # finished batches as [samples, masks, indices]
-    current: list | None = None
-    processed = 0
+    if dimension not in REBATCH_DIMENSIONS:
+        raise ValueError(f"unknown dimension {dimension!r}; expected one of {list(REBATCH_DIMENSIONS)}")
+    if mode not in editing.MERGE_MODES:
+        raise ValueError(f"unknown merge mode {mode!r}; expected one of {list(editing.MERGE_MODES)}")
+    if not latents:
+        return []
+    if dimension == "t (video only)" and any(latent["samples"].ndim == 4 for latent in latents):
+        raise ValueError("Rebatch Latents cannot use the video time dimension with image latents")
+    if overlap >= batch_size:
+        raise ValueError("Rebatch overlap must be smaller than the batch size")
+    dim = REBATCH_DIMENSIONS[dimension](latents[0]["samples"].ndim)
+    pending, processed = [], 0
     for latent in latents:
         samples = latent["samples"]
-        indices = list(latent.get("batch_index", range(processed, processed + samples.shape[0])))
-        processed += len(indices)
-        entry = [samples, _pixel_mask(latent), indices]
-        if current is not None and samples.shape[-2:] != current[0].shape[-2:]:
-            groups.append([part[:batch_size] for part in current])
-            current = None
-        if current is None:
-            current = entry
-        else:
-            current = [torch.cat((current[0], samples)), torch.cat((current[1], entry[1])), current[2] + indices]
-        while current[0].shape[0] > batch_size:
-            groups.append([part[:batch_size] for part in current])
-            current = [part[batch_size:] for part in current]
-    if current is not None:
-        groups.append([part[:batch_size] for part in current])
-    out = []
-    for samples, mask, indices in groups:
-        entry = {"samples": samples, "batch_index": indices}
-        if mask.mean() != 1.0:  # a mask of all ones masks nothing
-            entry["noise_mask"] = mask
-        out.append(entry)
-    return out
+        if dim >= samples.ndim:
+            raise ValueError(f"Cannot rebatch dimension {dim} of a {samples.ndim}-dimensional latent")
+        indices = latent.get("batch_index")
+        if dim == 0 and indices is None:
+            indices = range(processed, processed + samples.shape[0])
+        processed += samples.shape[0]
+        pending.append({"samples": samples, "mask": _latent_mask(latent),
+                        "batch_index": None if indices is None else list(indices)})
+
+    def same_other_axes(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return a.ndim == b.ndim and all(a.shape[i] == b.shape[i] for i in range(a.ndim) if i != dim)
+
+    outputs = []
+    while pending:
+        first = pending[0]["samples"]
+        count, length = 1, first.shape[dim]
+        while length < batch_size and count < len(pending):
+            candidate = pending[count]["samples"]
+            if not same_other_axes(first, candidate):
+                break
+            if overlap > min(length, candidate.shape[dim]):
+                raise ValueError("Rebatch overlap cannot exceed an input batch")
+            length += candidate.shape[dim] - overlap
+            count += 1
+        group, pending = pending[:count], pending[count:]
+        merged = {"samples": _join([g["samples"] for g in group], dim, overlap, mode), "mask": None,
+                  "batch_index": group[0]["batch_index"]}
+        if any(g["mask"] is not None for g in group):
+            masks = [g["mask"] if g["mask"] is not None else
+                     torch.ones((g["samples"].shape[0], 1) + tuple(g["samples"].shape[2:])) for g in group]
+            merged["mask"] = _join(masks, dim, overlap, mode)
+        if dim == 0:
+            indices = list(group[0]["batch_index"])
+            for g in group[1:]:
+                if overlap and mode == "truncate end":
+                    indices[len(indices) - overlap:] = g["batch_index"][:overlap]
+                indices.extend(g["batch_index"][overlap:])
+            merged["batch_index"] = indices
+        piece = {"samples": _cut(merged["samples"], dim, end=batch_size)}
+        if merged["mask"] is not None:
+            piece["noise_mask"] = _cut(merged["mask"], dim, end=batch_size)
+            if bool(torch.all(piece["noise_mask"] == 1)):  # a mask of all ones masks nothing
+                del piece["noise_mask"]
+        if merged["batch_index"] is not None:
+            piece["batch_index"] = merged["batch_index"][:batch_size] if dim == 0 else merged["batch_index"]
+        outputs.append(piece)
+        if length > batch_size:
+            rest = {"samples": _cut(merged["samples"], dim, start=batch_size - overlap),
+                    "mask": None if merged["mask"] is None else _cut(merged["mask"], dim, start=batch_size - overlap),
+                    "batch_index": (merged["batch_index"][batch_size - overlap:] if dim == 0
+                                    else merged["batch_index"])}
+            pending.insert(0, rest)
+    return outputs
 
 
 def tonemap_reinhard(latent: torch.Tensor, multiplier: float) -> torch.Tensor:

@@ -26,7 +26,7 @@ def _path(kind: str, name: str):
 
 
 class CLIPVisionLoader:
-    CATEGORY = "loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_clip"
     RETURN_TYPES = ("CLIP_VISION",)
 
@@ -39,7 +39,7 @@ class CLIPVisionLoader:
 
 
 class CLIPVisionEncode:
-    CATEGORY = "conditioning"
+    CATEGORY = "model/conditioning"
     FUNCTION = "encode"
     RETURN_TYPES = ("CLIP_VISION_OUTPUT",)
 
@@ -54,7 +54,7 @@ class CLIPVisionEncode:
 
 
 class unCLIPCheckpointLoader:  # noqa: N801 - ComfyUI's class name
-    CATEGORY = "loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_checkpoint"
     RETURN_TYPES = ("MODEL", "CLIP", "VAE", "CLIP_VISION")
 
@@ -69,7 +69,7 @@ class unCLIPCheckpointLoader:  # noqa: N801 - ComfyUI's class name
 
 
 class unCLIPConditioning:  # noqa: N801 - ComfyUI's class name
-    CATEGORY = "conditioning"
+    CATEGORY = "model/conditioning"
     FUNCTION = "apply_adm"
     RETURN_TYPES = ("CONDITIONING",)
 
@@ -91,7 +91,7 @@ class unCLIPConditioning:  # noqa: N801 - ComfyUI's class name
 
 
 class StyleModelLoader:
-    CATEGORY = "loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_style_model"
     RETURN_TYPES = ("STYLE_MODEL",)
 
@@ -104,7 +104,7 @@ class StyleModelLoader:
 
 
 class StyleModelApply:
-    CATEGORY = "conditioning/style_model"
+    CATEGORY = "model/conditioning"
     FUNCTION = "apply_stylemodel"
     RETURN_TYPES = ("CONDITIONING",)
 
@@ -142,7 +142,7 @@ class HypernetworkLoader:
 
 
 class GLIGENLoader:
-    CATEGORY = "loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_gligen"
     RETURN_TYPES = ("GLIGEN",)
 
@@ -155,7 +155,7 @@ class GLIGENLoader:
 
 
 class GLIGENTextBoxApply:
-    CATEGORY = "conditioning/gligen"
+    CATEGORY = "model/conditioning/gligen"
     FUNCTION = "append"
     RETURN_TYPES = ("CONDITIONING",)
 
@@ -236,4 +236,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "CLIPVisionEncode": "CLIP Vision Encode",
     "StyleModelLoader": "Load Style Model",
     "StyleModelApply": "Apply Style Model",
+    "unCLIPCheckpointLoader": "Load unCLIP Checkpoint",
+    "GLIGENLoader": "Load GLIGEN Model",
+    "GLIGENTextBoxApply": "Apply GLIGEN Text Box",
 }

@@ -1,8 +1,9 @@
 """Conditioning nodes: text encoding, CLIP and LoRA loaders, and CONDITIONING transforms.
 
 Names, inputs (names, types, defaults, ranges, order), outputs, functions and categories are
-ComfyUI's (v0.3.64: ``nodes.py`` and ``comfy_extras/nodes_clip_sdxl.py``), so API prompts that use
-them run unchanged. Every body delegates to ``ldm.text`` / ``ldm.lora.patches``.
+ComfyUI's (``nodes.py`` and ``comfy_extras/nodes_cond.py`` as of Dec 2026; the SDXL encoders,
+``nodes_clip_sdxl.py``, as of v0.3.64), so API prompts that use them run unchanged. Every body
+delegates to ``ldm.text`` / ``ldm.lora.patches``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from nodes.services import model_names, services
 from nodes.vae import using_vae
 
 MAX_RESOLUTION = 16384
-#: CLIPLoader / DualCLIPLoader ``type`` choices (ComfyUI v0.3.64); Weft encodes the SD ones.
+#: CLIPLoader / DualCLIPLoader ``type`` choices (ComfyUI, Dec 2026); Weft encodes the SD ones
+#: and refuses the others with a message.
 CLIP_LOADER_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv",
                      "pixart", "cosmos", "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2",
-                     "qwen_image", "hunyuan_image"]
-DUAL_CLIP_LOADER_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"]
+                     "qwen_image", "hunyuan_image", "flux2", "ovis", "longcat_image", "cogvideox",
+                     "lens", "pixeldit", "ideogram4", "boogu", "krea2", "joyimage", "mage", "minimax",
+                     "yue2"]
+DUAL_CLIP_LOADER_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image",
+                          "hunyuan_video_15", "kandinsky5", "kandinsky5_image", "ltxv", "newbie", "ace"]
 _TEXT = {"multiline": True, "dynamicPrompts": True}
 _STRENGTH = {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}
 _LORA_STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
@@ -55,16 +60,17 @@ def _embedding_dirs() -> list:
 # --------------------------------------------------------------------------- text encoding
 
 class CLIPTextEncode:
-    CATEGORY = "conditioning"
+    CATEGORY = "model/conditioning"
     FUNCTION = "encode"
     RETURN_TYPES = ("CONDITIONING",)
-    OUTPUT_TOOLTIPS = ("The prompt encoded for the diffusion model.",)
-    DESCRIPTION = "Turns a prompt into conditioning with a CLIP text encoder."
+    OUTPUT_TOOLTIPS = ("A conditioning containing the embedded text used to guide the diffusion model.",)
+    DESCRIPTION = ("Encodes a text prompt using a CLIP model into an embedding that can be used to "
+                   "guide the diffusion model towards generating specific images.")
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"text": ("STRING", {**_TEXT, "tooltip": "The prompt to encode."}),
-                             "clip": ("CLIP", {"tooltip": "The text encoder to use."})}}
+        return {"required": {"text": ("STRING", {**_TEXT, "tooltip": "The text to be encoded."}),
+                             "clip": ("CLIP", {"tooltip": "The CLIP model used for encoding the text."})}}
 
     def encode(self, clip, text):
         if clip is None:
@@ -112,14 +118,15 @@ class CLIPTextEncodeSDXLRefiner:
 
 
 class CLIPSetLastLayer:
-    CATEGORY = "conditioning"
+    CATEGORY = "model/conditioning"
     FUNCTION = "set_last_layer"
     RETURN_TYPES = ("CLIP",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"clip": ("CLIP",),
-                             "stop_at_clip_layer": ("INT", {"default": -1, "min": -24, "max": -1, "step": 1})}}
+                             "stop_at_clip_layer": ("INT", {"default": -1, "min": -24, "max": -1, "step": 1,
+                                                            "advanced": True})}}
 
     def set_last_layer(self, clip, stop_at_clip_layer):
         clip = clip.clone()
@@ -130,12 +137,17 @@ class CLIPSetLastLayer:
 # --------------------------------------------------------------------------- loaders
 
 class CLIPLoader:
-    CATEGORY = "advanced/loaders"
+    # Weft encodes type stable_diffusion: CLIP-L (SD1), OpenCLIP-H (SD2) or OpenCLIP-bigG (SDXL
+    # refiner); the other types are listed for workflow compatibility and refused with a message.
+    CATEGORY = "model/loaders"
     FUNCTION = "load_clip"
     RETURN_TYPES = ("CLIP",)
-    DESCRIPTION = ("Loads a standalone text encoder. stable_diffusion: CLIP-L (SD1), OpenCLIP-H (SD2) "
-                   "or OpenCLIP-bigG (SDXL refiner). Other types are listed for workflow "
-                   "compatibility and not supported yet.")
+    DESCRIPTION = ("Recipes:\nsd: clip-l\nstable cascade: clip-g\nsd3: t5 xxl / clip-g / clip-l\n"
+                   "stable audio: t5 base\nmochi: t5 xxl\ncogvideox: t5 xxl (226-token padding)\n"
+                   "cosmos: old t5 xxl\nlumina2: gemma 2 2B\nwan: umt5 xxl\n"
+                   "hidream: llama-3.1 (Recommend) or t5\nomnigen2: qwen vl 2.5 3B\n"
+                   "joyimage: qwen3-vl 8B\nlens: gpt-oss-20b\npixeldit: gemma 2 2B elm\n"
+                   "minimax: MiniMax H3 Qwen3-VL or Music3 Qwen/RVQ")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -150,10 +162,13 @@ class CLIPLoader:
 
 
 class DualCLIPLoader:
-    CATEGORY = "advanced/loaders"
+    # Weft encodes type sdxl: CLIP-L and OpenCLIP-bigG, in either order.
+    CATEGORY = "model/loaders"
     FUNCTION = "load_clip"
     RETURN_TYPES = ("CLIP",)
-    DESCRIPTION = "Loads two standalone text encoders. sdxl: CLIP-L and OpenCLIP-bigG, in either order."
+    DESCRIPTION = ("Recipes:\nsdxl: clip-l, clip-g\nsd3: clip-l, clip-g / clip-l, t5 / clip-g, t5\n"
+                   "flux: clip-l, t5\nhidream: at least one of t5 or llama, recommended t5 and llama\n"
+                   "hunyuan_image: qwen2.5vl 7b and byt5 small\nnewbie: gemma-3-4b-it, jina clip v2")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -169,11 +184,13 @@ class DualCLIPLoader:
 
 
 class LoraLoader:
-    CATEGORY = "loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_lora"
     RETURN_TYPES = ("MODEL", "CLIP")
-    OUTPUT_TOOLTIPS = ("The model with the LoRA.", "The text encoder with the LoRA.")
-    DESCRIPTION = "Adds a LoRA to a model and its text encoder; chain several to stack them."
+    OUTPUT_TOOLTIPS = ("The modified diffusion model.", "The modified CLIP model.")
+    DESCRIPTION = ("This LoRA loader is used to modify both diffusion and CLIP models, altering the way "
+                   "in which latents are denoised such as applying styles. Multiple LoRA nodes can be "
+                   "linked together.")
 
     def __init__(self):
         self._cached: tuple | None = None  # (path, weights) of the last file read
@@ -181,13 +198,13 @@ class LoraLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The diffusion model to patch."}),
-            "clip": ("CLIP", {"tooltip": "The text encoder to patch."}),
-            "lora_name": (model_names("loras"), {"tooltip": "The LoRA file."}),
-            "strength_model": ("FLOAT", {**_LORA_STRENGTH,
-                                         "tooltip": "Strength on the model; may be negative."}),
-            "strength_clip": ("FLOAT", {**_LORA_STRENGTH,
-                                        "tooltip": "Strength on the text encoder; may be negative."}),
+            "model": ("MODEL", {"tooltip": "The diffusion model the LoRA will be applied to."}),
+            "clip": ("CLIP", {"tooltip": "The CLIP model the LoRA will be applied to."}),
+            "lora_name": (model_names("loras"), {"tooltip": "The name of the LoRA."}),
+            "strength_model": ("FLOAT", {**_LORA_STRENGTH, "tooltip": "How strongly to modify the "
+                                         "diffusion model. This value can be negative."}),
+            "strength_clip": ("FLOAT", {**_LORA_STRENGTH, "tooltip": "How strongly to modify the "
+                                        "CLIP model. This value can be negative."}),
         }}
 
     def _weights(self, lora_name):
@@ -206,6 +223,9 @@ class LoraLoaderModelOnly(LoraLoader):
     FUNCTION = "load_lora_model_only"
     RETURN_TYPES = ("MODEL",)
     OUTPUT_TOOLTIPS = None
+    DESCRIPTION = ("This LoRAs loader is used to modify the diffusion model, altering the way in which "
+                   "latents are denoised such as applying styles. Multiple LoRA nodes can be linked "
+                   "together.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -219,7 +239,7 @@ class LoraLoaderModelOnly(LoraLoader):
 # --------------------------------------------------------------------------- transforms
 
 class _ConditioningTransform:
-    CATEGORY = "conditioning"
+    CATEGORY = "model/conditioning/transform"
     RETURN_TYPES = ("CONDITIONING",)
 
 
@@ -313,7 +333,6 @@ class ConditioningSetMask(_ConditioningTransform):
 
 
 class ConditioningZeroOut(_ConditioningTransform):
-    CATEGORY = "advanced/conditioning"
     FUNCTION = "zero_out"
 
     @classmethod
@@ -325,7 +344,6 @@ class ConditioningZeroOut(_ConditioningTransform):
 
 
 class ConditioningSetTimestepRange(_ConditioningTransform):
-    CATEGORY = "advanced/conditioning"
     FUNCTION = "set_range"
 
     @classmethod
@@ -374,7 +392,7 @@ class ConditioningTimestepsRange:
 
 
 class CLIPTextEncodeControlnet:
-    CATEGORY = "_for_testing/conditioning"
+    CATEGORY = "model/conditioning"
     FUNCTION = "encode"
     RETURN_TYPES = ("CONDITIONING",)
     EXPERIMENTAL = True
@@ -442,12 +460,17 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "CLIPTextEncode": "CLIP Text Encode (Prompt)",
     "CLIPSetLastLayer": "CLIP Set Last Layer",
     "CLIPLoader": "Load CLIP",
-    "LoraLoader": "Load LoRA",
+    "DualCLIPLoader": "Load CLIP (Dual)",
+    "LoraLoader": "Load LoRA (Model and CLIP)",
+    "LoraLoaderModelOnly": "Load LoRA",
     "ConditioningCombine": "Conditioning (Combine)",
+    "ConditioningAverage": "Conditioning (Average)",
     "ConditioningConcat": "Conditioning (Concat)",
     "ConditioningSetArea": "Conditioning (Set Area)",
     "ConditioningSetAreaPercentage": "Conditioning (Set Area with Percentage)",
+    "ConditioningSetAreaStrength": "Conditioning (Set Area Strength)",
     "ConditioningSetMask": "Conditioning (Set Mask)",
+    "ConditioningZeroOut": "Conditioning Zero Out",
     "ConditioningMultiply": "Conditioning (Multiply)",
     "ConditioningTimestepsRange": "Timesteps Range",
     "CLIPTextEncodeControlnet": "CLIP Text Encode (Controlnet)",

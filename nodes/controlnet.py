@@ -1,7 +1,8 @@
 """ControlNet and T2I-Adapter nodes: loaders, the apply nodes, the union type.
 
 Names, inputs, outputs and categories are ComfyUI's (``nodes.py``, ``comfy_extras/
-nodes_controlnet.py``). A ``CONTROL_NET`` is an :class:`ldm.control.apply.ControlModel`; the apply
+nodes_controlnet.py``; the latter has no source newer than the Oct 2025 copy, so its two nodes keep
+that copy's ``conditioning/controlnet``). A ``CONTROL_NET`` is an :class:`ldm.control.apply.ControlModel`; the apply
 nodes put an :class:`~ldm.control.apply.AppliedControl` into each conditioning entry's
 ``"control"``, chained onto the control the entry had, which sampling runs per model call.
 """
@@ -35,7 +36,7 @@ def _percent(default: float):
 
 
 class ControlNetLoader:
-    CATEGORY = "loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_controlnet"
     RETURN_TYPES = ("CONTROL_NET",)
 
@@ -48,7 +49,7 @@ class ControlNetLoader:
 
 
 class DiffControlNetLoader:
-    CATEGORY = "loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_controlnet"
     RETURN_TYPES = ("CONTROL_NET",)
 
@@ -62,7 +63,7 @@ class DiffControlNetLoader:
 
 
 class ControlNetApply:
-    CATEGORY = "conditioning/controlnet"
+    CATEGORY = "model/conditioning/controlnet"
     FUNCTION = "apply_controlnet"
     RETURN_TYPES = ("CONDITIONING",)
     DEPRECATED = True
@@ -84,7 +85,7 @@ class ControlNetApply:
 
 
 class ControlNetApplyAdvanced:
-    CATEGORY = "conditioning/controlnet"
+    CATEGORY = "model/conditioning/controlnet"
     FUNCTION = "apply_controlnet"
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
     RETURN_NAMES = ("positive", "negative")
@@ -134,6 +135,7 @@ class SetUnionControlNetType:
 
 
 class ControlNetInpaintingAliMamaApply(ControlNetApplyAdvanced):
+    CATEGORY = "conditioning/controlnet"  # nodes_controlnet.py: no source newer than the Oct 2025 copy
     FUNCTION = "apply_inpaint_controlnet"
 
     @classmethod
@@ -168,6 +170,6 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "ControlNetLoader": "Load ControlNet Model",
     "DiffControlNetLoader": "Load ControlNet Model (diff)",
-    "ControlNetApply": "Apply ControlNet (OLD)",
+    "ControlNetApply": "Apply ControlNet (DEPRECATED)",
     "ControlNetApplyAdvanced": "Apply ControlNet",
 }

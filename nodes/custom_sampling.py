@@ -31,14 +31,14 @@ def _run(model, guidance, sampler, sigmas, noise, latent_image):
 
 
 class SamplerCustom:
-    CATEGORY = "sampling/custom_sampling"
+    CATEGORY = "model/sampling/custom"
     FUNCTION = "sample"
     RETURN_TYPES = ("LATENT", "LATENT")
     RETURN_NAMES = ("output", "denoised_output")
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL",), "add_noise": ("BOOLEAN", {"default": True}),
+        return {"required": {"model": ("MODEL",), "add_noise": ("BOOLEAN", {"default": True, "advanced": True}),
                              "noise_seed": seed_input(), "cfg": cfg_input(),
                              "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
                              "sampler": ("SAMPLER",), "sigmas": ("SIGMAS",), "latent_image": ("LATENT",)}}
@@ -51,7 +51,7 @@ class SamplerCustom:
 
 
 class SamplerCustomAdvanced:
-    CATEGORY = "sampling/custom_sampling"
+    CATEGORY = "model/sampling/custom"
     FUNCTION = "sample"
     RETURN_TYPES = ("LATENT", "LATENT")
     RETURN_NAMES = ("output", "denoised_output")
@@ -66,7 +66,7 @@ class SamplerCustomAdvanced:
 
 
 class KSamplerSelect:
-    CATEGORY = "sampling/custom_sampling/samplers"
+    CATEGORY = "model/sampling/samplers"
     FUNCTION = "get_sampler"
     RETURN_TYPES = ("SAMPLER",)
 
@@ -79,7 +79,7 @@ class KSamplerSelect:
 
 
 class BasicScheduler:
-    CATEGORY = "sampling/custom_sampling/schedulers"
+    CATEGORY = "model/sampling/schedulers"
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS",)
 
@@ -93,39 +93,39 @@ class BasicScheduler:
 
 
 class KarrasScheduler:
-    CATEGORY = "sampling/custom_sampling/schedulers"
+    CATEGORY = "model/sampling/schedulers"
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"steps": steps_input(),
-                             "sigma_max": ("FLOAT", {"default": SD_SIGMA_MAX, **SIGMA_LIMITS}),
-                             "sigma_min": ("FLOAT", {"default": SD_SIGMA_MIN, **SIGMA_LIMITS}),
+                             "sigma_max": ("FLOAT", {"default": SD_SIGMA_MAX, **SIGMA_LIMITS, "advanced": True}),
+                             "sigma_min": ("FLOAT", {"default": SD_SIGMA_MIN, **SIGMA_LIMITS, "advanced": True}),
                              "rho": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.01,
-                                               "round": False})}}
+                                               "round": False, "advanced": True})}}
 
     def get_sigmas(self, steps, sigma_max, sigma_min, rho):
         return (schedulers.karras_sigmas(steps, sigma_min, sigma_max, rho),)
 
 
 class ExponentialScheduler:
-    CATEGORY = "sampling/custom_sampling/schedulers"
+    CATEGORY = "model/sampling/schedulers"
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"steps": steps_input(),
-                             "sigma_max": ("FLOAT", {"default": SD_SIGMA_MAX, **SIGMA_LIMITS}),
-                             "sigma_min": ("FLOAT", {"default": SD_SIGMA_MIN, **SIGMA_LIMITS})}}
+                             "sigma_max": ("FLOAT", {"default": SD_SIGMA_MAX, **SIGMA_LIMITS, "advanced": True}),
+                             "sigma_min": ("FLOAT", {"default": SD_SIGMA_MIN, **SIGMA_LIMITS, "advanced": True})}}
 
     def get_sigmas(self, steps, sigma_max, sigma_min):
         return (schedulers.exponential_sigmas(steps, sigma_min, sigma_max),)
 
 
 class SDTurboScheduler:
-    CATEGORY = "sampling/custom_sampling/schedulers"
+    CATEGORY = "model/sampling/schedulers"
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS",)
 
@@ -139,7 +139,7 @@ class SDTurboScheduler:
 
 
 class SplitSigmas:
-    CATEGORY = "sampling/custom_sampling/sigmas"
+    CATEGORY = "model/sampling/sigmas"
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS", "SIGMAS")
     RETURN_NAMES = ("high_sigmas", "low_sigmas")
@@ -153,7 +153,7 @@ class SplitSigmas:
 
 
 class SplitSigmasDenoise:
-    CATEGORY = "sampling/custom_sampling/sigmas"
+    CATEGORY = "model/sampling/sigmas"
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS", "SIGMAS")
     RETURN_NAMES = ("high_sigmas", "low_sigmas")
@@ -167,7 +167,7 @@ class SplitSigmasDenoise:
 
 
 class FlipSigmas:
-    CATEGORY = "sampling/custom_sampling/sigmas"
+    CATEGORY = "model/sampling/sigmas"
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS",)
 
@@ -180,7 +180,7 @@ class FlipSigmas:
 
 
 class CFGGuider:
-    CATEGORY = "sampling/custom_sampling/guiders"
+    CATEGORY = "model/sampling/guiders"
     FUNCTION = "get_guider"
     RETURN_TYPES = ("GUIDER",)
 
@@ -194,7 +194,7 @@ class CFGGuider:
 
 
 class BasicGuider:
-    CATEGORY = "sampling/custom_sampling/guiders"
+    CATEGORY = "model/sampling/guiders"
     FUNCTION = "get_guider"
     RETURN_TYPES = ("GUIDER",)
 
@@ -207,18 +207,15 @@ class BasicGuider:
 
 
 class DualCFGGuider:
-    CATEGORY = "sampling/custom_sampling/guiders"
+    CATEGORY = "model/sampling/guiders"
     FUNCTION = "get_guider"
     RETURN_TYPES = ("GUIDER",)
 
     @classmethod
     def INPUT_TYPES(cls):
-        # ``style`` is required in later ComfyUI versions and absent in earlier ones; optional here
-        # (default "regular") so prompts of both run.
         return {"required": {"model": ("MODEL",), "cond1": ("CONDITIONING",), "cond2": ("CONDITIONING",),
                              "negative": ("CONDITIONING",), "cfg_conds": cfg_input(),
-                             "cfg_cond2_negative": cfg_input()},
-                "optional": {"style": (["regular", "nested"],)}}
+                             "cfg_cond2_negative": cfg_input(), "style": (["regular", "nested"],)}}
 
     def get_guider(self, model, cond1, cond2, negative, cfg_conds, cfg_cond2_negative, style="regular"):
         return (custom.DualCFGGuidance(model, cond1, cond2, negative, cfg_conds, cfg_cond2_negative,
@@ -226,7 +223,7 @@ class DualCFGGuider:
 
 
 class DisableNoise:
-    CATEGORY = "sampling/custom_sampling/noise"
+    CATEGORY = "model/sampling/noise"
     FUNCTION = "get_noise"
     RETURN_TYPES = ("NOISE",)
 
@@ -262,4 +259,10 @@ NODE_CLASS_MAPPINGS = {
     "DualCFGGuider": DualCFGGuider,
     "RandomNoise": RandomNoise,
     "DisableNoise": DisableNoise,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "CFGGuider": "CFG Guider",
+    "BasicGuider": "Basic Guider",
+    "DualCFGGuider": "Dual CFG Guider",
 }

@@ -5,7 +5,8 @@ ComfyUI's ``comfy_extras`` nodes of the same names (``nodes_perpneg``, ``nodes_a
 and ``CFGOverride`` / ``DualModelGuider`` of ``nodes_custom_sampler``), with their current inputs.
 Every patch returns a clone of the MODEL carrying the change in its ``hooks``; the algorithms
 live in :mod:`ldm.sampling.guidance_variants`, :mod:`ldm.sampling.perp_neg` and
-:mod:`ldm.sampling.dual_model`. Categories follow the menu layout the rest of Weft uses.
+:mod:`ldm.sampling.dual_model`. Categories are ComfyUI's newest source's where one exists (``experimental``,
+``model/sampling/guiders``), else the Oct 2025 copy's.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from nodes.sampling import cfg_input
 from nodes.services import services
 
 MODEL = ("MODEL",)
-GUIDERS = "sampling/custom_sampling/guiders"
+GUIDERS = "model/sampling/guiders"
+#: ComfyUI's newest category of its experimental patches (the Oct 2025 copy said ``_for_testing``).
+EXPERIMENTAL = "experimental"
 #: ComfyUI's null conditioning: no text embedding, the model runs without cross-attention input.
 NULL_CONDITIONING = [[None, {}]]
 
@@ -50,7 +53,7 @@ def _with_pre_cfg(model, function):
 
 
 class PerpNeg:
-    CATEGORY = "_for_testing"
+    CATEGORY = EXPERIMENTAL
     FUNCTION = "patch"
     RETURN_TYPES = ("MODEL",)
     EXPERIMENTAL = True
@@ -83,7 +86,7 @@ class PerpNegGuidance:
 
 
 class PerpNegGuider:
-    CATEGORY = "_for_testing"
+    CATEGORY = EXPERIMENTAL
     FUNCTION = "get_guider"
     RETURN_TYPES = ("GUIDER",)
     EXPERIMENTAL = True
@@ -279,7 +282,7 @@ class FreSca:
 
 
 class DifferentialDiffusion:
-    CATEGORY = "_for_testing"
+    CATEGORY = EXPERIMENTAL
     FUNCTION = "apply"
     RETURN_TYPES = ("MODEL",)
     EXPERIMENTAL = True

@@ -1,7 +1,7 @@
 """Image nodes: load, save and preview files; scale, crop, pad, composite, blend, blur and
 sharpen images; make empty ones.
 
-Names, inputs, outputs and categories are ComfyUI's (v0.3.64 ``nodes.py``,
+Names, inputs, outputs and categories are ComfyUI's (current, Dec 2026: ``nodes.py``,
 ``comfy_extras/nodes_images.py``, ``nodes_mask.py``, ``nodes_post_processing.py``), so API
 prompts that use them run unchanged. An IMAGE is ``[B, H, W, 3]`` float in 0..1.
 
@@ -125,7 +125,7 @@ class LoadImage:
 
 
 class LoadImageMask:
-    CATEGORY = "mask"
+    CATEGORY = "image"
     RETURN_TYPES = ("MASK",)
     FUNCTION = "load_image"
 
@@ -170,7 +170,8 @@ def metadata_chunks(prompt, extra_pnginfo) -> dict[str, str]:
 class SaveImage:
     CATEGORY = "image"
     DESCRIPTION = "Saves the input images to your ComfyUI output directory."
-    RETURN_TYPES = ()
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
     FUNCTION = "save_images"
     OUTPUT_NODE = True
     FOLDER_TYPE = "output"
@@ -194,7 +195,8 @@ class SaveImage:
         chunks = {} if services().options.disable_metadata else metadata_chunks(prompt, extra_pnginfo)
         results = save_png_batch(images, filename_prefix + self.prefix_append, self.FOLDER_TYPE,
                                  self.COMPRESS_LEVEL, chunks)
-        return {"ui": {"images": results}}
+        # the images pass through, so a graph can go on from a save or preview
+        return {"ui": {"images": results}, "result": (images,)}
 
 
 def save_png_batch(images, filename_prefix: str, folder_type: str, compress_level: int,
@@ -219,7 +221,7 @@ def save_png_batch(images, filename_prefix: str, folder_type: str, compress_leve
 
 
 class PreviewImage(SaveImage):
-    DESCRIPTION = "Saves the input images to the temp directory for the editor to show."
+    DESCRIPTION = "Preview the images without saving them to the ComfyUI output directory."
     FOLDER_TYPE = "temp"
     COMPRESS_LEVEL = 1
 
@@ -284,11 +286,10 @@ class ImageScaleToTotalPixels:
 
     @classmethod
     def INPUT_TYPES(cls):
-        # resolution_steps arrived in ComfyUI after v0.3.64; optional here, so prompts from
-        # either version run.
+        # resolution_steps: both sides rounded to a multiple of it (1: no rounding).
         return {"required": {"image": ("IMAGE",), "upscale_method": (IMAGE_UPSCALE_METHODS,),
-                             "megapixels": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 16.0, "step": 0.01})},
-                "optional": {"resolution_steps": ("INT", {"default": 1, "min": 1, "max": 256})}}
+                             "megapixels": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 16.0, "step": 0.01}),
+                             "resolution_steps": ("INT", {"default": 1, "min": 1, "max": 256, "advanced": True})}}
 
     def upscale(self, image, upscale_method, megapixels, resolution_steps=1):
         width, height = imaging.total_pixels_size(image.shape[2], image.shape[1], megapixels, resolution_steps)
@@ -296,7 +297,7 @@ class ImageScaleToTotalPixels:
 
 
 class ImageInvert:
-    CATEGORY = "image"
+    CATEGORY = "image/color"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "invert"
 
@@ -312,7 +313,8 @@ class ImageInvert:
 
 
 class ImageBatch:
-    CATEGORY = "image"
+    CATEGORY = "image/batch"
+    DEPRECATED = True
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "batch"
 
@@ -329,6 +331,7 @@ class ImageBatch:
 
 class ImageCrop:
     CATEGORY = "image/transform"
+    DEPRECATED = True
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "crop"
 
@@ -345,7 +348,7 @@ class ImageCrop:
 
 
 class ImagePadForOutpaint:
-    CATEGORY = "image"
+    CATEGORY = "image/transform"
     RETURN_TYPES = ("IMAGE", "MASK")
     FUNCTION = "expand_image"
 
@@ -353,14 +356,14 @@ class ImagePadForOutpaint:
     def INPUT_TYPES(cls):
         return {"required": {"image": ("IMAGE",), "left": _int(0, step=8), "top": _int(0, step=8),
                              "right": _int(0, step=8), "bottom": _int(0, step=8),
-                             "feathering": _int(40)}}
+                             "feathering": ("INT", {**_int(40)[1], "advanced": True})}}
 
     def expand_image(self, image, left, top, right, bottom, feathering):
         return imaging.pad_for_outpaint(image, left, top, right, bottom, feathering)
 
 
 class ImageCompositeMasked:
-    CATEGORY = "image"
+    CATEGORY = "image/compositing"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "composite"
 
@@ -378,7 +381,7 @@ class ImageCompositeMasked:
 
 
 class ImageBlend:
-    CATEGORY = "image/postprocessing"
+    CATEGORY = "image/filters"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "blend_images"
 
@@ -393,7 +396,7 @@ class ImageBlend:
 
 
 class ImageBlur:
-    CATEGORY = "image/postprocessing"
+    CATEGORY = "image/filters"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "blur"
 
@@ -408,16 +411,19 @@ class ImageBlur:
 
 
 class ImageSharpen:
-    CATEGORY = "image/postprocessing"
+    CATEGORY = "image/filters"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "sharpen"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"image": ("IMAGE",),
-                             "sharpen_radius": ("INT", {"default": 1, "min": 1, "max": 31, "step": 1}),
-                             "sigma": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 10.0, "step": 0.01}),
-                             "alpha": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 5.0, "step": 0.01})}}
+                             "sharpen_radius": ("INT", {"default": 1, "min": 1, "max": 31, "step": 1,
+                                                        "advanced": True}),
+                             "sigma": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 10.0, "step": 0.01,
+                                                 "advanced": True}),
+                             "alpha": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 5.0, "step": 0.01,
+                                                 "advanced": True})}}
 
     def sharpen(self, image, sharpen_radius, sigma, alpha):
         return (imaging.sharpen(image, sharpen_radius, sigma, alpha),)
@@ -446,6 +452,9 @@ NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadImage": "Load Image", "LoadImageMask": "Load Image (as Mask)", "SaveImage": "Save Image",
     "PreviewImage": "Preview Image", "ImageScale": "Upscale Image", "ImageScaleBy": "Upscale Image By",
-    "ImageInvert": "Invert Image", "ImageBatch": "Batch Images",
-    "ImagePadForOutpaint": "Pad Image for Outpainting",
+    "ImageInvert": "Invert Image Colors", "ImageBatch": "Batch Images (DEPRECATED)",
+    "ImagePadForOutpaint": "Pad Image for Outpainting", "EmptyImage": "Empty Image",
+    "ImageCompositeMasked": "Image Composite Masked", "ImageCrop": "Crop Image (DEPRECATED)",
+    "ImageBlend": "Blend Images", "ImageBlur": "Blur Image", "ImageSharpen": "Sharpen Image",
+    "ImageScaleToTotalPixels": "Scale Image to Total Pixels",
 }

@@ -87,7 +87,7 @@ class ImageYUVToRGB:
 
 
 class ImageQuantize:
-    CATEGORY = "image/postprocessing"
+    CATEGORY = "image/filters"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "execute"
 
@@ -119,7 +119,7 @@ class ImageAddNoise:
 
 
 class ColorTransfer:
-    CATEGORY = "image/postprocessing"
+    CATEGORY = "image/filters"
     DESCRIPTION = "Match the colors of one image to another using various algorithms."
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
@@ -129,6 +129,7 @@ class ColorTransfer:
     def INPUT_TYPES(cls):
         return {"required": {
                     "image_target": ("IMAGE", {"tooltip": "Image(s) to apply the color transform to."}),
+                    "image_ref": ("IMAGE", {"tooltip": "Reference image(s) to match colors to."}),
                     "method": (list(color_transfer.METHODS),),
                     "source_stats": (list(color_transfer.SOURCE_STATS), {"tooltip": (
                         "per_frame: each frame matched to image_ref individually. uniform: pool stats across all "
@@ -137,15 +138,13 @@ class ColorTransfer:
                         "relative differences)")}),
                     "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01})},
                 "optional": {
-                    "image_ref": ("IMAGE", {"tooltip": "Reference image(s) to match colors to. If not provided, "
-                                                       "processing is skipped"}),
                     # the DynamicCombo option of source_stats = target_frame, as the prompt carries it
                     "source_stats.target_index": ("INT", {
                         "default": 0, "min": 0, "max": 10000,
                         "tooltip": "Frame index used as the source baseline for computing the transform to "
                                    "image_ref"})}}
 
-    def execute(self, image_target, method, source_stats, strength=1.0, image_ref=None, **option):
+    def execute(self, image_target, image_ref, method, source_stats, strength=1.0, **option):
         target_index = option.get("source_stats.target_index", 0)
         return (color_transfer.transfer(image_target, image_ref, method, source_stats, target_index, strength),)
 
@@ -210,5 +209,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "ImageHistogram": "Image Histogram", "CurveEditor": "Curve Editor",
     "ImageRGBToYUV": "Image RGB to YUV", "ImageYUVToRGB": "Image YUV to RGB",
     "ImageAddNoise": "Add Noise to Image", "ImageColorSpace": "Convert Image Color Space",
-    "ImageSDRToHDR": "Convert SDR to HDR",
+    "ImageSDRToHDR": "Convert SDR to HDR", "ImageQuantize": "Quantize Image", "ColorTransfer": "Transfer Color",
 }

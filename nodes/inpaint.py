@@ -15,7 +15,7 @@ from ldm.text.conditioning import with_values
 
 
 class InpaintModelConditioning:
-    CATEGORY = "conditioning/inpaint"
+    CATEGORY = "model/conditioning"
     FUNCTION = "encode"
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
     RETURN_NAMES = ("positive", "negative", "latent")

@@ -1,6 +1,6 @@
 """Latent nodes: empty latents, resizing, compositing, blending, batches and transforms.
 
-Names, inputs, outputs and categories are ComfyUI's (v0.3.64 ``nodes.py`` and
+Names, inputs, outputs and categories are ComfyUI's (current, Dec 2026: ``nodes.py`` and
 ``comfy_extras/nodes_mask.py``), so API prompts that use them run unchanged. A LATENT is
 ``{"samples": [B, C, h, w], "noise_mask"?: mask, "batch_index"?: [int]}``; every node returns a
 new dict and leaves the one it received alone. Positions and sizes are in pixels (8 per latent
@@ -30,7 +30,7 @@ def _with(latent: dict, **changes) -> dict:
 
 
 class EmptyLatentImage:
-    CATEGORY = "latent"
+    CATEGORY = "model/latent"
     DESCRIPTION = "Create a new batch of empty latent images to be denoised via sampling."
     RETURN_TYPES = ("LATENT",)
     OUTPUT_TOOLTIPS = ("The empty latent image batch.",)
@@ -39,9 +39,9 @@ class EmptyLatentImage:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "width": ("INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8,
+            "width": ("INT", {"default": 1024, "min": 16, "max": MAX_RESOLUTION, "step": 8,
                               "tooltip": "The width of the latent images in pixels."}),
-            "height": ("INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8,
+            "height": ("INT", {"default": 1024, "min": 16, "max": MAX_RESOLUTION, "step": 8,
                                "tooltip": "The height of the latent images in pixels."}),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096,
                                    "tooltip": "The number of latent images in the batch."})}}
@@ -52,7 +52,7 @@ class EmptyLatentImage:
 
 
 class LatentUpscale:
-    CATEGORY = "latent"
+    CATEGORY = "model/latent"
     upscale_methods = LATENT_UPSCALE_METHODS
     crop_methods = CROP_METHODS
     RETURN_TYPES = ("LATENT",)
@@ -74,7 +74,7 @@ class LatentUpscale:
 
 
 class LatentUpscaleBy:
-    CATEGORY = "latent"
+    CATEGORY = "model/latent"
     upscale_methods = LATENT_UPSCALE_METHODS
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "upscale"
@@ -92,7 +92,7 @@ class LatentUpscaleBy:
 
 
 class LatentComposite:
-    CATEGORY = "latent"
+    CATEGORY = "model/latent"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "composite"
 
@@ -108,7 +108,7 @@ class LatentComposite:
 
 
 class LatentCompositeMasked:
-    CATEGORY = "latent"
+    CATEGORY = "model/latent"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "composite"
 
@@ -126,7 +126,7 @@ class LatentCompositeMasked:
 
 
 class LatentBlend:
-    CATEGORY = "_for_testing"
+    CATEGORY = "experimental"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "blend"
 
@@ -156,24 +156,26 @@ def _batch_fields(samples: dict, latents, noise_mask, batch_index) -> dict:
 
 
 class LatentFromBatch:
-    CATEGORY = "latent/batch"
+    CATEGORY = "model/latent/batch"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "frombatch"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"samples": ("LATENT",),
-                             "batch_index": ("INT", {"default": 0, "min": 0, "max": 63}),
+                             "batch_index": ("INT", {"default": 0, "min": -MAX_RESOLUTION, "max": MAX_RESOLUTION}),
                              "length": ("INT", {"default": 1, "min": 1, "max": 64})}}
 
     def frombatch(self, samples, batch_index, length):
+        if batch_index < 0:  # counted from the end of the batch (-1: the last latent)
+            batch_index += samples["samples"].shape[0]
         taken = imaging.take_from_batch(samples["samples"], samples.get("noise_mask"),
                                         samples.get("batch_index"), batch_index, length)
         return (_batch_fields(samples, *taken),)
 
 
 class RepeatLatentBatch:
-    CATEGORY = "latent/batch"
+    CATEGORY = "model/latent/batch"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "repeat"
 
@@ -189,7 +191,7 @@ class RepeatLatentBatch:
 
 
 class LatentCrop:
-    CATEGORY = "latent/transform"
+    CATEGORY = "model/latent/transform"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "crop"
 
@@ -208,7 +210,7 @@ class LatentCrop:
 
 
 class LatentFlip:
-    CATEGORY = "latent/transform"
+    CATEGORY = "model/latent/transform"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "flip"
     METHODS = {"x-axis: vertically": -2, "y-axis: horizontally": -1}
@@ -222,7 +224,7 @@ class LatentFlip:
 
 
 class LatentRotate:
-    CATEGORY = "latent/transform"
+    CATEGORY = "model/latent/transform"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "rotate"
     QUARTER_TURNS = {"none": 0, "90 degrees": 1, "180 degrees": 2, "270 degrees": 3}
@@ -238,7 +240,7 @@ class LatentRotate:
 
 
 class SetLatentNoiseMask:
-    CATEGORY = "latent/inpaint"
+    CATEGORY = "model/latent"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "set_mask"
 
@@ -257,7 +259,8 @@ NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {
     "EmptyLatentImage": "Empty Latent Image", "LatentUpscale": "Upscale Latent",
     "LatentUpscaleBy": "Upscale Latent By", "LatentComposite": "Latent Composite",
-    "LatentBlend": "Latent Blend", "LatentFromBatch": "Latent From Batch",
+    "LatentCompositeMasked": "Latent Composite Masked", "LatentBlend": "Latent Blend",
+    "LatentFromBatch": "Get Latent From Batch",
     "RepeatLatentBatch": "Repeat Latent Batch", "LatentCrop": "Crop Latent", "LatentFlip": "Flip Latent",
     "LatentRotate": "Rotate Latent", "SetLatentNoiseMask": "Set Latent Noise Mask",
 }

@@ -11,6 +11,7 @@ apply them too. Every node returns a new latent dict and leaves the one it recei
 from __future__ import annotations
 
 from ldm import latent_ops
+from ldm.imaging.editing import MERGE_MODES
 from nodes.utils import grown_inputs
 
 MAX_RESOLUTION = 16384
@@ -245,8 +246,13 @@ class LatentOperationSharpen:
         return (sharpen,)
 
 
+def _first(value):
+    """A widget value of an INPUT_IS_LIST node: its one item (a plain value passes)."""
+    return value[0] if isinstance(value, list) else value
+
+
 class RebatchLatents:
-    CATEGORY = "latent/batch"
+    CATEGORY = "model/latent/batch"
     INPUT_IS_LIST = True
     RETURN_TYPES = ("LATENT",)
     OUTPUT_IS_LIST = (True,)
@@ -254,11 +260,22 @@ class RebatchLatents:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"latents": ("LATENT",),
-                             "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096})}}
+        return {"required": {
+            "latents": ("LATENT",),
+            "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096,
+                                   "tooltip": "Output size along the selected dimension."}),
+            "dimension": (list(latent_ops.REBATCH_DIMENSIONS), {
+                "default": "b", "tooltip": "Rebatch batch items, video latent time, or audio latent time."}),
+            "overlap": ("INT", {"default": 0, "min": 0, "max": 4096, "advanced": True, "tooltip":
+                                "Samples duplicated between output splits and reconciled between input batches."}),
+            "merge_overlap_mode": (list(MERGE_MODES), {
+                "default": "truncate start", "advanced": True,
+                "tooltip": "How overlapping samples from consecutive input batches are merged."}),
+        }}
 
-    def rebatch(self, latents, batch_size):
-        return (latent_ops.rebatch(latents, batch_size[0]),)
+    def rebatch(self, latents, batch_size, dimension="b", overlap=0, merge_overlap_mode="truncate start"):
+        return (latent_ops.rebatch(latents, _first(batch_size), _first(dimension), _first(overlap),
+                                   _first(merge_overlap_mode)),)
 
 
 BATCH_LATENT_NAMES = [f"latent{i}" for i in range(50)]  # ComfyUI's Autogrow prefix "latent", max 50

@@ -39,7 +39,7 @@ def _prediction_from_config(path) -> str | None:
 
 class CheckpointLoaderSimple:
     DESCRIPTION = "Loads a diffusion model checkpoint, diffusion models are used to denoise latents."
-    CATEGORY = "loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_checkpoint"
     RETURN_TYPES = ("MODEL", "CLIP", "VAE")
     OUTPUT_TOOLTIPS = ("The model used for denoising latents.",
@@ -57,7 +57,7 @@ class CheckpointLoaderSimple:
 
 
 class CheckpointLoader:
-    CATEGORY = "advanced/loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_checkpoint"
     RETURN_TYPES = ("MODEL", "CLIP", "VAE")
     DEPRECATED = True
@@ -77,14 +77,14 @@ class CheckpointLoader:
 
 
 class UNETLoader:
-    CATEGORY = "advanced/loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_unet"
     RETURN_TYPES = ("MODEL",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"unet_name": (model_names("diffusion_models"),),
-                             "weight_dtype": (list(WEIGHT_DTYPES),)}}
+                             "weight_dtype": (list(WEIGHT_DTYPES), {"advanced": True})}}
 
     def load_unet(self, unet_name, weight_dtype):
         path = services().folders.model_path("diffusion_models", unet_name)
@@ -92,7 +92,7 @@ class UNETLoader:
 
 
 class VAELoader:
-    CATEGORY = "loaders"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_vae"
     RETURN_TYPES = ("VAE",)
 
@@ -115,9 +115,10 @@ def _diffusers_roots() -> list:
 
 
 class DiffusersLoader:
-    CATEGORY = "advanced/loaders/deprecated"
+    CATEGORY = "model/loaders"
     FUNCTION = "load_checkpoint"
     RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    DEPRECATED = True
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -159,5 +160,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "CheckpointLoader": "Load Checkpoint With Config (DEPRECATED)",
     "UNETLoader": "Load Diffusion Model",
     "VAELoader": "Load VAE",
+    "DiffusersLoader": "Load Diffusers Model (DEPRECATED)",
     "CheckpointSave": "Save Checkpoint",
 }

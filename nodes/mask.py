@@ -1,7 +1,7 @@
 """Mask nodes: solid masks, inversion, cropping, combining, feathering, growing, thresholds and
 conversions between images and masks.
 
-Names, inputs, outputs and categories are ComfyUI's (v0.3.64 ``comfy_extras/nodes_mask.py``).
+Names, inputs, outputs and categories are ComfyUI's (current, Dec 2026: ``comfy_extras/nodes_mask.py``).
 A MASK is ``[B, H, W]`` in 0..1; inputs of shape ``[H, W]`` are taken as a batch of one.
 """
 
@@ -20,7 +20,7 @@ def _int(default: int, minimum: int = 0, maximum: int = MAX_RESOLUTION) -> tuple
 
 
 class _MaskNode:
-    CATEGORY = "mask"
+    CATEGORY = "image/mask"
     RETURN_TYPES = ("MASK",)
 
 
@@ -89,7 +89,7 @@ class GrowMask(_MaskNode):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"mask": ("MASK",), "expand": _int(0, -MAX_RESOLUTION),
-                             "tapered_corners": ("BOOLEAN", {"default": True})}}
+                             "tapered_corners": ("BOOLEAN", {"default": True, "advanced": True})}}
 
     def expand_mask(self, mask, expand, tapered_corners):
         return (imaging.grow(mask, expand, tapered_corners),)
@@ -122,7 +122,7 @@ class ImageToMask(_MaskNode):
 
 
 class MaskToImage:
-    CATEGORY = "mask"
+    CATEGORY = "image/mask"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "mask_to_image"
 
@@ -142,7 +142,7 @@ class ImageColorToMask(_MaskNode):
     def INPUT_TYPES(cls):
         return {"required": {"image": ("IMAGE",),
                              "color": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFF, "step": 1,
-                                               "display": "color"})}}
+                                               "display": "number"})}}
 
     def image_to_mask(self, image, color):
         return (imaging.color_to_mask(image, color),)
@@ -152,6 +152,14 @@ _NODES = (SolidMask, InvertMask, CropMask, MaskComposite, FeatherMask, GrowMask,
           ImageToMask, MaskToImage, ImageColorToMask)
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {
+    "SolidMask": "Create Solid Mask",
+    "InvertMask": "Invert Mask",
+    "CropMask": "Crop Mask",
+    "MaskComposite": "Combine Masks",
+    "FeatherMask": "Feather Mask",
+    "GrowMask": "Grow Mask",
+    "ThresholdMask": "Threshold Mask",
     "ImageToMask": "Convert Image to Mask",
     "MaskToImage": "Convert Mask to Image",
+    "ImageColorToMask": "Convert Image Color to Mask",
 }

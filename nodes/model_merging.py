@@ -204,6 +204,9 @@ class LoraLoaderBypass(LoraLoader):
     """LoraLoader with ComfyUI's bypass tooltips, whose MODEL runs its LoRA beside the weights
     (:mod:`ldm.lora.bypass`) instead of patched into them; the LoRA file cache is LoraLoader's."""
 
+    # its own category in ComfyUI (nodes_lora_debug.py, no source newer than the Oct 2025 copy), not
+    # LoraLoader's, which moved to ``model/loaders``
+    CATEGORY = "loaders"
     OUTPUT_TOOLTIPS = ("The modified diffusion model.", "The modified CLIP model.")
     DESCRIPTION = ("Apply LoRA in bypass mode. Unlike regular LoRA, this doesn't modify model weights - instead it "
                    "injects the LoRA computation during forward pass. Useful for training scenarios.")
@@ -232,6 +235,9 @@ class LoraLoaderBypass(LoraLoader):
 
 class LoraLoaderBypassModelOnly(LoraLoaderModelOnly, LoraLoaderBypass):
     """LoraLoaderModelOnly's inputs and function over the bypass ``load_lora``."""
+
+    # ComfyUI's class derives from LoraLoaderBypass alone: its description, not LoraLoaderModelOnly's
+    DESCRIPTION = LoraLoaderBypass.DESCRIPTION
 
 
 #: ComfyUI's LoRA stacks grow up to this many rows, sent as ``loras.<row>.<field>``.

@@ -15,14 +15,14 @@ from ldm.sampling.discrete_variants import DISCRETE_SAMPLING_NAMES, discrete_mod
 
 
 class ModelSamplingDiscrete:
-    CATEGORY = "advanced/model"
+    CATEGORY = "model/patch"
     FUNCTION = "patch"
     RETURN_TYPES = ("MODEL",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"model": ("MODEL",), "sampling": (list(DISCRETE_SAMPLING_NAMES),),
-                             "zsnr": ("BOOLEAN", {"default": False})}}
+                             "zsnr": ("BOOLEAN", {"default": False, "advanced": True})}}
 
     def patch(self, model, sampling, zsnr):
         patched = model.clone()
@@ -36,7 +36,7 @@ def _sigma_input(default: float) -> tuple:
 
 
 class ModelSamplingContinuousEDM:
-    CATEGORY = "advanced/model"
+    CATEGORY = "model/patch"
     FUNCTION = "patch"
     RETURN_TYPES = ("MODEL",)
 
@@ -54,7 +54,7 @@ class ModelSamplingContinuousEDM:
 
 
 class ModelSamplingContinuousV:
-    CATEGORY = "advanced/model"
+    CATEGORY = "model/patch"
     FUNCTION = "patch"
     RETURN_TYPES = ("MODEL",)
 
@@ -70,7 +70,7 @@ class ModelSamplingContinuousV:
 
 
 class RescaleCFG:
-    CATEGORY = "advanced/model"
+    CATEGORY = "model/patch"
     FUNCTION = "patch"
     RETURN_TYPES = ("MODEL",)
 

@@ -139,9 +139,12 @@ class LoraSave:
 
 
 class SaveLatent:
-    CATEGORY = "_for_testing"
+    """Writes the latent and passes it on unchanged (ComfyUI's newest ``SaveLatent`` has an output)."""
+
+    CATEGORY = "model/latent"
     FUNCTION = "save"
-    RETURN_TYPES = ()
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("samples",)
     OUTPUT_NODE = True
 
     @classmethod
@@ -153,7 +156,8 @@ class SaveLatent:
         path, target, _ = output_file(filename_prefix, LATENT_EXTENSION)
         tensors = {"latent_tensor": samples["samples"], LATENT_MARKER: torch.tensor([])}
         save_state_dict(path, tensors, run_metadata(prompt, extra_pnginfo))
-        return {"ui": {"latents": [{"filename": path.name, "subfolder": target.subfolder, "type": "output"}]}}
+        return {"ui": {"latents": [{"filename": path.name, "subfolder": target.subfolder, "type": "output"}]},
+                "result": (samples,)}
 
 
 def _input_latents() -> list[str]:
@@ -175,7 +179,7 @@ def _latent_path(name: str) -> Path:
 
 
 class LoadLatent:
-    CATEGORY = "_for_testing"
+    CATEGORY = "model/latent"
     FUNCTION = "load"
     RETURN_TYPES = ("LATENT",)
 
@@ -279,6 +283,8 @@ NODE_CLASS_MAPPINGS = {
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoraSave": "Extract and Save Lora",
+    "SaveLatent": "Save Latent",
+    "LoadLatent": "Load Latent",
     "SaveConditioning": "Save Conditioning",
     "ConditioningLoader": "Load Conditioning",
 }

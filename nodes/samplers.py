@@ -2,7 +2,8 @@
 ``comfy_extras/nodes_custom_sampler.py`` and ``nodes_advanced_samplers.py``).
 
 Names, inputs, defaults and ranges are ComfyUI's (``advanced`` marks the inputs its editor
-folds away); categories are those of the custom-sampling nodes beside them. Each node fixes
+folds away); categories are those of ComfyUI's newest source
+(``model/sampling/...``; nodes without a newer source keep the Oct 2025 copy's). Each node fixes
 keyword options of one :mod:`ldm.sampling` sampler (:func:`configured_sampler`), so a node with
 its defaults samples exactly as KSampler with that sampler's name.
 """
@@ -19,7 +20,10 @@ from ldm.sampling.samplers_cfgpp import sample_euler_cfg_pp_alternative
 from ldm.sampling.samplers_sa_solver import tau_interval
 from ldm.sampling.samplers_upscale import UPSCALE_METHODS, sample_lcm_upscale
 
-CATEGORY = "sampling/custom_sampling/samplers"
+CATEGORY = "model/sampling/samplers"
+#: Samplers whose ComfyUI module (``nodes_advanced_samplers.py``, the LCM sampler) has no newer
+#: source than the Oct 2025 copy keep that copy's category.
+OLD_CATEGORY = "sampling/custom_sampling/samplers"
 NOISE_DEVICES = ["gpu", "cpu"]
 
 
@@ -98,7 +102,7 @@ class SamplerLMS:
 
 class SamplerLCM:
     DESCRIPTION = "LCM sampling with a per-step noise multiplier that may change from the first step to the last."
-    CATEGORY = CATEGORY
+    CATEGORY = OLD_CATEGORY
     FUNCTION = "get_sampler"
     RETURN_TYPES = ("SAMPLER",)
 
@@ -262,7 +266,7 @@ class SamplerSEEDS2:
 
 
 class SamplerLCMUpscale:
-    CATEGORY = CATEGORY
+    CATEGORY = OLD_CATEGORY
     FUNCTION = "get_sampler"
     RETURN_TYPES = ("SAMPLER",)
 

@@ -104,7 +104,7 @@ def ksample(model, seed: int, steps: int, cfg: float, sampler_name: str, schedul
 
 class KSampler:
     DESCRIPTION = "Uses the provided model, positive and negative conditioning to denoise the latent image."
-    CATEGORY = "sampling"
+    CATEGORY = "model/sampling"
     FUNCTION = "sample"
     RETURN_TYPES = ("LATENT",)
     OUTPUT_TOOLTIPS = ("The denoised latent.",)
@@ -141,7 +141,7 @@ class KSampler:
 
 
 class KSamplerAdvanced:
-    CATEGORY = "sampling"
+    CATEGORY = "model/sampling"
     FUNCTION = "sample"
     RETURN_TYPES = ("LATENT",)
 
@@ -149,7 +149,7 @@ class KSamplerAdvanced:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("MODEL",),
-            "add_noise": (["enable", "disable"],),
+            "add_noise": (["enable", "disable"], {"advanced": True}),
             "noise_seed": seed_input(),
             "steps": steps_input(),
             "cfg": cfg_input(),
@@ -158,9 +158,9 @@ class KSamplerAdvanced:
             "positive": ("CONDITIONING",),
             "negative": ("CONDITIONING",),
             "latent_image": ("LATENT",),
-            "start_at_step": ("INT", {"default": 0, "min": 0, "max": 10000}),
-            "end_at_step": ("INT", {"default": 10000, "min": 0, "max": 10000}),
-            "return_with_leftover_noise": (["disable", "enable"],),
+            "start_at_step": ("INT", {"default": 0, "min": 0, "max": 10000, "advanced": True}),
+            "end_at_step": ("INT", {"default": 10000, "min": 0, "max": 10000, "advanced": True}),
+            "return_with_leftover_noise": (["disable", "enable"], {"advanced": True}),
         }}
 
     def sample(self, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,

@@ -3,7 +3,8 @@ edits of SIGMAS (ComfyUI's ``nodes_custom_sampler.py``, ``nodes_align_your_steps
 ``nodes_gits.py``, ``nodes_optimalsteps.py``).
 
 Names, inputs, defaults and ranges are ComfyUI's (``advanced`` marks the inputs its editor folds
-away); categories are those of the custom-sampling nodes beside them. The schedules and edits
+away); categories are those of ComfyUI's newest source
+(``model/sampling/...``; nodes without a newer source keep the Oct 2025 copy's). The schedules and edits
 are :mod:`ldm.sampling.schedulers_extra` and :mod:`ldm.sampling.sigma_edits`.
 """
 
@@ -15,8 +16,11 @@ from ldm.sampling import schedulers, schedulers_extra, sigma_edits
 from ldm.sampling.from_handle import model_sampling_of
 from ldm.sampling.noise_level_tables import ALIGN_YOUR_STEPS, OPTIMAL_STEPS
 
-SCHEDULERS = "sampling/custom_sampling/schedulers"
-SIGMAS = "sampling/custom_sampling/sigmas"
+SCHEDULERS = "model/sampling/schedulers"
+SIGMAS = "model/sampling/sigmas"
+#: The schedulers whose ComfyUI modules (Align Your Steps, GITS, Optimal Steps) have no newer
+#: source than the Oct 2025 copy keep that copy's category.
+OLD_SCHEDULERS = "sampling/custom_sampling/schedulers"
 STEPS = ("INT", {"default": 20, "min": 1, "max": 10000})
 DENOISE = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01})
 
@@ -91,7 +95,7 @@ class BetaSamplingScheduler:
 class _TableScheduler:
     """A published noise-level table per model type (``TABLE``), resampled by ``SCHEDULE``."""
 
-    CATEGORY = SCHEDULERS
+    CATEGORY = OLD_SCHEDULERS
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS",)
     TABLE: dict[str, tuple[float, ...]]
@@ -113,7 +117,7 @@ class AlignYourStepsScheduler(_TableScheduler):
 
 
 class GITSScheduler:
-    CATEGORY = SCHEDULERS
+    CATEGORY = OLD_SCHEDULERS
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS",)
 
@@ -197,7 +201,7 @@ class ManualSigmas:
 
 
 class AddNoise:
-    CATEGORY = "_for_testing/custom_sampling/noise"
+    CATEGORY = "model/sampling/noise"
     FUNCTION = "add_noise"
     RETURN_TYPES = ("LATENT",)
     EXPERIMENTAL = True

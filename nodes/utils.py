@@ -71,7 +71,7 @@ class PrimitiveBoolean(_Primitive):
 
 
 class _StringNode:
-    CATEGORY = "utils/string"
+    CATEGORY = "text"
     FUNCTION = "run"
     RETURN_TYPES = ("STRING",)
 
@@ -147,7 +147,7 @@ class StringContains(_StringNode):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"string": ("STRING", _MULTILINE), "substring": ("STRING", _MULTILINE),
-                             "case_sensitive": ("BOOLEAN", {"default": True})}}
+                             "case_sensitive": ("BOOLEAN", {"default": True, "advanced": True})}}
 
     def run(self, string, substring, case_sensitive):
         if not case_sensitive:
@@ -162,7 +162,7 @@ class StringCompare(_StringNode):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"string_a": ("STRING", _MULTILINE), "string_b": ("STRING", _MULTILINE),
-                             "mode": (list(cls.MODES),), "case_sensitive": ("BOOLEAN", {"default": True})}}
+                             "mode": (list(cls.MODES),), "case_sensitive": ("BOOLEAN", {"default": True, "advanced": True})}}
 
     def run(self, string_a, string_b, mode, case_sensitive):
         if not case_sensitive:
@@ -170,9 +170,9 @@ class StringCompare(_StringNode):
         return (bool(self.MODES[mode](string_a, string_b)),)
 
 
-_REGEX_FLAG_INPUTS = {"case_insensitive": ("BOOLEAN", {"default": True}),
-                      "multiline": ("BOOLEAN", {"default": False}),
-                      "dotall": ("BOOLEAN", {"default": False})}
+_REGEX_FLAG_INPUTS = {"case_insensitive": ("BOOLEAN", {"default": True, "advanced": True}),
+                      "multiline": ("BOOLEAN", {"default": False, "advanced": True}),
+                      "dotall": ("BOOLEAN", {"default": False, "advanced": True})}
 
 
 class RegexMatch(_StringNode):
@@ -199,7 +199,7 @@ class RegexExtract(_StringNode):
     def INPUT_TYPES(cls):
         return {"required": {"string": ("STRING", _MULTILINE), "regex_pattern": ("STRING", _MULTILINE),
                              "mode": (list(cls.MODES),), **_REGEX_FLAG_INPUTS,
-                             "group_index": ("INT", {"default": 1, "min": 0, "max": 100})}}
+                             "group_index": ("INT", {"default": 1, "min": 0, "max": 100, "advanced": True})}}
 
     def run(self, string, regex_pattern, mode, case_insensitive, multiline, dotall, group_index):
         flags = _regex_flags(case_insensitive, multiline, dotall)
@@ -232,8 +232,13 @@ class RegexReplace(_StringNode):
         return {"required": {"string": ("STRING", _MULTILINE), "regex_pattern": ("STRING", _MULTILINE),
                              "replace": ("STRING", _MULTILINE)},
                 "optional": {**_REGEX_FLAG_INPUTS,
-                             "count": ("INT", {"default": 0, "min": 0, "max": 100,
-                                               "tooltip": "Most replacements to make; 0 replaces all."})}}
+                             "dotall": ("BOOLEAN", {**_REGEX_FLAG_INPUTS["dotall"][1], "tooltip": (
+                                 "When enabled, the dot (.) character will match any character including "
+                                 "newline characters. When disabled, dots won't match newlines.")}),
+                             "count": ("INT", {"default": 0, "min": 0, "max": 100, "advanced": True, "tooltip": (
+                                 "Maximum number of replacements to make. Set to 0 to replace all occurrences "
+                                 "(default). Set to 1 to replace only the first match, 2 for the first two "
+                                 "matches, etc.")})}}
 
     def run(self, string, regex_pattern, replace, case_insensitive=True, multiline=False, dotall=False, count=0):
         flags = _regex_flags(case_insensitive, multiline, dotall)
@@ -271,9 +276,10 @@ _NODES = (PrimitiveString, PrimitiveStringMultiline, PrimitiveInt, PrimitiveFloa
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PrimitiveString": "String", "PrimitiveStringMultiline": "String (Multiline)", "PrimitiveInt": "Int",
-    "PrimitiveFloat": "Float", "PrimitiveBoolean": "Boolean", "StringConcatenate": "Concatenate",
-    "StringSubstring": "Substring", "StringLength": "Length", "CaseConverter": "Case Converter",
-    "StringTrim": "Trim", "StringReplace": "Replace", "StringContains": "Contains", "StringCompare": "Compare",
-    "RegexMatch": "Regex Match", "RegexExtract": "Regex Extract", "RegexReplace": "Regex Replace",
+    "PrimitiveFloat": "Float", "PrimitiveBoolean": "Boolean", "StringConcatenate": "Concatenate Text",
+    "StringSubstring": "Substring", "StringLength": "Text Length", "CaseConverter": "Convert Text Case",
+    "StringTrim": "Trim Text", "StringReplace": "Replace Text", "StringContains": "Contains Text",
+    "StringCompare": "Compare Text", "RegexMatch": "Match Text", "RegexExtract": "Extract Text",
+    "RegexReplace": "Replace Text (Regex)",
     "PreviewAny": "Preview Any",
 }

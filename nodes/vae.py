@@ -16,12 +16,16 @@ import torch.nn.functional as F
 
 from graph.context import current_context
 
-_TEMPORAL = {
-    "temporal_size": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 4,
-                              "tooltip": "Only used for video VAEs: Amount of frames to decode at a time."}),
-    "temporal_overlap": ("INT", {"default": 8, "min": 4, "max": 4096, "step": 4,
-                                 "tooltip": "Only used for video VAEs: Amount of frames to overlap."}),
-}
+def _temporal(verb: str) -> dict:
+    """The video-only tiling inputs of VAEDecodeTiled (``verb`` "decode") / VAEEncodeTiled ("encode")."""
+    return {
+        "temporal_size": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 4, "tooltip":
+                                  f"Only used for video VAEs: Amount of frames to {verb} at a time.",
+                                  "advanced": True}),
+        "temporal_overlap": ("INT", {"default": 8, "min": 4, "max": 4096, "step": 4,
+                                     "tooltip": "Only used for video VAEs: Amount of frames to overlap.",
+                                     "advanced": True}),
+    }
 
 
 def using_vae(vae, inference_bytes: int = 0):
@@ -40,7 +44,7 @@ def _spatial_overlap(tile_size: int, overlap: int) -> int:
 
 class VAEDecode:
     DESCRIPTION = "Decodes latent images back into pixel space images."
-    CATEGORY = "latent"
+    CATEGORY = "model/latent"
     FUNCTION = "decode"
     RETURN_TYPES = ("IMAGE",)
     OUTPUT_TOOLTIPS = ("The decoded image.",)
@@ -57,7 +61,7 @@ class VAEDecode:
 
 
 class VAEEncode:
-    CATEGORY = "latent"
+    CATEGORY = "model/latent"
     FUNCTION = "encode"
     RETURN_TYPES = ("LATENT",)
 
@@ -71,16 +75,18 @@ class VAEEncode:
 
 
 class VAEDecodeTiled:
-    CATEGORY = "_for_testing"
+    CATEGORY = "model/latent"
     FUNCTION = "decode"
     RETURN_TYPES = ("IMAGE",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"samples": ("LATENT",), "vae": ("VAE",),
-                             "tile_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 32}),
-                             "overlap": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 32}),
-                             **_TEMPORAL}}
+                             "tile_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 32,
+                                                   "advanced": True}),
+                             "overlap": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 32,
+                                                 "advanced": True}),
+                             **_temporal("decode")}}
 
     def decode(self, vae, samples, tile_size, overlap=64, temporal_size=64, temporal_overlap=8):
         # temporal_size / temporal_overlap only matter for video VAEs, which Weft has not yet.
@@ -90,16 +96,18 @@ class VAEDecodeTiled:
 
 
 class VAEEncodeTiled:
-    CATEGORY = "_for_testing"
+    CATEGORY = "model/latent"
     FUNCTION = "encode"
     RETURN_TYPES = ("LATENT",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"pixels": ("IMAGE",), "vae": ("VAE",),
-                             "tile_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 64}),
-                             "overlap": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 32}),
-                             **_TEMPORAL}}
+                             "tile_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 64,
+                                                   "advanced": True}),
+                             "overlap": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 32,
+                                                 "advanced": True}),
+                             **_temporal("encode")}}
 
     def encode(self, vae, pixels, tile_size, overlap, temporal_size=64, temporal_overlap=8):
         with using_vae(vae):
@@ -122,7 +130,7 @@ def grow_mask(mask: torch.Tensor, grow_by: int) -> torch.Tensor:
 
 
 class VAEEncodeForInpaint:
-    CATEGORY = "latent/inpaint"
+    CATEGORY = "model/latent"
     FUNCTION = "encode"
     RETURN_TYPES = ("LATENT",)
 

@@ -32,8 +32,6 @@ MODULES = frozenset(NODES)
 
 #: Modules whose nodes all need one feature Weft lacks (others are named as plain missing nodes).
 MODULE_FEATURES = {
-    "nodes_controlnet": absent.CONTROLNET,
-    "nodes_hooks": absent.HOOKS,
     "nodes_stable3d": absent.VIDEO,
     "nodes_video_model": absent.VIDEO,
     "nodes_lt": absent.VIDEO,

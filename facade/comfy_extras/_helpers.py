@@ -13,11 +13,12 @@ import torch
 from _weft_absent import MODEL_SAMPLING_CLASSES, VIDEO, Feature, absent_class, absent_function
 from comfy.samplers import CFGGuider
 from ldm.imaging import operations as imaging
+from ldm.patches import sag
 from ldm.sampling.custom import DisabledNoise, RandomNoise
 from ldm.sampling.model_sampling import rescale_zero_terminal_snr_sigmas
 
-SAG = Feature("self-attention guidance (SAG)")
-PERP_NEG = Feature("Perp-Neg guidance")
+PERP_NEG = Feature("ComfyUI's Perp-Neg guider class (Weft's PerpNegGuider node and PerpNeg patch guide with "
+                   "Perp-Neg)", planned=False)
 
 
 def composite(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, mask: torch.Tensor | None = None,
@@ -27,6 +28,12 @@ def composite(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, m
     returned, as ComfyUI's helper does."""
     destination[...] = imaging.composite(destination, source, x, y, mask, multiplier, resize_source)
     return destination
+
+
+def create_blur_map(x0: torch.Tensor, attn: torch.Tensor, sigma: float = 3.0, threshold: float = 1.0) -> torch.Tensor:
+    """ComfyUI's ``nodes_sag.create_blur_map``: ``x0`` blurred where the self-attention ``attn``
+    ([batch·heads, tokens, tokens]) concentrates, sharp elsewhere (Weft's SAG step)."""
+    return sag.blurred_where_attended(x0, attn, sigma, threshold)
 
 
 class Guider_Basic(CFGGuider):
@@ -55,8 +62,8 @@ HELPERS: dict[str, dict[str, object]] = {
                                                  "ModelSamplingDiscreteDistilled"),
     },
     "nodes_perpneg": {"Guider_PerpNeg": _class(PERP_NEG, "nodes_perpneg", "Guider_PerpNeg", CFGGuider)},
-    "nodes_sag": {"gaussian_blur_2d": _function(SAG, "nodes_sag", "gaussian_blur_2d"),
-                  "create_blur_map": _function(SAG, "nodes_sag", "create_blur_map")},
+    # The SAG helpers are Weft's (ldm/patches/sag.py): the same blur and attention-masked blur.
+    "nodes_sag": {"gaussian_blur_2d": sag.gaussian_blur, "create_blur_map": create_blur_map},
     "nodes_stable3d": {"camera_embeddings": _function(VIDEO, "nodes_stable3d", "camera_embeddings")},
     "nodes_lt": {"get_noise_mask": _function(VIDEO, "nodes_lt", "get_noise_mask"),
                  "_append_guide_attention_entry": _function(VIDEO, "nodes_lt", "_append_guide_attention_entry")},

@@ -4,6 +4,7 @@
 fit and pad, tiles, grids, crop to a mask, Porter-Duff), ``morphology``, ``bounding_boxes`` and
 ``box_elements``, ``compositing`` and ``layer_stack`` (layer blend modes and LAYERS documents),
 colour (``color``, ``color_spaces``, ``color_transfer``, ``curves``, ``sdr_to_hdr``),
-``text_overlay``, ``glsl`` (fragment shaders), files (``image_io``, ``animation_io``, ``png16``)
-and ``upscale`` (spandrel upscale models run in tiles). Importers name the module they use.
+``text_overlay``, ``glsl`` (fragment shaders), files (``image_io``, ``animation_io``, ``av_stills``
+for PNG and EXR, ``avif``) and ``upscale`` (spandrel upscale models run in tiles). Importers name
+the module they use.
 """

@@ -21,6 +21,7 @@ makes its own context and releases it (about 0.2 s with llvmpipe).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field
@@ -96,11 +97,30 @@ def pass_count(source: str) -> int:
     return max(1, int(found.group(1))) if found else 1
 
 
+def _load_triton_first() -> None:
+    """Loads triton's compiler library, when installed, before Mesa loads its own LLVM.
+
+    Mesa's software rasteriser (llvmpipe) links LLVM as a shared library; triton (which torch's
+    compiler stack imports, e.g. on ``import torchvision.ops``) carries another LLVM. Loaded in the
+    order Mesa first, triton second, the process dies with a segmentation fault when triton
+    initialises — a GLSLShader run followed by an upscale-model run took the whole server down.
+    Triton first, Mesa second works (tests/ldm/imaging/test_glsl.py runs both orders' use in a child).
+    """
+    if importlib.util.find_spec("triton") is None:
+        return
+    try:
+        import triton  # noqa: F401  (loaded for its side effect: its LLVM before Mesa's)
+    except Exception:
+        log.warning("triton is installed but failed to import; a later import may crash once Mesa is loaded",
+                    exc_info=True)
+
+
 def _create_context():
     try:
         import moderngl
     except ImportError as exc:
         raise GLSLUnavailableError("GLSL shaders need the moderngl package (pip install moderngl)") from exc
+    _load_triton_first()
     try:
         return moderngl.create_context(standalone=True, backend="egl", require=330, **_LIBRARIES)
     except Exception as exc:

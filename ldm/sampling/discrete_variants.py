@@ -1,4 +1,5 @@
-"""The model samplings ``ModelSamplingDiscrete`` can put on a model: eps, v, LCM, x0, img_to_img.
+"""The model samplings ``ModelSamplingDiscrete`` can put on a model: eps, v, LCM, x0, img_to_img,
+img_to_img_flow.
 
 Each is a :class:`~ldm.sampling.model_sampling.ModelSampling` over the family's beta schedule
 (optionally rescaled to zero terminal SNR), with one of these parameterisations:
@@ -7,6 +8,9 @@ Each is a :class:`~ldm.sampling.model_sampling.ModelSampling` over the family's 
 - ``x0``: the network predicts the clean latent itself;
 - ``img_to_img``: x0 prediction whose network sees the sampler state unscaled (ComfyUI's
   ``IMG_TO_IMG``, used by Lotus-style image-to-image models);
+- ``img_to_img_flow``: the flow-matching counterpart (ComfyUI's ``IMG_TO_IMG_FLOW``): the network
+  sees the state unscaled and predicts x0, sampling starts from the input latent itself (no noise
+  is added) and the result is read back as ``1 - latent``;
 - ``lcm``: Latent Consistency Models (Luo et al. 2023). LCM-distilled checkpoints were trained on
   50 of the 1000 DDPM timesteps (every 20th, ending at 999), so the sigma table keeps only those
   (:class:`DistilledSchedule`), and the x0 estimate is mixed with the input by the consistency
@@ -46,6 +50,19 @@ class ImgToImgPrediction(X0Prediction):
 
     def calculate_input(self, sigma: Tensor, x: Tensor) -> Tensor:
         return x
+
+
+class ImgToImgFlowPrediction(ImgToImgPrediction):
+    """Flow image-to-image: x0 from the unscaled state; starts from the latent, no noise added;
+    the sampled latent is read back inverted (``1 - latent``)."""
+
+    name = "img_to_img_flow"
+
+    def noise_scaling(self, sigma: Tensor, noise: Tensor, latent_image: Tensor, max_denoise: bool) -> Tensor:
+        return latent_image
+
+    def inverse_noise_scaling(self, sigma: Tensor, latent: Tensor) -> Tensor:
+        return 1.0 - latent
 
 
 class DistilledSchedule(DiscreteSchedule):
@@ -99,7 +116,7 @@ class LCMPrediction(EpsPrediction):
 
 
 #: ``ModelSamplingDiscrete``'s ``sampling`` choices, in ComfyUI's order.
-DISCRETE_SAMPLING_NAMES = ("eps", "v_prediction", "lcm", "x0", "img_to_img")
+DISCRETE_SAMPLING_NAMES = ("eps", "v_prediction", "lcm", "x0", "img_to_img", "img_to_img_flow")
 
 
 def family_schedule(family: str, zsnr: bool = False) -> ScheduleConfig:
@@ -115,7 +132,7 @@ def discrete_model_sampling(family: str, sampling: str, zsnr: bool = False) -> M
         schedule = DistilledSchedule(config)
         return ModelSampling(schedule, LCMPrediction(schedule))
     predictions = {"eps": EpsPrediction(), "v_prediction": VPrediction(), "x0": X0Prediction(),
-                   "img_to_img": ImgToImgPrediction()}
+                   "img_to_img": ImgToImgPrediction(), "img_to_img_flow": ImgToImgFlowPrediction()}
     if sampling not in predictions:
         raise ValueError(f"unknown sampling {sampling!r}; expected one of {list(DISCRETE_SAMPLING_NAMES)}")
     return ModelSampling(DiscreteSchedule(config), predictions[sampling])

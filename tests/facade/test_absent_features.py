@@ -115,7 +115,7 @@ def test_model_base_helpers(pack_studio):
 
     pooled = torch.ones(1, 1280)
     assert model_base.sdxl_pooled({"pooled_output": pooled}, None) is pooled
-    with pytest.raises(NotImplementedError, match="unCLIP models are not in Weft"):
+    with pytest.raises(NotImplementedError, match="SDXL unCLIP"):
         model_base.sdxl_pooled({"unclip_conditioning": [], "pooled_output": pooled}, None)
     steps = torch.tensor([0.0, 10.0])
     embedding = model_base.Timestep(4)(steps)
@@ -171,10 +171,21 @@ def test_comfy_extras_answers_weft_nodes_helpers_and_placeholders(pack_studio):
     from spandrel.architectures.ESRGAN import ESRGAN
     upscaler = model_loading.load_state_dict(ESRGAN(num_filters=4, num_blocks=1, scale=2).state_dict())
     assert upscaler.scale == 2 and upscaler(torch.rand(1, 3, 5, 6)).shape == (1, 3, 10, 12)
-    with pytest.raises(NotImplementedError, match=r"self-attention guidance \(SAG\) are not in Weft yet"):
-        nodes_sag.gaussian_blur_2d(torch.zeros(1, 4, 8, 8), kernel_size=9, sigma=3.0)
+    # SAG's helpers are Weft's: the Gaussian blur keeps a constant image, and the blur map blurs
+    # x0 only where the attention concentrates (everywhere here: one token takes all attention).
+    flat = torch.full((1, 4, 8, 8), 0.5)
+    torch.testing.assert_close(nodes_sag.gaussian_blur_2d(flat, kernel_size=9, sigma=3.0), flat)
+    x0 = torch.zeros(1, 1, 16, 16)
+    x0[0, 0, 1, 1] = 1.0
+    attention = torch.zeros(2, 256, 256)
+    attention[:, :, 0] = 1.0  # two heads, every query on token 0 (cell 0, 0): it sums 256 > threshold 1
+    blurred = nodes_sag.create_blur_map(x0, attention)
+    assert blurred[0, 0, 0, 0] > 0 and blurred[0, 0, 1, 1] == 1.0  # only the attended cell blurred
+    torch.testing.assert_close(nodes_sag.create_blur_map(x0, torch.zeros(2, 256, 256)), x0)
+    original = nodes_sag.create_blur_map
     nodes_sag.create_blur_map = len  # packs replace helpers (TiledDiffusion does)
     assert nodes_sag.create_blur_map is len
+    nodes_sag.create_blur_map = original
     with pytest.raises(AttributeError, match="neither one of ComfyUI's nodes"):
         nodes_custom_sampler.sample_custom_helper
 
@@ -215,7 +226,7 @@ def test_comfy_extras_helper_classes_are_weft_objects_or_subclassable_placeholde
         pass
 
     assert issubclass(ScheduledPerpNeg, comfy.samplers.CFGGuider)
-    with pytest.raises(NotImplementedError, match="Perp-Neg guidance"):
+    with pytest.raises(NotImplementedError, match="Perp-Neg guider class"):
         ScheduledPerpNeg(None)
 
     sigmas = torch.linspace(0.03, 14.6, 10)

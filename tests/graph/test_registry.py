@@ -16,7 +16,7 @@ def test_object_info_shape(registry):
     assert entry["input"]["required"]["delimiter"] == ("STRING", {"multiline": False, "default": ""})
     assert entry["input_order"] == {"required": ["string_a", "string_b", "delimiter"]}
     assert entry["output"] == ["STRING"] and entry["output_is_list"] == [False] and entry["output_name"] == ["STRING"]
-    assert entry["display_name"] == "Concatenate" and entry["category"] == "utils/string"
+    assert entry["display_name"] == "Concatenate Text" and entry["category"] == "text"
     assert entry["python_module"] == "nodes" and entry["output_node"] is False
     assert info["PreviewAny"]["output_node"] is True
     assert info["StringLength"]["output_name"] == ["length"]
@@ -132,3 +132,30 @@ def test_inputs_the_executor_never_passes_need_not_be_taken():
         registry.register("DropsRequired", DropsRequired)
     with pytest.raises(NodeDefinitionError, match=r"\['unique_id'\]"):
         registry.register("DropsHiddenKind", DropsHiddenKind)
+
+
+def test_a_subclass_that_redeclares_its_outputs_does_not_inherit_the_base_names():
+    # Impact-Pack's LatentSender(SaveLatent) declares RETURN_TYPES = () under a base whose one
+    # output is named: the inherited names belong to the base's outputs (ComfyUI never checks them).
+    class Base:
+        RETURN_TYPES = ("LATENT",)
+        RETURN_NAMES = ("samples",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {}}
+
+        def run(self):
+            return ()
+
+    class Sender(Base):
+        RETURN_TYPES = ()
+
+    registry = NodeRegistry()
+    registry.register("Base", Base)
+    registry.register("Sender", Sender)
+    assert registry.node_info("Sender")["output_name"] == [] and registry.node_info("Base")["output_name"] == ["samples"]
+    # Names and types declared together must still agree.
+    with pytest.raises(NodeDefinitionError, match="RETURN_NAMES"):
+        registry.register("Broken", type("Broken", (Base,), {"RETURN_TYPES": ("INT", "INT"), "RETURN_NAMES": ("a",)}))

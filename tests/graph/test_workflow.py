@@ -325,7 +325,7 @@ def test_object_info_from_weft_registry_with_tuple_specs():
     assert prompt == {
         "1": {"inputs": {"value": 7}, "class_type": "PrimitiveInt", "_meta": {"title": "Int"}},
         "2": {"inputs": {"string_a": "tiles", "string_b": "wall", "delimiter": "-"},
-              "class_type": "StringConcatenate", "_meta": {"title": "Concatenate"}},
+              "class_type": "StringConcatenate", "_meta": {"title": "Concatenate Text"}},
         "3": {"inputs": {"source": ["2", 0]}, "class_type": "PreviewAny", "_meta": {"title": "Preview Any"}},
     }
 

@@ -51,19 +51,22 @@ def test_schemas_are_comfyuis():
     encode = _schema("CLIPVisionEncode")
     assert encode["input"]["required"] == {"clip_vision": ["CLIP_VISION"], "image": ["IMAGE"],
                                            "crop": [["center", "none"]]}
-    assert (encode["output"], encode["category"], encode["display_name"]) == (["CLIP_VISION_OUTPUT"], "conditioning",
+    assert (encode["output"], encode["category"], encode["display_name"]) == (["CLIP_VISION_OUTPUT"], "model/conditioning",
                                                                               "CLIP Vision Encode")
     loader = _schema("unCLIPCheckpointLoader")
-    assert loader["output"] == ["MODEL", "CLIP", "VAE", "CLIP_VISION"] and loader["category"] == "loaders"
+    assert loader["output"] == ["MODEL", "CLIP", "VAE", "CLIP_VISION"] and loader["category"] == "model/loaders"
+    assert loader["display_name"] == "Load unCLIP Checkpoint"
     assert list(loader["input"]["required"]) == ["ckpt_name"]
     unclip = _schema("unCLIPConditioning")
     assert unclip["input"]["required"]["strength"] == ["FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01}]
     assert unclip["input"]["required"]["noise_augmentation"] == ["FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}]
+    assert unclip["category"] == "model/conditioning"
     assert _schema("CLIPVisionLoader")["display_name"] == "Load CLIP Vision"
+    assert _schema("CLIPVisionLoader")["category"] == _schema("StyleModelLoader")["category"] == "model/loaders"
     style = _schema("StyleModelApply")
     assert style["input_order"]["required"] == ["conditioning", "style_model", "clip_vision_output", "strength", "strength_type"]
     assert style["input"]["required"]["strength"] == ["FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.001}]
-    assert (style["category"], style["display_name"]) == ("conditioning/style_model", "Apply Style Model")
+    assert (style["category"], style["display_name"]) == ("model/conditioning", "Apply Style Model")
     assert _schema("StyleModelLoader")["output"] == ["STYLE_MODEL"]
     hyper = _schema("HypernetworkLoader")
     assert hyper["input_order"]["required"] == ["model", "hypernetwork_name", "strength"]
@@ -213,7 +216,10 @@ def test_gligen_schema_and_box_conditioning(node_services, tmp_path):
                                                 "width", "height", "x", "y"]
     assert apply["input"]["required"]["width"] == ["INT", {"default": 64, "min": 8, "max": 16384, "step": 8}]
     assert apply["input"]["required"]["x"] == ["INT", {"default": 0, "min": 0, "max": 16384, "step": 8}]
-    assert (apply["category"], _schema("GLIGENLoader")["output"]) == ("conditioning/gligen", ["GLIGEN"])
+    assert (apply["category"], _schema("GLIGENLoader")["output"]) == ("model/conditioning/gligen", ["GLIGEN"])
+    assert (apply["display_name"], _schema("GLIGENLoader")["display_name"]) == ("Apply GLIGEN Text Box",
+                                                                                "Load GLIGEN Model")
+    assert _schema("GLIGENLoader")["category"] == "model/loaders"
 
     _, clip, _ = load_checkpoint(write_tiny_checkpoint(tmp_path / "sd1.safetensors", "sd1"),
                                  compute=detect_compute("cpu", force_dtype=torch.float32))

@@ -27,6 +27,17 @@ def test_schema():
     controlnet = info["CLIPTextEncodeControlnet"]
     assert controlnet["input_order"]["required"] == ["clip", "conditioning", "text"]
     assert controlnet["input"]["required"]["text"][1] == {"multiline": True, "dynamicPrompts": True}
+    assert controlnet["category"] == "model/conditioning" and controlnet["experimental"]
+    assert {name: info[name]["display_name"] for name in ("LoraLoader", "LoraLoaderModelOnly", "DualCLIPLoader",
+                                                         "ConditioningAverage", "ConditioningZeroOut")} == {
+        "LoraLoader": "Load LoRA (Model and CLIP)", "LoraLoaderModelOnly": "Load LoRA",
+        "DualCLIPLoader": "Load CLIP (Dual)", "ConditioningAverage": "Conditioning (Average)",
+        "ConditioningZeroOut": "Conditioning Zero Out"}
+    assert info["CLIPSetLastLayer"]["input"]["required"]["stop_at_clip_layer"][1]["advanced"] is True
+    assert info["CLIPLoader"]["input"]["required"]["type"][0][-3:] == ["mage", "minimax", "yue2"]
+    assert len(info["CLIPLoader"]["input"]["required"]["type"][0]) == 29
+    assert info["DualCLIPLoader"]["input"]["required"]["type"][0][6:] == [
+        "hunyuan_video_15", "kandinsky5", "kandinsky5_image", "ltxv", "newbie", "ace"]
     ip2p = info["InstructPixToPixConditioning"]
     assert ip2p["input_order"]["required"] == ["positive", "negative", "vae", "pixels"]
     assert ip2p["output"] == ["CONDITIONING", "CONDITIONING", "LATENT"]

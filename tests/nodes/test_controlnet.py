@@ -45,18 +45,20 @@ def test_signatures_are_comfyuis():
     assert entry("ControlNetApplyAdvanced") == (
         {"positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "control_net": ("CONTROL_NET",),
          "image": ("IMAGE",), "strength": STRENGTH, "start_percent": _percent(0.0), "end_percent": _percent(1.0)},
-        {"vae": ("VAE",)}, "conditioning/controlnet", ["CONDITIONING", "CONDITIONING"], "Apply ControlNet")
+        {"vae": ("VAE",)}, "model/conditioning/controlnet", ["CONDITIONING", "CONDITIONING"], "Apply ControlNet")
     assert list(info["ControlNetApplyAdvanced"]["output_name"]) == ["positive", "negative"]
     assert entry("ControlNetApply") == (
         {"conditioning": ("CONDITIONING",), "control_net": ("CONTROL_NET",), "image": ("IMAGE",),
-         "strength": STRENGTH}, {}, "conditioning/controlnet", ["CONDITIONING"], "Apply ControlNet (OLD)")
+         "strength": STRENGTH}, {}, "model/conditioning/controlnet", ["CONDITIONING"],
+        "Apply ControlNet (DEPRECATED)")
     assert info["ControlNetApply"]["deprecated"] is True
-    assert entry("ControlNetLoader")[2:] == ("loaders", ["CONTROL_NET"], "Load ControlNet Model")
+    assert entry("ControlNetLoader")[2:] == ("model/loaders", ["CONTROL_NET"], "Load ControlNet Model")
     assert entry("DiffControlNetLoader")[0]["model"] == ("MODEL",)
-    assert entry("DiffControlNetLoader")[2:] == ("loaders", ["CONTROL_NET"], "Load ControlNet Model (diff)")
+    assert entry("DiffControlNetLoader")[2:] == ("model/loaders", ["CONTROL_NET"], "Load ControlNet Model (diff)")
     union = entry("SetUnionControlNetType")
     assert union[0]["type"] == (["auto", "openpose", "depth", "hed/pidi/scribble/ted",
                                  "canny/lineart/anime_lineart/mlsd", "normal", "segment", "tile", "repaint"],)
+    # nodes_controlnet.py has no source newer than the Oct 2025 copy: its category is that copy's
     assert union[2:4] == ("conditioning/controlnet", ["CONTROL_NET"])
     alimama = entry("ControlNetInpaintingAliMamaApply")
     assert list(alimama[0]) == ["positive", "negative", "control_net", "vae", "image", "mask", "strength",

@@ -14,9 +14,11 @@ from tests.ldm.loading.test_diffusers_folder import sd1_folder
 
 def test_schema_is_comfyuis():
     registry = NodeRegistry()
-    registry.register_mappings({"DiffusersLoader": loaders.DiffusersLoader}, core=True)
+    registry.register_mappings({"DiffusersLoader": loaders.DiffusersLoader}, loaders.NODE_DISPLAY_NAME_MAPPINGS,
+                               core=True)
     info = registry.object_info()["DiffusersLoader"]
-    assert (info["display_name"], info["category"]) == ("DiffusersLoader", "advanced/loaders/deprecated")
+    assert (info["display_name"], info["category"]) == ("Load Diffusers Model (DEPRECATED)", "model/loaders")
+    assert info["deprecated"] is True
     assert list(info["input"]["required"]) == ["model_path"] and info["output"] == ["MODEL", "CLIP", "VAE"]
     assert loaders.DiffusersLoader.INPUT_TYPES() == {"required": {"model_path": ([],)}}  # no server: no folders
 

@@ -23,7 +23,7 @@ def test_reference_lists_inputs_outputs_and_categories():
     registry = NodeRegistry()
     registry.register_mappings(sampling.NODE_CLASS_MAPPINGS, sampling.NODE_DISPLAY_NAME_MAPPINGS, core=True)
     text = render(registry)
-    assert "## sampling" in text and "### KSampler (Advanced) (`KSamplerAdvanced`)" in text
+    assert "## model/sampling" in text and "### KSampler (Advanced) (`KSamplerAdvanced`)" in text
     assert "| `steps` | `INT` | `20` | min 1, max 10000 | The number of steps used in the denoising process. |" in text
     assert "| `add_noise` | combo | `enable` | `enable`, `disable` |  |" in text
     assert "Outputs: `LATENT` — The denoised latent." in text

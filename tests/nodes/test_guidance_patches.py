@@ -45,6 +45,9 @@ def test_schema():
     assert info["DifferentialDiffusion"]["input"]["optional"]["strength"][1] == {
         "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.0001}
     assert info["PerpNeg"]["deprecated"] and info["PerpNeg"]["display_name"].startswith("Perp-Neg (DEPRECATED")
+    assert info["PerpNeg"]["category"] == info["PerpNegGuider"]["category"] == "experimental"
+    assert info["DifferentialDiffusion"]["category"] == "experimental"
+    assert info["CFGOverride"]["category"] == info["DualModelGuider"]["category"] == "model/sampling/guiders"
     assert info["PerpNegGuider"]["input_order"]["required"] == [
         "model", "positive", "negative", "empty_conditioning", "cfg", "neg_scale"]
     assert info["PerpNegGuider"]["output"] == ["GUIDER"]

@@ -34,23 +34,34 @@ def files_under(root):
 def test_module_registers_cleanly():
     registry = NodeRegistry()
     assert registry.register_mappings(I.NODE_CLASS_MAPPINGS, I.NODE_DISPLAY_NAME_MAPPINGS, core=True) == {}
-    expected = {"LoadImage": "image", "LoadImageMask": "mask", "SaveImage": "image", "PreviewImage": "image",
+    expected = {"LoadImage": "image", "LoadImageMask": "image", "SaveImage": "image", "PreviewImage": "image",
                 "ImageScale": "image/upscaling", "ImageScaleBy": "image/upscaling",
-                "ImageScaleToTotalPixels": "image/upscaling", "ImageInvert": "image", "ImageBatch": "image",
-                "ImageCrop": "image/transform", "ImagePadForOutpaint": "image", "ImageCompositeMasked": "image",
-                "ImageBlend": "image/postprocessing", "ImageBlur": "image/postprocessing",
-                "ImageSharpen": "image/postprocessing", "EmptyImage": "image"}
+                "ImageScaleToTotalPixels": "image/upscaling", "ImageInvert": "image/color",
+                "ImageBatch": "image/batch", "ImageCrop": "image/transform",
+                "ImagePadForOutpaint": "image/transform", "ImageCompositeMasked": "image/compositing",
+                "ImageBlend": "image/filters", "ImageBlur": "image/filters",
+                "ImageSharpen": "image/filters", "EmptyImage": "image"}
     assert {name: registry.get(name).category for name in registry.names()} == expected
     assert registry.get("SaveImage").output_node and registry.get("PreviewImage").output_node
     assert registry.get("ImagePadForOutpaint").return_types == ("IMAGE", "MASK")
     assert registry.get("LoadImage").return_types == ("IMAGE", "MASK")
+    assert registry.get("SaveImage").return_types == registry.get("PreviewImage").return_types == ("IMAGE",)
+    info = registry.object_info()
+    assert info["ImageBatch"]["deprecated"] and info["ImageCrop"]["deprecated"]
+    assert {name: info[name]["display_name"] for name in ("ImageInvert", "ImageBatch", "ImageCrop", "EmptyImage",
+                                                         "ImageCompositeMasked", "ImageBlend", "ImageBlur",
+                                                         "ImageSharpen", "ImageScaleToTotalPixels")} == {
+        "ImageInvert": "Invert Image Colors", "ImageBatch": "Batch Images (DEPRECATED)",
+        "ImageCrop": "Crop Image (DEPRECATED)", "EmptyImage": "Empty Image",
+        "ImageCompositeMasked": "Image Composite Masked", "ImageBlend": "Blend Images", "ImageBlur": "Blur Image",
+        "ImageSharpen": "Sharpen Image", "ImageScaleToTotalPixels": "Scale Image to Total Pixels"}
 
 
 def test_input_specs_match_comfyui():
     save = I.SaveImage.INPUT_TYPES()
     assert save["required"]["filename_prefix"][1]["default"] == "ComfyUI"
     assert save["hidden"] == {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
-    assert I.SaveImage.RETURN_TYPES == ()
+    assert I.SaveImage.RETURN_TYPES == ("IMAGE",) and I.SaveImage.RETURN_NAMES == ("images",)
     assert list(I.PreviewImage.INPUT_TYPES()["required"]) == ["images"]
     scale = I.ImageScale.INPUT_TYPES()["required"]
     assert scale["upscale_method"] == (["nearest-exact", "bilinear", "area", "bicubic", "lanczos"],)
@@ -60,15 +71,15 @@ def test_input_specs_match_comfyui():
                                                                         "step": 0.01}
     total = I.ImageScaleToTotalPixels.INPUT_TYPES()
     assert total["required"]["megapixels"][1] == {"default": 1.0, "min": 0.01, "max": 16.0, "step": 0.01}
-    assert "resolution_steps" in total["optional"]
+    assert total["required"]["resolution_steps"][1] == {"default": 1, "min": 1, "max": 256, "advanced": True}
     pad = I.ImagePadForOutpaint.INPUT_TYPES()["required"]
     assert pad["left"][1] == {"default": 0, "min": 0, "max": 16384, "step": 8}
-    assert pad["feathering"][1] == {"default": 40, "min": 0, "max": 16384, "step": 1}
+    assert pad["feathering"][1] == {"default": 40, "min": 0, "max": 16384, "step": 1, "advanced": True}
     blend = I.ImageBlend.INPUT_TYPES()["required"]
     assert blend["blend_mode"] == (["normal", "multiply", "screen", "overlay", "soft_light", "difference"],)
     assert I.ImageBlur.INPUT_TYPES()["required"]["blur_radius"][1] == {"default": 1, "min": 1, "max": 31, "step": 1}
     assert I.ImageSharpen.INPUT_TYPES()["required"]["alpha"][1] == {"default": 1.0, "min": 0.0, "max": 5.0,
-                                                                     "step": 0.01}
+                                                                     "step": 0.01, "advanced": True}
     empty = I.EmptyImage.INPUT_TYPES()["required"]
     assert empty["color"][1] == {"default": 0, "min": 0, "max": 0xFFFFFF, "step": 1, "display": "color"}
     composite = I.ImageCompositeMasked.INPUT_TYPES()
@@ -156,9 +167,10 @@ def test_load_image_mask_channel(node_services):
 def test_save_image_round_trip(node_services):
     images = torch.rand(2, 4, 5, 3, generator=torch.Generator().manual_seed(0))
     result = I.SaveImage().save_images(images, "ComfyUI", PROMPT, {"workflow": WORKFLOW})
-    assert result == {"ui": {"images": [
+    assert result["ui"] == {"images": [
         {"filename": "ComfyUI_00001_.png", "subfolder": "", "type": "output"},
-        {"filename": "ComfyUI_00002_.png", "subfolder": "", "type": "output"}]}}
+        {"filename": "ComfyUI_00002_.png", "subfolder": "", "type": "output"}]}
+    assert set(result) == {"ui", "result"} and result["result"][0] is images  # the images pass through
     for index, entry in enumerate(result["ui"]["images"]):
         path = node_services.folders.output / entry["filename"]
         with Image.open(path) as saved:
@@ -242,7 +254,8 @@ def test_save_image_failure_leaves_no_partial_file(node_services, monkeypatch):
 
 
 def test_save_image_edge_batches(node_services):
-    assert I.SaveImage().save_images(torch.zeros(0, 2, 2, 3), "ComfyUI") == {"ui": {"images": []}}
+    empty = torch.zeros(0, 2, 2, 3)
+    assert I.SaveImage().save_images(empty, "ComfyUI") == {"ui": {"images": []}, "result": (empty,)}
     with pytest.raises(ValueError):
         I.SaveImage().save_images(torch.zeros(1, 0, 2, 3), "ComfyUI")
     assert files_under(node_services.folders.output) == []

@@ -28,7 +28,10 @@ def test_module_registers_cleanly():
                                                      "interpolation": "monotone_cubic"}})},
         "optional": {"histogram": ("HISTOGRAM",)}}
     assert registry.get("ImageRGBToYUV").return_names == ("Y", "U", "V")
-    assert registry.get("ImageQuantize").category == "image/postprocessing"
+    quantize = registry.get("ImageQuantize")
+    assert (quantize.category, quantize.display_name) == ("image/filters", "Quantize Image")
+    transfer = registry.get("ColorTransfer")
+    assert (transfer.category, transfer.display_name) == ("image/filters", "Transfer Color")
     assert C.ImageQuantize.INPUT_TYPES()["required"]["dither"] == (
         ["none", "floyd-steinberg", "bayer-2", "bayer-4", "bayer-8", "bayer-16"],)
     noise = C.ImageAddNoise.INPUT_TYPES()["required"]
@@ -208,18 +211,19 @@ def test_add_noise_is_seeded_gaussian_noise_clipped():
 
 def test_color_transfer_schema_and_the_dynamic_combo_key():
     spec = C.ColorTransfer.INPUT_TYPES()
-    assert list(spec["required"]) == ["image_target", "method", "source_stats", "strength"]
+    assert list(spec["required"]) == ["image_target", "image_ref", "method", "source_stats", "strength"]
+    assert spec["required"]["image_ref"] == ("IMAGE", {"tooltip": "Reference image(s) to match colors to."})
     assert spec["required"]["method"] == (["reinhard_lab", "mkl_lab", "histogram"],)
     assert spec["required"]["source_stats"][0] == ["per_frame", "uniform", "target_frame"]
     assert spec["required"]["strength"][1] == {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}
-    assert set(spec["optional"]) == {"image_ref", "source_stats.target_index"}
+    assert set(spec["optional"]) == {"source_stats.target_index"}
     target = torch.cat([torch.full((1, 4, 4, 3), 0.2), torch.full((1, 4, 4, 3), 0.6)])
     reference = torch.full((1, 4, 4, 3), 0.8)
-    (out,) = C.ColorTransfer().execute(target, "histogram", "target_frame", 1.0, reference,
+    (out,) = C.ColorTransfer().execute(target, reference, "histogram", "target_frame", 1.0,
                                        **{"source_stats.target_index": 1})
     # frame 1's histogram (all 0.6) maps onto 0.8; frame 0's value falls in an empty source bin below it
     assert torch.allclose(out[1], torch.full((4, 4, 3), 204 / 255))
-    (unchanged,) = C.ColorTransfer().execute(target, "mkl_lab", "per_frame", 1.0)
+    (unchanged,) = C.ColorTransfer().execute(target, reference, "mkl_lab", "per_frame", 0.0)
     assert unchanged is target
 
 

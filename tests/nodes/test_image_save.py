@@ -1,13 +1,17 @@
+import io
 import json
 import struct
 import zlib
 
+import av
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageSequence
 
 from graph.registry import NodeRegistry
+from ldm.imaging import av_stills, avif
+from ldm.imaging.color_spaces import hlg_to_linear
 from nodes import image_save as S
 
 PROMPT = {"3": {"class_type": "SaveAnimatedPNG", "inputs": {}}}
@@ -110,6 +114,10 @@ def test_load_image_output_reads_annotated_output_files(node_services):
 
 # -- SaveImageAdvanced ---------------------------------------------------------------------------------
 
+def option(**values):
+    return {f"format.{key}": value for key, value in values.items()}
+
+
 def test_save_image_advanced_schema():
     registry = NodeRegistry()
     registry.register_mappings(S.NODE_CLASS_MAPPINGS, S.NODE_DISPLAY_NAME_MAPPINGS, core=True)
@@ -118,38 +126,163 @@ def test_save_image_advanced_schema():
         "image", "Save Image (Advanced)", True)
     assert definition.return_names == ("images",)
     spec = S.SaveImageAdvanced.INPUT_TYPES()
-    assert spec["required"]["format"][0] == ["png"]
-    assert spec["optional"]["format.bit_depth"][0] == ["8-bit", "16-bit"]
+    assert spec["required"]["format"][0] == ["png", "exr", "avif"]
+    optional = spec["optional"]
+    assert optional["format.bit_depth"][0] == ["8-bit", "16-bit", "16-bit float", "32-bit float", "auto",
+                                               "8-bit YUV420", "10-bit YUV420"]
+    assert optional["format.input_color_space"][0] == ["sRGB", "HDR", "linear", "linear ACEScg", "HDR PQ"]
+    assert {key: value for key, value in optional["format.crf"][1].items() if key != "tooltip"} == {
+        "default": 18, "min": 1, "max": 63, "advanced": True}
+    assert optional["format.save_mode"][0] == ["still images", "animated"]
+    assert optional["format.save_mode.fps"][1] == {"default": 6.0, "min": 0.01, "max": 1000.0, "step": 0.01}
+    assert optional["format.save_mode.loop_count"][1]["default"] == 0
+    assert S.SaveImageAdvanced.FORMATS["exr"][0][0] == "16-bit float"  # each format's default comes first
+    assert S.SaveImageAdvanced.FORMATS["avif"][0][0] == "auto"
     assert spec["hidden"] == {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
 
 
 def test_save_image_advanced_8bit_png(node_services):
     images = torch.rand(2, 4, 5, 3)
     out = S.SaveImageAdvanced().execute(images, "adv/x", "png", PROMPT, {"workflow": WORKFLOW},
-                                        **{"format.bit_depth": "8-bit", "format.input_color_space": "sRGB"})
+                                        **option(bit_depth="8-bit", input_color_space="sRGB"))
     assert out["result"] == (images,)
-    assert out["ui"]["images"] == [{"filename": f"x_0000{n}.png", "subfolder": "adv", "type": "output"}
-                                   for n in (1, 2)]
+    assert out["ui"] == {"images": [{"filename": f"x_0000{n}.png", "subfolder": "adv", "type": "output"}
+                                    for n in (1, 2)]}
     for index, entry in enumerate(out["ui"]["images"]):
         with Image.open(node_services.folders.output / "adv" / entry["filename"]) as saved:
             np.testing.assert_array_equal(np.asarray(saved), frames_8bit(images)[index])
             assert json.loads(saved.text["prompt"]) == PROMPT and json.loads(saved.text["workflow"]) == WORKFLOW
+            assert "srgb" in saved.info and saved.info["gamma"] == pytest.approx(0.45455)
 
 
 def test_save_image_advanced_16bit_png(node_services):
     grey = torch.rand(1, 3, 4, 1)
-    S.SaveImageAdvanced().execute(grey, "deep", "png", **{"format.bit_depth": "16-bit"})
+    S.SaveImageAdvanced().execute(grey, "deep", "png", **option(bit_depth="16-bit"))
     with Image.open(node_services.folders.output / "deep_00001.png") as saved:
         assert saved.mode == "I;16"
         expected = np.clip(grey[0, ..., 0].double().numpy() * 65535, 0, 65535).astype(np.uint16)
         np.testing.assert_array_equal(np.asarray(saved), expected)
     rgba = torch.rand(1, 3, 4, 4)
-    S.SaveImageAdvanced().execute(rgba, "deep", "png", **{"format.bit_depth": "16-bit"})
+    S.SaveImageAdvanced().execute(rgba, "deep", "png", **option(bit_depth="16-bit"))
     data = (node_services.folders.output / "deep_00002.png").read_bytes()
     assert data[24:26] == bytes([16, 6])  # IHDR: bit depth 16, colour type RGBA
     with Image.open(node_services.folders.output / "deep_00002.png") as saved:  # Pillow keeps the high bytes
         high = np.clip(rgba[0].double().numpy() * 65535, 0, 65535).astype(np.uint16) >> 8
         np.testing.assert_array_equal(np.asarray(saved), high.astype(np.uint8))
+
+
+def read_exr(path):
+    data = path.read_bytes()
+    with av.open(io.BytesIO(data)) as container:
+        frame = next(container.decode(video=0))
+    return av_stills.read_exr_header(data)[0], frame
+
+
+@pytest.mark.parametrize("bit_depth,pixel_format", [("32-bit float", "gbrpf32le"), ("16-bit float", "gbrpf16le")])
+def test_save_image_advanced_exr(node_services, bit_depth, pixel_format):
+    images = torch.rand(2, 3, 4, 3)
+    out = S.SaveImageAdvanced().execute(images, "hdr/shot", "exr", PROMPT, {"workflow": WORKFLOW},
+                                        **option(bit_depth=bit_depth, input_color_space="HDR"))
+    assert out["ui"] == {"images": [{"filename": f"shot_0000{n}.exr", "subfolder": "hdr", "type": "output"}
+                                    for n in (1, 2)]}
+    attributes, frame = read_exr(node_services.folders.output / "hdr" / "shot_00002.exr")
+    assert frame.format.name == pixel_format and (frame.width, frame.height) == (4, 3)
+    if bit_depth == "32-bit float":
+        np.testing.assert_allclose(frame.to_ndarray(), hlg_to_linear(images[1]).numpy(), rtol=1e-6)
+    assert json.loads(attributes["prompt"][1]) == PROMPT and json.loads(attributes["workflow"][1]) == WORKFLOW
+    primaries = struct.unpack("<8f", attributes["chromaticities"][1])
+    np.testing.assert_allclose(primaries, (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290), rtol=1e-6)
+
+
+def test_save_image_advanced_exr_defaults_and_acescg(node_services):
+    images = torch.rand(1, 2, 2, 4) * 3
+    S.SaveImageAdvanced().execute(images, "cg", "exr", **option(input_color_space="linear ACEScg"))
+    attributes, frame = read_exr(node_services.folders.output / "cg_00001.exr")
+    assert frame.format.name == "gbrapf16le"  # 16-bit float by default
+    np.testing.assert_allclose(struct.unpack("<8f", attributes["chromaticities"][1])[6:], (0.32168, 0.33767),
+                               rtol=1e-6)
+    assert "prompt" not in attributes
+
+
+def avif_frames(path) -> list:
+    with av.open(str(path)) as container:
+        return list(container.decode(container.streams.video[-1]))
+
+
+def smooth(frames: int) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.linspace(0.1, 0.9, 32), torch.linspace(0.1, 0.9, 32), indexing="ij")
+    return torch.stack([torch.stack([x, y, (x + y) / 2], dim=-1) * (1 - 0.1 * n) for n in range(frames)])
+
+
+def test_save_image_advanced_avif_stills(node_services):
+    images = smooth(2)
+    out = S.SaveImageAdvanced().execute(images, "av", "avif", PROMPT, {"workflow": WORKFLOW},
+                                        **option(bit_depth="auto", input_color_space="HDR PQ", crf=18,
+                                                 save_mode="still images"))
+    assert out["ui"] == {"images": [{"filename": f"av_0000{n}.avif", "subfolder": "", "type": "output"}
+                                    for n in (1, 2)]}
+    for index, entry in enumerate(out["ui"]["images"]):
+        path = node_services.folders.output / entry["filename"]
+        (frame,) = avif_frames(path)
+        assert frame.format.name == "yuv420p10le"  # auto: 10-bit for HDR
+        assert (int(frame.color_primaries), int(frame.color_trc), int(frame.colorspace)) == (9, 16, 9)
+        assert np.abs(frame.to_ndarray(format="rgb48le") / 65535.0 - images[index].numpy()).mean() < 0.008
+        with Image.open(path) as saved:
+            exif = saved.getexif()
+            assert json.loads(exif[0x0110].removeprefix("prompt:")) == PROMPT
+            assert json.loads(exif[0x010F].removeprefix("workflow:")) == WORKFLOW
+
+
+def test_save_image_advanced_animated_avif(node_services):
+    images = smooth(3)
+    out = S.SaveImageAdvanced().execute(images, "anim", "avif", PROMPT, {"workflow": WORKFLOW},
+                                        **option(bit_depth="8-bit YUV420", input_color_space="sRGB", crf=18,
+                                                 save_mode="animated", **{"save_mode.fps": 12.0,
+                                                                          "save_mode.loop_count": 0}))
+    assert out["ui"] == {"images": [{"filename": "anim_00001.avif", "subfolder": "", "type": "output"}],
+                         "animated": (True,)}
+    frames = avif_frames(node_services.folders.output / "anim_00001.avif")
+    assert len(frames) == 3 and frames[0].format.name == "yuv420p"
+    assert (int(frames[0].color_primaries), int(frames[0].color_trc), int(frames[0].colorspace)) == (1, 13, 1)
+    one = S.SaveImageAdvanced().execute(images[:1], "anim", "avif", **option(save_mode="animated"))
+    assert "animated" not in one["ui"]  # one image is not flagged animated
+
+
+def test_save_image_advanced_without_metadata(node_services):
+    node_services.options.disable_metadata = True
+    execute = S.SaveImageAdvanced().execute
+    execute(torch.rand(1, 2, 2, 3), "plain", "png", PROMPT, {"workflow": WORKFLOW})
+    with Image.open(node_services.folders.output / "plain_00001.png") as saved:
+        assert "prompt" not in saved.info and "workflow" not in saved.info and "srgb" in saved.info
+    execute(torch.rand(1, 2, 2, 3), "plain", "exr", PROMPT, {"workflow": WORKFLOW})
+    (exr,) = node_services.folders.output.glob("plain_*.exr")
+    attributes, _ = read_exr(exr)
+    assert "prompt" not in attributes and "chromaticities" in attributes
+    execute(smooth(1), "plain", "avif", PROMPT, {"workflow": WORKFLOW})
+    (saved_avif,) = node_services.folders.output.glob("plain_*.avif")
+    assert avif.read_exif_item(saved_avif.read_bytes()) is None
+
+
+@pytest.mark.parametrize("format,options,message", [
+    ("jpeg", {}, "Unsupported format"),
+    ("png", option(bit_depth="32-bit float"), "bit depth"),
+    ("png", option(input_color_space="HDR"), "input color space"),
+    ("exr", option(bit_depth="16-bit"), "bit depth"),
+    ("exr", option(input_color_space="HDR PQ"), "input color space"),
+    ("avif", option(bit_depth="16-bit float"), "bit depth"),
+    ("avif", option(input_color_space="linear"), "input color space"),
+    ("avif", option(save_mode="video"), "save mode"),
+])
+def test_save_image_advanced_refuses_what_comfyui_refuses(node_services, format, options, message):
+    with pytest.raises(ValueError, match=message):
+        S.SaveImageAdvanced().execute(torch.rand(1, 2, 2, 3), "x", format, **options)
+    assert not any(node_services.folders.output.iterdir())
+
+
+@pytest.mark.parametrize("format,channels", [("avif", 4), ("png", 2), ("exr", 2)])
+def test_save_image_advanced_refuses_channel_counts(node_services, format, channels):
+    with pytest.raises(ValueError, match=f"{channels}-channel"):
+        S.SaveImageAdvanced().execute(torch.rand(1, 16, 16, channels), "x", format)
 
 
 def test_save_image_advanced_never_replaces_a_file(node_services):

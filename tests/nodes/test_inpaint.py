@@ -27,7 +27,7 @@ def test_schema():
     imc = info["InpaintModelConditioning"]
     assert imc["input_order"]["required"] == ["positive", "negative", "vae", "pixels", "mask", "noise_mask"]
     assert imc["output"] == ["CONDITIONING", "CONDITIONING", "LATENT"]
-    assert imc["output_name"] == ["positive", "negative", "latent"] and imc["category"] == "conditioning/inpaint"
+    assert imc["output_name"] == ["positive", "negative", "latent"] and imc["category"] == "model/conditioning"
     x4 = info["SD_4XUpscale_Conditioning"]
     assert x4["input_order"]["required"] == ["images", "positive", "negative", "scale_ratio", "noise_augmentation"]
     assert x4["input"]["required"]["noise_augmentation"][1]["default"] == 0.25

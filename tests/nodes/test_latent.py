@@ -25,22 +25,27 @@ def test_module_registers_cleanly():
         "EmptyLatentImage", "LatentUpscale", "LatentUpscaleBy", "LatentComposite", "LatentCompositeMasked",
         "LatentBlend", "LatentFromBatch", "RepeatLatentBatch", "LatentCrop", "LatentFlip", "LatentRotate",
         "SetLatentNoiseMask"}
+    info = registry.object_info()
+    assert info["LatentFromBatch"]["display_name"] == "Get Latent From Batch"
+    assert info["LatentCompositeMasked"]["display_name"] == "Latent Composite Masked"
 
 
 @pytest.mark.parametrize("node, category, inputs", [
-    (L.EmptyLatentImage, "latent", {"width": ("INT", 512, 16, 16384, 8), "height": ("INT", 512, 16, 16384, 8),
-                                    "batch_size": ("INT", 1, 1, 4096, None)}),
-    (L.LatentUpscale, "latent", {"width": ("INT", 512, 0, 16384, 8), "height": ("INT", 512, 0, 16384, 8)}),
-    (L.LatentUpscaleBy, "latent", {"scale_by": ("FLOAT", 1.5, 0.01, 8.0, 0.01)}),
-    (L.LatentComposite, "latent", {"x": ("INT", 0, 0, 16384, 8), "feather": ("INT", 0, 0, 16384, 8)}),
-    (L.LatentCompositeMasked, "latent", {"y": ("INT", 0, 0, 16384, 8)}),
-    (L.LatentBlend, "_for_testing", {"blend_factor": ("FLOAT", 0.5, 0, 1, 0.01)}),
-    (L.LatentFromBatch, "latent/batch", {"batch_index": ("INT", 0, 0, 63, None), "length": ("INT", 1, 1, 64, None)}),
-    (L.RepeatLatentBatch, "latent/batch", {"amount": ("INT", 1, 1, 64, None)}),
-    (L.LatentCrop, "latent/transform", {"width": ("INT", 512, 64, 16384, 8), "x": ("INT", 0, 0, 16384, 8)}),
-    (L.LatentFlip, "latent/transform", {}),
-    (L.LatentRotate, "latent/transform", {}),
-    (L.SetLatentNoiseMask, "latent/inpaint", {}),
+    (L.EmptyLatentImage, "model/latent", {"width": ("INT", 1024, 16, 16384, 8),
+                                          "height": ("INT", 1024, 16, 16384, 8),
+                                          "batch_size": ("INT", 1, 1, 4096, None)}),
+    (L.LatentUpscale, "model/latent", {"width": ("INT", 512, 0, 16384, 8), "height": ("INT", 512, 0, 16384, 8)}),
+    (L.LatentUpscaleBy, "model/latent", {"scale_by": ("FLOAT", 1.5, 0.01, 8.0, 0.01)}),
+    (L.LatentComposite, "model/latent", {"x": ("INT", 0, 0, 16384, 8), "feather": ("INT", 0, 0, 16384, 8)}),
+    (L.LatentCompositeMasked, "model/latent", {"y": ("INT", 0, 0, 16384, 8)}),
+    (L.LatentBlend, "experimental", {"blend_factor": ("FLOAT", 0.5, 0, 1, 0.01)}),
+    (L.LatentFromBatch, "model/latent/batch", {"batch_index": ("INT", 0, -16384, 16384, None),
+                                               "length": ("INT", 1, 1, 64, None)}),
+    (L.RepeatLatentBatch, "model/latent/batch", {"amount": ("INT", 1, 1, 64, None)}),
+    (L.LatentCrop, "model/latent/transform", {"width": ("INT", 512, 64, 16384, 8), "x": ("INT", 0, 0, 16384, 8)}),
+    (L.LatentFlip, "model/latent/transform", {}),
+    (L.LatentRotate, "model/latent/transform", {}),
+    (L.SetLatentNoiseMask, "model/latent", {}),
 ])
 def test_schema_matches_comfyui(node, category, inputs):
     assert node.CATEGORY == category
@@ -134,6 +139,14 @@ def test_latent_from_batch():
     assert again["batch_index"] == [2] and torch.equal(again["samples"], source["samples"][2:3])
     (clamped,) = L.LatentFromBatch().frombatch(latent(batch=2), 63, 64)
     assert clamped["batch_index"] == [1]
+    # a negative index counts from the end of the batch, then clamps like any other
+    (last,) = L.LatentFromBatch().frombatch(source, -1, 3)
+    assert last["batch_index"] == [3] and torch.equal(last["samples"], source["samples"][3:4])
+    assert last["noise_mask"].flatten().tolist() == [1.0]
+    (two,) = L.LatentFromBatch().frombatch(source, -3, 2)
+    assert two["batch_index"] == [1, 2] and torch.equal(two["samples"], source["samples"][1:3])
+    (first,) = L.LatentFromBatch().frombatch(source, -16384, 1)
+    assert first["batch_index"] == [0]
     assert "batch_index" not in source
 
 

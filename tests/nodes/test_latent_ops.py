@@ -7,6 +7,7 @@ arithmetic for cuts and batches.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from scipy import ndimage
 
@@ -39,6 +40,13 @@ def test_registers_with_comfyui_signatures():
     assert list(info["LatentApplyOperationCFG"]["input"]["optional"]) == ["start_percent", "end_percent"]
     assert info["GetLatentSize"]["output_name"] == ["width", "height", "frames", "batch_size"]
     assert info["RebatchLatents"]["output_is_list"] == [True]
+    assert info["RebatchLatents"]["category"] == "model/latent/batch"
+    assert info["RebatchLatents"]["input_order"]["required"] == [
+        "latents", "batch_size", "dimension", "overlap", "merge_overlap_mode"]
+    rebatch = info["RebatchLatents"]["input"]["required"]
+    assert rebatch["dimension"][0] == ["b", "t (video only)", "t (audio only)"]
+    assert rebatch["merge_overlap_mode"][0] == ["truncate start", "truncate end", "fade smooth", "fade linear"]
+    assert rebatch["overlap"][1]["advanced"] and rebatch["merge_overlap_mode"][1]["advanced"]
     assert info["BatchLatentsNode"]["input"]["required"] == {"latents.latent0": ("LATENT",)}
     assert len(info["BatchLatentsNode"]["input"]["optional"]) == 49
     assert info["LatentAdd"]["category"] == "model/latent/advanced"
@@ -212,14 +220,55 @@ def test_apply_operation_cfg_hooks_the_guidance_inside_its_range(sd1):
 def test_rebatch_regroups_and_keeps_indices_and_masks():
     mask = torch.zeros(1, 1, 16, 16)
     latents = [latent(3, 4, 2, 2, seed=1), latent(2, 4, 2, 2, seed=2, noise_mask=mask), latent(2, 4, 3, 3, seed=3)]
-    [out] = latent_ops.RebatchLatents().rebatch(latents, [2])
+    [out] = latent_ops.RebatchLatents().rebatch(latents, [2], ["b"], [0], ["truncate start"])
     assert [o["samples"].shape[0] for o in out] == [2, 2, 1, 2]
     assert [o["batch_index"] for o in out] == [[0, 1], [2, 3], [4], [5, 6]]
     joined = torch.cat([latents[0]["samples"], latents[1]["samples"]])
     torch.testing.assert_close(torch.cat([o["samples"] for o in out[:3]]), joined)
     assert "noise_mask" not in out[0]  # all ones: no mask
-    torch.testing.assert_close(out[1]["noise_mask"][1], torch.zeros(1, 16, 16))  # the masked latent's
+    torch.testing.assert_close(out[1]["noise_mask"][1], torch.zeros(1, 2, 2))  # the masked latent's, latent size
+    torch.testing.assert_close(out[1]["noise_mask"][0], torch.ones(1, 2, 2))  # unmasked: all ones
     assert out[3]["samples"].shape[-1] == 3 and "noise_mask" not in out[3]
+
+
+def test_rebatch_overlap_repeats_and_reconciles_entries():
+    frames = [{"samples": torch.arange(n, dtype=torch.float32).reshape(n, 1, 1, 1) + start}
+              for n, start in ((3, 0), (3, 10))]
+    values = lambda out: [o["samples"].flatten().tolist() for o in out]  # noqa: E731
+    # consecutive outputs repeat two entries
+    six = [{"samples": torch.arange(6, dtype=torch.float32).reshape(6, 1, 1, 1)}]
+    [out] = latent_ops.RebatchLatents().rebatch(six, [4], ["b"], [2], ["truncate start"])
+    assert values(out) == [[0, 1, 2, 3], [2, 3, 4, 5]]
+    assert [o["batch_index"] for o in out] == [[0, 1, 2, 3], [2, 3, 4, 5]]
+    # consecutive inputs are taken to share two entries: "truncate start" keeps the first input's copy
+    [start] = latent_ops.RebatchLatents().rebatch(frames, [10], ["b"], [2], ["truncate start"])
+    assert values(start) == [[0, 1, 2, 12]] and start[0]["batch_index"] == [0, 1, 2, 5]
+    [late] = latent_ops.RebatchLatents().rebatch(frames, [10], ["b"], [2], ["truncate end"])
+    assert values(late) == [[0, 10, 11, 12]] and late[0]["batch_index"] == [0, 3, 4, 5]
+    [fade] = latent_ops.RebatchLatents().rebatch(frames, [10], ["b"], [2], ["fade linear"])
+    assert values(fade) == [[0, 1, 11, 12]]  # weights 0 then 1 across the two shared entries
+    [smooth] = latent_ops.RebatchLatents().rebatch(frames, [10], ["b"], [3], ["fade smooth"])
+    assert values(smooth) == [[0, 6, 12]]  # smoothstep(0.5) = 0.5 halfway
+    with pytest.raises(ValueError, match="smaller than the batch size"):
+        latent_ops.RebatchLatents().rebatch(frames, [2], ["b"], [2], ["truncate start"])
+
+
+def test_rebatch_along_the_last_axis_and_refuses_video_time_for_images():
+    wide = latent(1, 4, 2, 5, seed=4)
+    mask = torch.zeros(1, 16, 40)
+    mask[..., 24:] = 1.0
+    [out] = latent_ops.RebatchLatents().rebatch([{**wide, "noise_mask": mask}], [2], ["t (audio only)"], [0],
+                                                ["truncate start"])
+    assert [o["samples"].shape[-1] for o in out] == [2, 2, 1]
+    torch.testing.assert_close(torch.cat([o["samples"] for o in out], dim=-1), wide["samples"])
+    assert all("batch_index" not in o for o in out)  # the batch itself is not regrouped
+    assert out[0]["noise_mask"].shape == (1, 1, 2, 2) and "noise_mask" not in out[2]  # last column: all ones
+    with pytest.raises(ValueError, match="video time dimension"):
+        latent_ops.RebatchLatents().rebatch([wide], [2], ["t (video only)"], [0], ["truncate start"])
+    video = {"samples": torch.randn(1, 4, 5, 2, 2)}
+    [clips] = latent_ops.RebatchLatents().rebatch([video], [2], ["t (video only)"], [1], ["truncate start"])
+    assert [c["samples"].shape[2] for c in clips] == [2, 2, 2, 2]
+    torch.testing.assert_close(clips[1]["samples"], video["samples"][:, :, 1:3])
 
 
 def test_ksampler_runs_the_cfg_operation_on_every_step_in_range(tmp_path, sd1):

@@ -54,9 +54,11 @@ def test_nodes_register_with_comfyui_schema(run):
     info = run(registry.object_info)
     simple = info["CheckpointLoaderSimple"]
     assert simple["input"]["required"]["ckpt_name"][0] == ["sd15/tiny.safetensors", "tiny_sd2.safetensors"]
-    assert simple["output"] == ["MODEL", "CLIP", "VAE"] and simple["category"] == "loaders"
-    assert info["UNETLoader"]["input"]["required"]["weight_dtype"][0] == [
-        "default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+    assert simple["output"] == ["MODEL", "CLIP", "VAE"] and simple["category"] == "model/loaders"
+    assert {info[name]["category"] for name in ("CheckpointLoader", "UNETLoader", "VAELoader",
+                                                 "DiffusersLoader")} == {"model/loaders"}
+    assert info["UNETLoader"]["input"]["required"]["weight_dtype"] == (
+        ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"], {"advanced": True})
     assert info["UNETLoader"]["display_name"] == "Load Diffusion Model"
     assert info["CheckpointSave"]["output_node"] is True
     assert info["CheckpointSave"]["input"]["required"]["filename_prefix"] == (

@@ -12,9 +12,12 @@ def test_module_registers_cleanly_with_comfyui_names_and_categories():
                                      "GrowMask", "ThresholdMask", "ImageToMask", "MaskToImage", "ImageColorToMask"}
     for name in registry.names():
         definition = registry.get(name)
-        assert definition.category == "mask"
+        assert definition.category == "image/mask"
         assert definition.return_types == (("IMAGE",) if name == "MaskToImage" else ("MASK",))
     assert registry.get("ImageToMask").display_name == "Convert Image to Mask"
+    assert {name: registry.get(name).display_name for name in ("SolidMask", "MaskComposite", "ImageColorToMask")} == {
+        "SolidMask": "Create Solid Mask", "MaskComposite": "Combine Masks",
+        "ImageColorToMask": "Convert Image Color to Mask"}
 
 
 def test_input_specs_match_comfyui():
@@ -24,11 +27,11 @@ def test_input_specs_match_comfyui():
     assert required(M.CropMask)["x"] == ("INT", {"default": 0, "min": 0, "max": 16384, "step": 1})
     assert required(M.MaskComposite)["operation"] == (["multiply", "add", "subtract", "and", "or", "xor"],)
     assert required(M.GrowMask)["expand"] == ("INT", {"default": 0, "min": -16384, "max": 16384, "step": 1})
-    assert required(M.GrowMask)["tapered_corners"] == ("BOOLEAN", {"default": True})
+    assert required(M.GrowMask)["tapered_corners"] == ("BOOLEAN", {"default": True, "advanced": True})
     assert required(M.ThresholdMask)["value"] == ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01})
     assert required(M.ImageToMask)["channel"] == (["red", "green", "blue", "alpha"],)
     assert required(M.ImageColorToMask)["color"] == (
-        "INT", {"default": 0, "min": 0, "max": 0xFFFFFF, "step": 1, "display": "color"})
+        "INT", {"default": 0, "min": 0, "max": 0xFFFFFF, "step": 1, "display": "number"})
     assert list(required(M.FeatherMask)) == ["mask", "left", "top", "right", "bottom"]
 
 

@@ -73,6 +73,9 @@ def test_schema_is_comfyuis():
     assert (bypass["display_name"], bypass["category"], bypass["experimental"]) == (
         "Load LoRA (Bypass) (For debugging)", "loaders", True)
     assert model_only["display_name"] == "Load LoRA (Bypass, Model Only) (for debugging)"
+    # both keep nodes_lora_debug.py's own category and description, whatever LoraLoader's are
+    assert model_only["category"] == "loaders" and model_only["description"] == bypass["description"]
+    assert bypass["description"].startswith("Apply LoRA in bypass mode.")
     assert list(bypass["input"]["required"]) == ["model", "clip", "lora_name", "strength_model", "strength_clip"]
     assert bypass["input"]["required"]["strength_clip"][1]["min"] == -100.0 and bypass["output"] == ["MODEL", "CLIP"]
     assert list(model_only["input"]["required"]) == ["model", "lora_name", "strength_model"]

@@ -17,11 +17,12 @@ def test_schema():
     assert registry.register_mappings(model_patches.NODE_CLASS_MAPPINGS, core=True) == {}
     info = registry.object_info()
     assert info["ModelSamplingDiscrete"]["input"]["required"]["sampling"][0] == [
-        "eps", "v_prediction", "lcm", "x0", "img_to_img"]
-    assert info["ModelSamplingDiscrete"]["input"]["required"]["zsnr"] == ("BOOLEAN", {"default": False})
+        "eps", "v_prediction", "lcm", "x0", "img_to_img", "img_to_img_flow"]
+    assert info["ModelSamplingDiscrete"]["input"]["required"]["zsnr"] == ("BOOLEAN", {"default": False,
+                                                                                       "advanced": True})
     assert info["RescaleCFG"]["input"]["required"]["multiplier"][1] == {"default": 0.7, "min": 0.0, "max": 1.0,
                                                                          "step": 0.01}
-    assert info["RescaleCFG"]["category"] == info["ModelSamplingDiscrete"]["category"] == "advanced/model"
+    assert info["RescaleCFG"]["category"] == info["ModelSamplingDiscrete"]["category"] == "model/patch"
 
 
 def test_model_sampling_discrete_patches_a_clone(sd1):
@@ -46,6 +47,26 @@ def test_patched_sampling_is_used_by_ksampler(tmp_path, sd1):
     sigma_max = float(model_sampling_of(img2img).sigma_max)
     # img_to_img feeds the unscaled state: noise·sqrt(1+σ²) reaches the network as it is
     torch.testing.assert_close(engine.unet.inputs[0], start * (1 + sigma_max ** 2) ** 0.5, atol=1e-4, rtol=1e-5)
+
+
+def test_img_to_img_flow_starts_from_the_latent_and_reads_the_result_inverted(tmp_path, sd1):
+    model, _, _ = sd1
+    [flow] = model_patches.ModelSamplingDiscrete().patch(model, "img_to_img_flow", False)
+    assert model_sampling_of(flow).prediction.name == "img_to_img_flow"
+    latent = {"samples": torch.full((1, 4, 8, 8), 0.5)}
+    outputs, inputs = [], []
+    for seed in (3, 4):
+        engine = RecordingEngine()
+        run = make_runner(tmp_path, engine)
+        [out] = run(sampling.KSampler().sample, flow, seed, 2, 1.0, "euler", "normal", cond(), cond(0.0), latent)
+        outputs.append(out["samples"])
+        inputs.append(engine.unet.inputs[0])
+    # no noise is added: the network first sees the (scaled) latent itself, whatever the seed
+    torch.testing.assert_close(inputs[0], inputs[1])
+    torch.testing.assert_close(inputs[0], torch.full_like(inputs[0], 0.5 * 0.18215))
+    # the recording UNet predicts x0 = 0; the sampled latent is read back as 1 - x0 (then unscaled)
+    torch.testing.assert_close(outputs[0], torch.full_like(outputs[0], 1 / 0.18215))
+    torch.testing.assert_close(outputs[0], outputs[1])
 
 
 def test_rescale_cfg_installs_the_cfg_hook_on_a_clone(tmp_path, sd1):

@@ -60,7 +60,11 @@ def test_schema_is_comfyuis():
     assert lora_save["input"]["required"]["lora_type"] == (["standard", "full_diff"],)
     assert list(lora_save["input"]["optional"]) == ["model_diff", "text_encoder_diff"]
     assert info["SaveLatent"]["input"]["required"]["filename_prefix"] == ("STRING", {"default": "latents/ComfyUI"})
-    assert info["LoadLatent"]["category"] == "_for_testing" and info["LoadLatent"]["output"] == ["LATENT"]
+    assert (info["SaveLatent"]["category"], info["SaveLatent"]["display_name"]) == ("model/latent", "Save Latent")
+    assert (info["SaveLatent"]["output"], info["SaveLatent"]["output_name"]) == (["LATENT"], ["samples"])
+    assert info["SaveLatent"]["output_node"] is True
+    assert (info["LoadLatent"]["category"], info["LoadLatent"]["display_name"]) == ("model/latent", "Load Latent")
+    assert info["LoadLatent"]["output"] == ["LATENT"]
     save_cond = info["SaveConditioning"]
     assert (save_cond["display_name"], save_cond["category"], save_cond["output_node"]) == (
         "Save Conditioning", "model/conditioning", True)
@@ -208,9 +212,12 @@ def test_standard_lora_is_comfyuis_clamped_truncated_svd(node_services, checkpoi
 
 def test_latents_round_trip_and_old_files_are_rescaled(node_services):
     samples = torch.randn(2, 4, 8, 6)
-    result = S.SaveLatent().save({"samples": samples}, "latents/ComfyUI", prompt={"3": {}})
-    assert result == {"ui": {"latents": [{"filename": "ComfyUI_00001_.latent", "subfolder": "latents",
-                                          "type": "output"}]}}
+    latent = {"samples": samples}
+    result = S.SaveLatent().save(latent, "latents/ComfyUI", prompt={"3": {}})
+    assert result["ui"] == {"latents": [{"filename": "ComfyUI_00001_.latent", "subfolder": "latents",
+                                         "type": "output"}]}
+    # the latent passes through unchanged, so the node can sit inside a chain
+    assert len(result["result"]) == 1 and result["result"][0] is latent
     path = node_services.folders.output / "latents" / "ComfyUI_00001_.latent"
     tensors, metadata = load_state_dict(path)
     assert set(tensors) == {"latent_tensor", "latent_format_version_0"} and metadata["prompt"] == '{"3": {}}'

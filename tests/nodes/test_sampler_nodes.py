@@ -16,7 +16,9 @@ from tests.nodes.sampling_support import make_runner
 from tests.nodes.sampling_support import one_torch_thread, sd1, tiny_sd1  # noqa: F401 (fixtures)
 
 STEPS, CFG, SEED = 3, 4.0, 21
-CATEGORY = "sampling/custom_sampling/samplers"
+CATEGORY = "model/sampling/samplers"
+#: nodes_advanced_samplers.py and the LCM sampler have no source newer than the Oct 2025 copy
+OLD_CATEGORY = "sampling/custom_sampling/samplers"
 
 
 def test_schema_is_comfyuis():
@@ -28,7 +30,9 @@ def test_schema_is_comfyuis():
                          "SamplerDPMAdaptative", "SamplerER_SDE", "SamplerSASolver", "SamplerSEEDS2",
                          "SamplerLCMUpscale", "SamplerLCM"}
     assert all(node["output"] == ["SAMPLER"] for node in info.values())
-    assert {name for name, node in info.items() if node["category"] != CATEGORY} == {"SamplerEulerCFGpp"}
+    assert {name for name, node in info.items() if node["category"] != CATEGORY} == {
+        "SamplerEulerCFGpp", "SamplerLCM", "SamplerLCMUpscale"}
+    assert info["SamplerLCM"]["category"] == info["SamplerLCMUpscale"]["category"] == OLD_CATEGORY
     assert info["SamplerEulerCFGpp"]["category"] == "_for_testing" and info["SamplerEulerCFGpp"]["experimental"]
     assert info["SamplerEulerCFGpp"]["display_name"] == "SamplerEulerCFG++"
     assert info["SamplerEulerAncestralCFGPP"]["display_name"] == "SamplerEulerAncestralCFG++"

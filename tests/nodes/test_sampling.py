@@ -49,15 +49,18 @@ def test_schema_is_comfyuis():
     # ComfyUI's names in its order (comfy.samplers.SAMPLER_NAMES)
     assert required["sampler_name"][0] == COMFYUI_SAMPLERS
     assert required["scheduler"][0] == COMFYUI_SCHEDULERS
-    assert info["output"] == ["LATENT"] and info["category"] == "sampling"
+    assert info["output"] == ["LATENT"] and info["category"] == "model/sampling"
     advanced = registry.node_info("KSamplerAdvanced")
     assert advanced["display_name"] == "KSampler (Advanced)"
     assert advanced["input_order"]["required"] == [
         "model", "add_noise", "noise_seed", "steps", "cfg", "sampler_name", "scheduler", "positive", "negative",
         "latent_image", "start_at_step", "end_at_step", "return_with_leftover_noise"]
-    assert advanced["input"]["required"]["add_noise"][0] == ["enable", "disable"]
-    assert advanced["input"]["required"]["return_with_leftover_noise"][0] == ["disable", "enable"]
-    assert advanced["input"]["required"]["end_at_step"][1] == {"default": 10000, "min": 0, "max": 10000}
+    assert advanced["category"] == "model/sampling"
+    assert advanced["input"]["required"]["add_noise"] == (["enable", "disable"], {"advanced": True})
+    assert advanced["input"]["required"]["return_with_leftover_noise"] == (["disable", "enable"], {"advanced": True})
+    assert advanced["input"]["required"]["end_at_step"][1] == {"default": 10000, "min": 0, "max": 10000,
+                                                               "advanced": True}
+    assert advanced["input"]["required"]["start_at_step"][1]["advanced"] is True
 
 
 def test_ksampler_is_common_ksampler_on_the_handle(tmp_path, sd1):

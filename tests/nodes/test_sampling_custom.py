@@ -20,7 +20,7 @@ from tests.nodes.test_sampling import _fake_handle, cond
 
 def test_schema():
     registry = NodeRegistry()
-    assert registry.register_mappings(cs.NODE_CLASS_MAPPINGS, core=True) == {}
+    assert registry.register_mappings(cs.NODE_CLASS_MAPPINGS, cs.NODE_DISPLAY_NAME_MAPPINGS, core=True) == {}
     info = registry.object_info()
     assert set(info) == {"SamplerCustom", "SamplerCustomAdvanced", "KSamplerSelect", "BasicScheduler",
                          "KarrasScheduler", "ExponentialScheduler", "SDTurboScheduler", "SplitSigmas",
@@ -33,10 +33,22 @@ def test_schema():
         "model", "add_noise", "noise_seed", "cfg", "positive", "negative", "sampler", "sigmas", "latent_image"]
     assert info["SplitSigmas"]["output_name"] == ["high_sigmas", "low_sigmas"]
     assert info["KarrasScheduler"]["input"]["required"]["sigma_max"][1]["default"] == 14.614642
+    assert all(info["KarrasScheduler"]["input"]["required"][name][1]["advanced"]
+               for name in ("sigma_max", "sigma_min", "rho"))
+    assert info["SamplerCustom"]["input"]["required"]["add_noise"][1] == {"default": True, "advanced": True}
     assert info["SDTurboScheduler"]["input"]["required"]["steps"][1] == {"default": 1, "min": 1, "max": 10}
-    assert info["BasicScheduler"]["category"] == "sampling/custom_sampling/schedulers"
+    assert {name: info[name]["category"] for name in ("SamplerCustom", "SamplerCustomAdvanced", "KSamplerSelect",
+                                                      "BasicScheduler", "SplitSigmas", "CFGGuider",
+                                                      "RandomNoise")} == {
+        "SamplerCustom": "model/sampling/custom", "SamplerCustomAdvanced": "model/sampling/custom",
+        "KSamplerSelect": "model/sampling/samplers", "BasicScheduler": "model/sampling/schedulers",
+        "SplitSigmas": "model/sampling/sigmas", "CFGGuider": "model/sampling/guiders",
+        "RandomNoise": "model/sampling/noise"}
+    assert [info[name]["display_name"] for name in ("CFGGuider", "BasicGuider", "DualCFGGuider")] == [
+        "CFG Guider", "Basic Guider", "Dual CFG Guider"]
     assert info["DisableNoise"]["input"] == {"required": {}}
-    assert info["DualCFGGuider"]["input"]["optional"]["style"][0] == ["regular", "nested"]
+    assert info["DualCFGGuider"]["input"]["required"]["style"][0] == ["regular", "nested"]
+    assert info["DualCFGGuider"]["input_order"]["required"][-1] == "style"
 
 
 def test_value_nodes():

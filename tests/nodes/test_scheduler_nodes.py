@@ -16,8 +16,10 @@ from nodes import custom_sampling
 from nodes import schedulers as nodes
 from tests.nodes.test_sampling import _fake_handle
 
-SCHEDULERS = "sampling/custom_sampling/schedulers"
-SIGMAS = "sampling/custom_sampling/sigmas"
+SCHEDULERS = "model/sampling/schedulers"
+SIGMAS = "model/sampling/sigmas"
+#: Align Your Steps, GITS and Optimal Steps have no source newer than the Oct 2025 copy
+OLD_SCHEDULERS = "sampling/custom_sampling/schedulers"
 
 
 def test_schema_is_comfyuis():
@@ -27,9 +29,10 @@ def test_schema_is_comfyuis():
     categories = {name: node["category"] for name, node in info.items()}
     assert categories == {
         "PolyexponentialScheduler": SCHEDULERS, "LaplaceScheduler": SCHEDULERS, "VPScheduler": SCHEDULERS,
-        "BetaSamplingScheduler": SCHEDULERS, "AlignYourStepsScheduler": SCHEDULERS, "GITSScheduler": SCHEDULERS,
-        "OptimalStepsScheduler": SCHEDULERS, "SamplingPercentToSigma": SIGMAS, "SetFirstSigma": SIGMAS,
-        "ExtendIntermediateSigmas": SIGMAS, "ManualSigmas": SIGMAS, "AddNoise": "_for_testing/custom_sampling/noise"}
+        "BetaSamplingScheduler": SCHEDULERS, "AlignYourStepsScheduler": OLD_SCHEDULERS,
+        "GITSScheduler": OLD_SCHEDULERS, "OptimalStepsScheduler": OLD_SCHEDULERS, "SamplingPercentToSigma": SIGMAS,
+        "SetFirstSigma": SIGMAS, "ExtendIntermediateSigmas": SIGMAS, "ManualSigmas": SIGMAS,
+        "AddNoise": "model/sampling/noise"}
     required = {name: node["input"]["required"] for name, node in info.items()}
     assert info["LaplaceScheduler"]["input_order"]["required"] == ["steps", "sigma_max", "sigma_min", "mu", "beta"]
     assert required["LaplaceScheduler"]["mu"][1] == {"default": 0.0, "min": -10.0, "max": 10.0, "step": 0.1,

@@ -57,3 +57,22 @@ def test_regex_errors_do_not_fail_the_job(executor):
 def test_preview_any_serialises_or_explains():
     assert utils.PreviewAny().run({"a": [1, 2]})["ui"]["text"][0] == '{\n    "a": [\n        1,\n        2\n    ]\n}'
     assert utils.PreviewAny().run(object())["ui"]["text"][0] == "source exists, but could not be serialized."
+
+
+def test_string_nodes_are_comfyuis_text_nodes():
+    registry = NodeRegistry()
+    assert registry.register_mappings(utils.NODE_CLASS_MAPPINGS, utils.NODE_DISPLAY_NAME_MAPPINGS, core=True) == {}
+    info = registry.object_info()
+    strings = ["StringConcatenate", "StringSubstring", "StringLength", "CaseConverter", "StringTrim", "StringReplace",
+               "StringContains", "StringCompare", "RegexMatch", "RegexExtract", "RegexReplace"]
+    assert {info[name]["category"] for name in strings} == {"text"}
+    assert [info[name]["display_name"] for name in strings] == [
+        "Concatenate Text", "Substring", "Text Length", "Convert Text Case", "Trim Text", "Replace Text",
+        "Contains Text", "Compare Text", "Match Text", "Extract Text", "Replace Text (Regex)"]
+    extract = info["RegexExtract"]["input"]["required"]
+    assert all(extract[name][1]["advanced"] for name in ("case_insensitive", "multiline", "dotall", "group_index"))
+    assert info["StringCompare"]["input"]["required"]["case_sensitive"][1] == {"default": True, "advanced": True}
+    replace = info["RegexReplace"]["input"]["optional"]
+    assert replace["count"][1]["advanced"] and replace["dotall"][1]["advanced"]
+    assert replace["dotall"][1]["tooltip"].startswith("When enabled, the dot (.) character")
+

@@ -28,12 +28,16 @@ def test_schema_matches_comfyui():
     info = registry.object_info()
     tiled = info["VAEDecodeTiled"]["input"]["required"]
     assert list(tiled) == ["samples", "vae", "tile_size", "overlap", "temporal_size", "temporal_overlap"]
-    assert tiled["tile_size"][1] == {"default": 512, "min": 64, "max": 4096, "step": 32}
+    assert tiled["tile_size"][1] == {"default": 512, "min": 64, "max": 4096, "step": 32, "advanced": True}
+    assert all(tiled[name][1]["advanced"] for name in ("overlap", "temporal_size", "temporal_overlap"))
+    assert tiled["temporal_size"][1]["tooltip"] == "Only used for video VAEs: Amount of frames to decode at a time."
+    encode_tiled = info["VAEEncodeTiled"]["input"]["required"]
+    assert encode_tiled["temporal_size"][1]["tooltip"] == (
+        "Only used for video VAEs: Amount of frames to encode at a time.")
     assert info["VAEEncodeTiled"]["input"]["required"]["tile_size"][1]["step"] == 64
     assert info["VAEEncodeForInpaint"]["input"]["required"]["grow_mask_by"] == (
         "INT", {"default": 6, "min": 0, "max": 64, "step": 1})
-    assert info["VAEEncodeForInpaint"]["category"] == "latent/inpaint"
-    assert info["VAEDecode"]["category"] == "latent" and info["VAEDecodeTiled"]["category"] == "_for_testing"
+    assert {node["category"] for node in info.values()} == {"model/latent"}
 
 
 def test_encode_decode_round_trip_shapes(vae):

@@ -289,7 +289,7 @@ def test_right_click_menu_and_keyboard_search_add_nodes(editor):
     editor.page.mouse.click(x, y, button="right")
     editor.page.hover(".menu-item >> text=Add Node")
     editor.page.hover(".menu[data-depth='1'] .menu-item >> text=image")
-    editor.page.click(".menu[data-depth='2'] .menu-item >> text=EmptyImage")
+    editor.page.click(".menu[data-depth='2'] .menu-item >> text=\"Empty Image\"")
     empty = editor.node_ids("EmptyImage")
     assert len(empty) == 1
     assert editor.node(empty[0])["pos"] == [80, 80 + 30]

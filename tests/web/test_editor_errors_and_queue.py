@@ -103,7 +103,7 @@ def test_queue_panel_on_the_real_server_loads_and_requeues_a_past_job(editor):
     editor.new_workflow()
     job.locator("button.load").click()
     editor.settle()
-    assert editor.js("() => [...weft.doc.nodes.values()].map((n) => weft.doc.titleOf(n)).sort()") == ["EmptyImage", "Panel test"]
+    assert editor.js("() => [...weft.doc.nodes.values()].map((n) => weft.doc.titleOf(n)).sort()") == ["Empty Image", "Panel test"]
     # The past job's picture shows on its output node again.
     save = editor.js("() => [...weft.doc.nodes.values()].find((n) => n.type === 'SaveImage').id")
     assert editor.js(f"() => weft.execution.outputFor('{save}').images.length") == 1

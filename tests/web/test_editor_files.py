@@ -103,7 +103,7 @@ def test_drop_a_png_made_by_the_server_and_get_its_workflow_back(editor, web_ser
     editor.drop_file(png, "result.png", "image/png")
     editor.page.wait_for_function("() => weft.doc.nodes.size === 3")
     titles = editor.js("() => [...weft.doc.nodes.values()].map((n) => weft.doc.titleOf(n)).sort()")
-    assert titles == ["Invert Image", "Keep me", "Load Image"]
+    assert titles == ["Invert Image Colors", "Keep me", "Load Image"]
     assert len(editor.links()) == 2
 
 

@@ -1,5 +1,10 @@
 """GLSL ES 3.00 fragment shaders over images, on a headless EGL context (Mesa llvmpipe here)."""
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -138,3 +143,25 @@ def test_renders_from_another_thread_and_repeatedly():
     assert len(results) == 3
     for out in results:
         torch.testing.assert_close(out[..., :3], image, atol=TEXTURE_TOLERANCE, rtol=0)
+
+
+def test_torch_compiler_stack_still_loads_after_a_shader_ran():
+    # Mesa's LLVM loaded before triton's crashed the process on `import torchvision.ops` (the
+    # upscale-model path): a GLSLShader run followed by an upscale took the server down. In a
+    # child, so a crash fails this test instead of killing the test run.
+    script = textwrap.dedent("""
+        import torch
+        from ldm.imaging import glsl
+        image = torch.rand(1, 8, 8, 3)
+        source = ("#version 300 es\\nprecision highp float;\\nuniform sampler2D u_image0;\\nin vec2 v_texCoord;\\n"
+                  "layout(location = 0) out vec4 fragColor0;\\n"
+                  "void main() { fragColor0 = vec4(1.0) - texture(u_image0, v_texCoord); }")
+        glsl.render(source, [image], 8, 8)
+        import torchvision.ops  # imports torch._dynamo, which loads triton when installed
+        out = glsl.render(source, [image], 8, 8)
+        print(float((out[0][..., :3] - (1 - image)).abs().max()))
+    """)
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"child exited {done.returncode}: {done.stderr[-2000:]}"
+    assert float(done.stdout.strip().splitlines()[-1]) < 2e-3

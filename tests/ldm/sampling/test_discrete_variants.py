@@ -1,4 +1,4 @@
-"""ldm.sampling.discrete_variants: ModelSamplingDiscrete's eps / v / LCM / x0 / img_to_img."""
+"""ldm.sampling.discrete_variants: ModelSamplingDiscrete's eps / v / LCM / x0 / img_to_img(_flow)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ldm.sampling.schedulers import calculate_sigmas
 
 
 def test_names_in_comfyui_order():
-    assert DISCRETE_SAMPLING_NAMES == ("eps", "v_prediction", "lcm", "x0", "img_to_img")
+    assert DISCRETE_SAMPLING_NAMES == ("eps", "v_prediction", "lcm", "x0", "img_to_img", "img_to_img_flow")
 
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl", "sd_x4"])
@@ -75,5 +75,12 @@ def test_x0_and_img_to_img():
     img = discrete_model_sampling("sd1", "img_to_img")
     assert torch.equal(img.calculate_input(sigma, x), x)
     assert torch.equal(img.calculate_denoised(sigma, out, x), out)
+    flow = discrete_model_sampling("sd1", "img_to_img_flow")
+    assert torch.equal(flow.calculate_input(sigma, x), x)
+    assert torch.equal(flow.calculate_denoised(sigma, out, x), out)
+    noise = torch.randn(1, 4, 2, 2)
+    assert torch.equal(flow.noise_scaling(sigma, noise, x, max_denoise=True), x)  # starts from the latent
+    torch.testing.assert_close(flow.inverse_noise_scaling(sigma, x), 1.0 - x)
+    torch.testing.assert_close(flow.sigmas, img.sigmas)  # the discrete table of the family
     with pytest.raises(ValueError, match="unknown sampling"):
         discrete_model_sampling("sd1", "edm")
