@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8188
 ARGS   ?=
 
-.PHONY: run test test-fast browser-deps gl-deps bench starter-model eval-starter clean-venv
+.PHONY: run test test-fast browser-deps gl-deps comfyui-frontend bench starter-model eval-starter clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/pyth
 
 run: $(VENV)/.runtime-installed
 	$(PY) server.py --listen $(HOST) --port $(PORT) $(ARGS)
+
+# ComfyUI's own frontend, its workflow templates and node docs, for `--front-end comfyui`
+# (then: make run ARGS="--front-end comfyui"). Optional: Weft's editor needs none of it.
+comfyui-frontend: $(VENV)/.runtime-installed
+	$(PY) -m pip install --quiet -r requirements-frontend.txt
 
 # Browser tests drive Debian's Chromium and the editor's model tests run under Node.js; as root
 # (CI) whichever is missing is installed from Debian's packages.

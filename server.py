@@ -23,9 +23,11 @@ import yaml
 from aiohttp import web
 
 from api.app import build_app, make_sender
+from api.frontends import FRONT_ENDS, FrontEnd, FrontEndError, resolve_front_end
 from api.compat import BinaryEventTypes, PromptServer  # noqa: F401  (packs: `from server import PromptServer`)
 from api.hub import Hub
 from api.logs import LogBuffer
+from api.previews import PREVIEW_METHODS
 from api.security import SecurityPolicy, is_loopback
 from api.state import AppState, ServerOptions
 from graph.cache import OutputCache
@@ -84,9 +86,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="drop cached results while less than this much RAM is available (default 2)")
     out = parser.add_argument_group("outputs and previews")
     out.add_argument("--disable-metadata", action="store_true", help="do not embed the prompt/workflow in saved images")
-    out.add_argument("--preview-method", default="auto", choices=["none", "auto", "latent2rgb", "taesd"],
-                     help="how live previews are made (default auto)")
+    out.add_argument("--preview-method", default=None, choices=PREVIEW_METHODS,
+                     help="how every job's live previews are made, unless the job asks otherwise (default: auto "
+                          "for clients that declare they read previews, as Weft's editor and ComfyUI's frontend "
+                          "do; none for the others)")
     out.add_argument("--preview-size", type=int, default=512, help="longest side of live previews (default 512)")
+    front = parser.add_argument_group("front end")
+    front.add_argument("--front-end", default="weft", choices=FRONT_ENDS,
+                       help="the browser front end served at / (default weft; comfyui serves the installed "
+                            "comfyui-frontend-package). Weft's editor is also always at /weft/")
+    front.add_argument("--front-end-root", metavar="DIR",
+                       help="serve the built front end in DIR at / instead (overrides --front-end)")
     packs = parser.add_argument_group("node packs")
     packs.add_argument("--disable-all-custom-nodes", action="store_true", help="load no third-party node packs")
     packs.add_argument("--whitelist-custom-nodes", nargs="*", default=None, metavar="NAME",
@@ -192,17 +202,25 @@ def load_packs(args: argparse.Namespace, host: PackHost) -> list[PackReport]:
                              whitelist=whitelist, host=host)
 
 
+def front_end_of(args: argparse.Namespace) -> FrontEnd:
+    try:
+        return resolve_front_end(args.front_end, args.front_end_root, REPO_ROOT / "web")
+    except FrontEndError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+
+
 def build_state(args: argparse.Namespace, logs: LogBuffer | None = None) -> AppState:
+    front_end = front_end_of(args)
     folders = build_folders(args)
     hub = Hub()
     # The event loop exists before packs load: they may schedule work on PromptServer.instance.loop.
     PromptServer.instance = PromptServer(hub, loop=asyncio.new_event_loop(), preview_size=args.preview_size,
-                                         web_root=REPO_ROOT / "web")
+                                         web_root=front_end.root)
     send = PromptServer.instance.observe(make_sender(hub, args.preview_size))
     registry = NodeRegistry()
     register_builtin_nodes(registry)
     services = Services(folders=folders, options=NodeOptions(disable_metadata=args.disable_metadata,
-                                                             preview_method=args.preview_method,
+                                                             preview_method=args.preview_method or "auto",
                                                              preview_size=args.preview_size),
                         engine=build_engine(args))
     log.info("compute: %s; memory: %s", services.engine.compute.reason, services.engine.options.mode.value)
@@ -211,7 +229,8 @@ def build_state(args: argparse.Namespace, logs: LogBuffer | None = None) -> AppS
     pack_reports = load_packs(args, PackHost(services=services, registry=registry, interrupt=interrupt,
                                              prompt_server=PromptServer.instance, args=args))
     options = ServerOptions(listen=args.listen, port=args.port, max_upload_size=int(args.max_upload_size * 1024 * 1024),
-                            preview_size=args.preview_size, web_root=REPO_ROOT / "web", multi_user=args.multi_user,
+                            preview_size=args.preview_size, web_root=front_end.root, multi_user=args.multi_user,
+                            front_end=front_end, editor_root=REPO_ROOT / "web", preview_method=args.preview_method,
                             max_queue_size=args.max_queue_size, max_prompt_nodes=args.max_prompt_nodes)
     cache = OutputCache(max_entries=0 if args.cache_none else args.cache_lru,
                         min_free_ram_bytes=int(args.cache_min_free_ram * 1024 ** 3))

@@ -13,15 +13,18 @@ from pathlib import Path
 from aiohttp import web
 
 from .compat import PromptServer
+from .frontends import BRIDGE_EXTENSION, EDITOR_MOUNT, node_docs_folder
+from .logs import TERMINAL_SIZE
 from .pack_app import ITEM, MIDDLEWARE, ROUTE, SIGNAL, Addition
 from .previews import encode_preview
-from .routes import files, nodes, prompt, system, userdata, ws
+from .routes import files, jobs, model_browser, nodes, pack_assets, prompt, system, templates, userdata, ws
 from .security import SecurityPolicy, security_middleware
 from .state import STATE, AppState
 
 log = logging.getLogger(__name__)
 
-ROUTE_TABLES = (prompt.routes, nodes.routes, ws.routes, files.routes, system.routes, userdata.routes)
+ROUTE_TABLES = (prompt.routes, jobs.routes, nodes.routes, ws.routes, files.routes, system.routes, userdata.routes,
+                model_browser.routes, pack_assets.routes, templates.routes)
 
 
 def _register(app: web.Application, tables) -> None:
@@ -33,7 +36,7 @@ def _register(app: web.Application, tables) -> None:
 
 def _core_route_keys() -> set[tuple[str, str]]:
     return {(route.method, prefix + route.path) for table in ROUTE_TABLES for route in table
-            for prefix in ("", "/api")} | {("GET", "/")}
+            for prefix in ("", "/api")} | {("GET", "/"), ("GET", EDITOR_MOUNT + "/")}
 
 
 def _add_pack_route(app: web.Application, route: web.RouteDef, core: set[tuple[str, str]]) -> tuple[str, str] | None:
@@ -122,16 +125,29 @@ def make_sender(hub, preview_size: int):
     return send
 
 
-async def _index(request: web.Request) -> web.StreamResponse:
-    root = request.app[STATE].options.web_root
+def _index_of(root: Path | None) -> web.StreamResponse:
     if root is None or not (root / "index.html").is_file():
         return web.Response(text="Weft server is running; the editor is not installed.", content_type="text/plain")
     return web.FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+async def _index(request: web.Request) -> web.StreamResponse:
+    return _index_of(request.app[STATE].options.web_root)
+
+
+async def _editor_index(request: web.Request) -> web.StreamResponse:
+    return _index_of(request.app[STATE].options.editor_root)
+
+
+async def _to_editor(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(EDITOR_MOUNT + "/")
+
+
 async def _start_worker(app: web.Application) -> None:
     state = app[STATE]
     state.hub.bind_loop(asyncio.get_running_loop())
+    if state.logs is not None:  # live entries to the clients that subscribed
+        state.logs.listener = lambda entry: state.hub.call_threadsafe(state.hub.send_log_entry, entry, TERMINAL_SIZE)
     state.worker.start()
 
 
@@ -139,6 +155,26 @@ async def _stop_worker(app: web.Application) -> None:
     state = app[STATE]
     await asyncio.to_thread(state.worker.stop)
     state.store.close()
+
+
+def _mount_editor(app: web.Application, state: AppState) -> None:
+    """Weft's editor at /weft/ whatever takes /, and, beside another front end, Weft's bridge
+    extension for it at /extensions/weft/ (listed by /extensions)."""
+    options = state.options
+    if options.editor_root is None or not options.editor_root.is_dir():
+        return
+    app.router.add_get(EDITOR_MOUNT, _to_editor)
+    app.router.add_get(EDITOR_MOUNT + "/", _editor_index)
+    app.router.add_static(EDITOR_MOUNT, options.editor_root, follow_symlinks=False)
+    bridge = options.editor_root / BRIDGE_EXTENSION
+    if options.front_end is not None and not options.front_end.is_weft and bridge.is_dir():
+        app.router.add_static("/extensions/weft", bridge, follow_symlinks=False)
+
+
+def _mount_node_docs(app: web.Application) -> None:
+    docs = node_docs_folder()
+    if docs is not None:  # node help pages of ComfyUI's frontend: /docs/<Node>/<lang>.md
+        app.router.add_static("/docs", docs, follow_symlinks=False)
 
 
 def build_app(state: AppState, policy: SecurityPolicy | None = None,
@@ -150,6 +186,8 @@ def build_app(state: AppState, policy: SecurityPolicy | None = None,
     app[STATE] = state
     _register(app, ROUTE_TABLES)
     app.router.add_get("/", _index)
+    _mount_editor(app, state)
+    _mount_node_docs(app)
     for pack in state.packs:  # each pack's WEB_DIRECTORY, served read-only
         if pack.loaded and pack.web_directory and Path(pack.web_directory).is_dir():
             app.router.add_static(f"/extensions/{pack.name}", pack.web_directory, follow_symlinks=False)

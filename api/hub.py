@@ -31,6 +31,7 @@ class Client:
     socket: web.WebSocketResponse
     outbox: asyncio.Queue
     feature_flags: dict = field(default_factory=dict)
+    wants_logs: bool = False  # subscribed to live log entries (/internal/logs/subscribe)
     writer: asyncio.Task | None = None
 
 
@@ -122,8 +123,31 @@ class Hub:
         """One open socket per connected client id (a snapshot)."""
         return {sid: next(iter(peers)).socket for sid, peers in self._clients.items() if peers}
 
+    def subscribe_logs(self, sid: str, enabled: bool) -> bool:
+        """Switch live log entries on or off for a client id; False when it is not connected."""
+        for client in self._clients.get(sid, ()):
+            client.wants_logs = enabled
+        return sid in self._clients
+
+    def send_log_entry(self, entry: dict, size: dict) -> None:
+        subscribers = [c for peers in self._clients.values() for c in peers if c.wants_logs]
+        if subscribers:
+            text = json.dumps({"type": "logs", "data": {"entries": [entry], "size": size}})
+            for client in subscribers:
+                self._enqueue(client, text)
+
+    def reads_previews(self, sid: str | None) -> bool:
+        """Whether a connection of ``sid`` declared that it reads preview frames."""
+        return sid is not None and any(c.feature_flags.get("supports_preview_metadata")
+                                       for c in self._clients.get(sid, ()))
+
     def send_preview(self, image_bytes: bytes, image_format: str, metadata: dict | None, sid: str | None) -> None:
-        for client in self._targets(sid):
+        """A preview frame to the job's client; a job queued without one shows its previews to
+        the clients that declared they read them, never to the others."""
+        targets = self._targets(sid)
+        if sid is None:
+            targets = [c for c in targets if c.feature_flags.get("supports_preview_metadata")]
+        for client in targets:
             wants_meta = bool(client.feature_flags.get("supports_preview_metadata"))
             self._enqueue(client, preview_frame(image_bytes, image_format, metadata if wants_meta else None))
 

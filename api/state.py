@@ -14,7 +14,9 @@ from graph.jobs import JobStore
 from graph.registry import NodeRegistry
 from graph.worker import Worker
 
+from .frontends import FrontEnd
 from .hub import Hub
+from .templates import TemplateLibrary
 
 
 @dataclass
@@ -23,12 +25,15 @@ class ServerOptions:
     port: int = 8188
     max_upload_size: int = 100 * 1024 * 1024
     preview_size: int = 512
-    web_root: Path | None = None
+    web_root: Path | None = None  # the front end served at /
+    front_end: FrontEnd | None = None  # what web_root holds (None: no front end, e.g. in tests)
+    editor_root: Path | None = None  # Weft's own editor, also served at /weft/
     multi_user: bool = False
     max_queue_size: int = 1000  # pending jobs; past it POST /prompt answers 429
     max_prompt_nodes: int = 20_000
     max_json_depth: int = 64
     max_json_bytes: int = 64 * 1024 * 1024
+    preview_method: str | None = None  # --preview-method; None: per client (api.previews)
 
 
 @dataclass
@@ -43,6 +48,7 @@ class AppState:
     services: Any = None
     packs: list = field(default_factory=list)  # nodes.custom.PackReport per third-party pack
     logs: Any = None  # api.logs.LogBuffer
+    templates: TemplateLibrary | None = None  # made on first use (api.routes.templates)
 
 
 STATE = web.AppKey("weft_state", AppState)

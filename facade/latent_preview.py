@@ -17,6 +17,7 @@ import comfy.utils
 import folder_paths
 from _weft_binding import host
 from comfy.cli_args import LatentPreviewMethod
+from graph.context import current_context
 from ldm.latent_formats import LatentFormat
 from ldm.networks.taesd import load_taesd_decoder
 from ldm.previews import make_previewer
@@ -46,6 +47,9 @@ def set_preview_method(override: str | None = None) -> None:
     """Use ``override`` (a method name) from now on; None or ``"default"`` goes back to the flag."""
     method = LatentPreviewMethod.from_string(override) if override and override != "default" else None
     _options().preview_method = method.value if method is not None else _flag_method()
+    context = current_context()
+    if context is not None:  # the running job's own method gives way to the pack's choice
+        context.preview_method = None
 
 
 def preview_to_image(latent_image: torch.Tensor, do_scale: bool = True) -> Image.Image:
@@ -160,7 +164,8 @@ class _TAESDDecoder:
 
 
 def _method() -> str:
-    method = _options().preview_method
+    context = current_context()
+    method = (context.preview_method if context is not None else None) or _options().preview_method
     return "latent2rgb" if method == "auto" else method
 
 

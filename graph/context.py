@@ -60,6 +60,9 @@ class ExecutionContext:
     interrupt: InterruptFlag
     progress_hook: ProgressHook | None = None
     extra: dict = field(default_factory=dict)
+    #: How this job's live previews are made (none | auto | latent2rgb | taesd), as the server
+    #: resolved it for the client that queued it; None: the server's own setting.
+    preview_method: str | None = None
 
     def check_interrupted(self) -> None:
         self.interrupt.raise_if_set()

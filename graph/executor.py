@@ -241,8 +241,10 @@ class _Run:
                 self.emit("preview", {"prompt_id": self.prompt_id, "node_id": node_id,
                                       "display_node_id": self.dynprompt.display_id(node_id), "image": preview})
 
+        method = self.extra_data.get("preview_method")
         return ExecutionContext(self.prompt_id, node_id, self.dynprompt.display_id(node_id),
-                                self.executor.services, self.executor.interrupt, hook)
+                                self.executor.services, self.executor.interrupt, hook,
+                                preview_method=method if isinstance(method, str) else None)
 
     def _execute(self, node_id: str) -> list[str] | None:
         """Run (or finish) one node; returns further nodes it needs first, or None when done."""

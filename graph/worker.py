@@ -115,9 +115,12 @@ class Worker:
                 self.current_node = data.get("node")
             self._send(event, data, None if event in BROADCAST_EVENTS else job.client_id)
 
+        started = time.monotonic()
         try:
             outcome = self.executor.execute(job.prompt_id, job.prompt, job.outputs, job.extra_data, emit=emit)
             entry = history_entry(job, outcome.status, outcome.outputs, outcome.messages, outcome.meta)
+            # One line per job in the server log (and the log panels that follow it), as ComfyUI's.
+            log.info("job %s: %s in %.2f s", job.prompt_id, outcome.status, time.monotonic() - started)
         except Exception as exc:  # a bug in the executor itself: the job fails, the worker lives on
             log.exception("executor failed on job %s", job.prompt_id)
             entry = history_entry(job, "error", {}, [["execution_error", {

@@ -19,7 +19,7 @@ from ldm.sampling.guidance import GuidedModel
 from ldm.sampling.sample import common_ksampler
 from ldm.sampling.samplers import SAMPLER_NAMES
 from ldm.sampling.schedulers import SCHEDULER_NAMES
-from nodes.services import services
+from nodes.services import preview_method, services
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
@@ -48,7 +48,7 @@ def steps_input(tooltip: str | None = None) -> tuple:
 def previewer_for(model) -> Previewer | None:
     """The live previewer the server's options ask for, for this model's latent format."""
     found = services()
-    method, folders = found.options.preview_method, found.folders
+    method, folders = preview_method(), found.folders
     candidates = []
     if method == "taesd":
         candidates = [(name, folders.model_path("vae_approx", name)) for name in folders.list_models("vae_approx")]

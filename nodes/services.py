@@ -41,6 +41,12 @@ def services() -> Services:
     return found
 
 
+def preview_method() -> str:
+    """How the running job's live previews are made: its own method where the server resolved one
+    for it (api.previews), else the server's setting."""
+    return require_context().preview_method or services().options.preview_method
+
+
 def running_services() -> Services | None:
     """The services of the installed context, or None where there is none: ``INPUT_TYPES`` and
     validation may run outside any (a script, a test registry's ``/object_info``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 import uuid
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from graph.workflow import WorkflowError, is_ui_workflow, workflow_to_prompt
 
 from ..compat import PROMPT_SERVER
 from ..errors import error_response, read_json
+from ..previews import resolve_preview_method
 from ..state import state_of
 
 routes = web.RouteTableDef()
@@ -86,8 +88,10 @@ async def post_prompt(request: web.Request) -> web.Response:
     if not result.ok:
         return error_response(400, result.error["type"], result.error["message"], result.error["details"],
                               node_errors=result.node_errors)
+    extra_data = {**extra_data, "create_time": int(time.time() * 1000), "preview_method": resolve_preview_method(
+        extra_data.get("preview_method"), options.preview_method, state.hub.reads_previews(client_id))}
     if client_id is not None:
-        extra_data = {**extra_data, "client_id": client_id}
+        extra_data["client_id"] = client_id
     try:
         await asyncio.to_thread(state.store.submit, prompt_id, number, result.prompt, extra_data, result.outputs,
                                 client_id, options.max_queue_size)

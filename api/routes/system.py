@@ -13,8 +13,11 @@ from pathlib import Path
 import psutil
 from aiohttp import web
 
-from graph.folders import list_files
+from graph.folders import UnsafePathError, list_files
 
+from ..errors import error_response, read_json
+from ..frontends import BRIDGE_EXTENSION
+from ..logs import TERMINAL_SIZE
 from ..state import state_of
 from .ws import SERVER_FEATURES
 
@@ -82,6 +85,11 @@ async def extensions(request: web.Request) -> web.Response:
     web_root = state.options.web_root
     if web_root is not None and (web_root / "extensions").is_dir():
         urls += [f"/extensions/{name}" for name in list_files(web_root / "extensions", (".js",))]
+    front_end, editor_root = state.options.front_end, state.options.editor_root
+    if front_end is not None and not front_end.is_weft and editor_root is not None:
+        bridge = editor_root / BRIDGE_EXTENSION
+        if bridge.is_dir():
+            urls += [f"/extensions/weft/{name}" for name in list_files(bridge, (".js",))]
     for pack in state.packs:
         if pack.loaded and pack.web_directory and os.path.isdir(pack.web_directory):
             urls += [f"/extensions/{pack.name}/{name}" for name in list_files(Path(pack.web_directory), (".js",))]
@@ -94,6 +102,34 @@ async def node_packs(request: web.Request) -> web.Response:
     return web.json_response([pack.as_json() for pack in state_of(request).packs])
 
 
+@routes.get("/internal/folder_paths")
+async def folder_paths(request: web.Request) -> web.Response:
+    """Every folder kind with its roots (the model kinds, and input/output/temp/user)."""
+    folders = state_of(request).folders
+    answer = {kind: [str(root) for root in roots] for kind, roots in sorted(folders.models.items())}
+    answer.update(input=[str(folders.input)], output=[str(folders.output)], temp=[str(folders.temp)],
+                  user=[str(folders.user)])
+    return web.json_response(answer)
+
+
+def _newest_first(folder: Path) -> list[str]:
+    try:
+        entries = [e for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+    return [e.name for e in sorted(entries, key=lambda e: e.stat().st_mtime, reverse=True)]
+
+
+@routes.get("/internal/files/{folder_type}")
+async def folder_files(request: web.Request) -> web.Response:
+    """The files directly in input/, output/ or temp/, newest first (LoadImageOutput's list)."""
+    try:
+        folder = state_of(request).folders.folder_for(request.match_info["folder_type"])
+    except UnsafePathError as exc:
+        raise web.HTTPBadRequest(text=str(exc))
+    return web.json_response(await asyncio.to_thread(_newest_first, folder))
+
+
 @routes.get("/internal/logs")
 async def logs(request: web.Request) -> web.Response:
     buffer = state_of(request).logs
@@ -103,4 +139,14 @@ async def logs(request: web.Request) -> web.Response:
 @routes.get("/internal/logs/raw")
 async def logs_raw(request: web.Request) -> web.Response:
     buffer = state_of(request).logs
-    return web.json_response({"entries": buffer.entries() if buffer else [], "size": {"cols": 120, "rows": 40}})
+    return web.json_response({"entries": buffer.entries() if buffer else [], "size": TERMINAL_SIZE})
+
+
+@routes.patch("/internal/logs/subscribe")
+async def logs_subscribe(request: web.Request) -> web.Response:
+    """``{"clientId", "enabled"}``: live ``logs`` messages on that client's websocket, or no more."""
+    body = await read_json(request, default={})
+    if not isinstance(body, dict) or not isinstance(body.get("clientId"), str):
+        return error_response(400, "invalid_request", "clientId (a string) is required")
+    state_of(request).hub.subscribe_logs(body["clientId"], bool(body.get("enabled")))
+    return web.Response(status=200)

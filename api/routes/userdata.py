@@ -26,6 +26,15 @@ routes = web.RouteTableDef()
 
 SETTINGS_FILE = "comfy.settings.json"
 USERS_FILE = "users.json"
+USER_CSS = "user.css"
+#: Types user files are served with; anything else (HTML, scripts) as bytes, never run by a browser.
+#: A stylesheet is served as one: ComfyUI's frontend links the user's user.css.
+SAFE_CONTENT_TYPES = {".json": "application/json", ".txt": "text/plain", ".css": "text/css"}
+#: What a user's folder starts with: the folders and files both front ends read on every load,
+#: so that a fresh folder answers them instead of 404s. Nothing here is overwritten.
+USER_FOLDERS = ("workflows", "subgraphs")
+USER_FILES = {USER_CSS: b"/* Styles of your own for ComfyUI's frontend. */\n", "comfy.templates.json": b"[]",
+              "workflows/.index.json": b'{"favorites": []}'}
 
 
 def _users_path(request: web.Request) -> Path:
@@ -53,8 +62,16 @@ def user_root(request: web.Request) -> Path:
         root = safe_join(state.folders.user, user)
     except UnsafePathError as exc:
         raise web.HTTPForbidden(text=str(exc))
-    root.mkdir(parents=True, exist_ok=True)
+    _furnish(root)
     return root
+
+
+def _furnish(root: Path) -> None:
+    for name in USER_FOLDERS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    for name, content in USER_FILES.items():
+        if not (root / name).exists():
+            create_exclusive(root / name, content)
 
 
 def _user_file(request: web.Request, relative: str) -> Path:
@@ -65,6 +82,16 @@ def _user_file(request: web.Request, relative: str) -> Path:
     if path == user_root(request):
         raise web.HTTPBadRequest(text="a file path is required")
     return path
+
+
+@routes.get("/user.css")
+async def user_css(request: web.Request) -> web.Response:
+    """The user's stylesheet for ComfyUI's frontend (its page links it); empty where there is none."""
+    try:
+        text = (user_root(request) / USER_CSS).read_text(encoding="utf-8")
+    except (web.HTTPForbidden, OSError):
+        text = ""
+    return web.Response(text=text, content_type="text/css", headers={"Cache-Control": "no-cache"})
 
 
 @routes.get("/users")
@@ -182,10 +209,8 @@ async def get_userdata(request: web.Request) -> web.StreamResponse:
     path = _user_file(request, request.match_info["file"])
     if not path.is_file():
         raise web.HTTPNotFound(text="file not found")
-    return web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff",
-                                           "Content-Type": "application/octet-stream"
-                                           if path.suffix.lower() not in (".json", ".txt") else
-                                           "application/json" if path.suffix.lower() == ".json" else "text/plain"})
+    content_type = SAFE_CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff", "Content-Type": content_type})
 
 
 @routes.post("/userdata/{file}")

@@ -2,7 +2,7 @@
 // history, canvas and input, panels — and owns the few actions that span several of them
 // (add-and-connect, queueing, uploads). `window.weft` is this object.
 
-import { ApiClient, ApiError } from './api/client.js';
+import { ApiClient, ApiError, besideAnotherFrontEnd } from './api/client.js';
 import { ExtensionHost } from './extensions.js';
 import { NodeCatalog } from './model/catalog.js';
 import { GraphDocument } from './model/graph-document.js';
@@ -40,7 +40,7 @@ export class WeftApp {
   }
 
   async start() {
-    const [objectInfo, extensionUrls] = await Promise.all([this.api.getObjectInfo(), this.api.getExtensions().catch(() => [])]);
+    const [objectInfo, extensionUrls] = await Promise.all([this.api.getObjectInfo(), besideAnotherFrontEnd(location.pathname) ? [] : this.api.getExtensions().catch(() => [])]);
     await this.extensions.load(extensionUrls);
     const custom = this.extensions.customWidgets();
     this.catalog = new NodeCatalog(objectInfo, { customWidgets: custom, beforeRegister: (def, info) => this.extensions.beforeRegisterNodeDef(def, info) });

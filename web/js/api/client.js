@@ -18,13 +18,25 @@ function newClientId() {
   return globalThis.crypto?.randomUUID?.().replaceAll('-', '') ?? Math.random().toString(16).slice(2);
 }
 
+/** The server's base path seen from the page's path: the page's folder, less the `/weft` mount the
+ *  server gives this editor when another front end (ComfyUI's) takes `/`. */
+export function serverBase(pathname) {
+  return pathname.replace(/[^/]*$/, '').replace(/\/$/, '').replace(/\/weft$/, '');
+}
+
+/** True when this editor is served at the `/weft` mount beside another front end: then `/scripts/app.js`
+ *  and node packs' extension files belong to that front end, and this editor does not load them. */
+export function besideAnotherFrontEnd(pathname) {
+  return /\/weft\/?$/.test(pathname.replace(/[^/]*$/, ''));
+}
+
 export class ApiClient extends Emitter {
   #socket = null;
   #poll = 0;
   #retry = 0;
   #closed = false;
 
-  constructor({ base = location.pathname.replace(/[^/]*$/, '').replace(/\/$/, ''), storage = sessionStorage } = {}) {
+  constructor({ base = serverBase(location.pathname), storage = sessionStorage } = {}) {
     super();
     this.base = base;
     this.clientId = storage.getItem('weft.clientId') ?? newClientId();

@@ -9,6 +9,7 @@ export const WIDGET_H = 22;
 export const WIDGET_GAP = 4;
 export const WIDGET_MARGIN = 12;
 export const MULTILINE_H = 84;
+export const TEXT_BOX_MIN_H = 16; // one line of a text box (its CSS line height)
 export const MEDIA_AREA_H = 220;
 export const MIN_NODE_W = 140;
 export const COLLAPSED_MIN_W = 80;
@@ -21,7 +22,8 @@ export function widgetHeight(widget) {
 }
 
 /**
- * Positions relative to node.pos for every input slot, output slot and widget.
+ * Positions relative to node.pos for every input slot, output slot and widget (a multi-line
+ * text row also carries `box`, the part of it its text box fills: see fitTextBoxes).
  * @param {object} node  a document node (inputs, outputs, size, flags)
  * @param {object} def   its definition (widgets)
  */
@@ -65,7 +67,29 @@ export function nodeLayout(node, def) {
     const row = widgets.find((w) => def.widgets[w.index].name === input.widget.name);
     inputs[slot] = { x: 0, y: row.y + row.h / 2 };
   });
+  fitTextBoxes(widgets, node, def);
   return { inputs, outputs, widgets, contentBottom: y + 4 };
+}
+
+/**
+ * Give each multi-line text row its `box`: the rectangle its text box fills, never past the node's
+ * body, or null when not even one line fits. Files made elsewhere hold nodes smaller than their
+ * rows (ComfyUI's MarkdownNote template is 88 high for an 84-high row below an 8-unit gap); the box
+ * is cut to the node instead of spilling over a neighbour. A note's box grows down to the bottom of
+ * the body, as in ComfyUI: the note is its text. The row itself keeps its natural height, so the
+ * node's minimum size (contentBottom) does not follow the node's current size.
+ */
+function fitTextBoxes(widgets, node, def) {
+  const right = node.size[0] - WIDGET_GAP;
+  const bottom = node.size[1] - WIDGET_GAP;
+  const last = widgets[widgets.length - 1];
+  for (const row of widgets) {
+    if (!def.widgets[row.index].multiline) continue;
+    const wanted = def.note && row === last ? bottom - row.y : row.h;
+    const h = Math.min(wanted, bottom - row.y);
+    const w = Math.min(row.w, right - row.x);
+    row.box = h >= TEXT_BOX_MIN_H && w >= TEXT_BOX_MIN_H ? { x: row.x, y: row.y, w, h } : null;
+  }
 }
 
 export function collapsedWidth(node, def) {

@@ -2,6 +2,7 @@
 // Queue button with its batch count, Interrupt and the panel toggles on the right.
 
 import { h } from './dom.js';
+import { TemplatesBrowser } from './templates-browser.js';
 
 export class Toolbar {
   constructor(root, app) {
@@ -25,6 +26,7 @@ export class Toolbar {
       this.name,
       menuButton('Workflow', ['new', 'default-workflow', null, 'open', 'save', 'save-as', null, 'download', 'export-api'], { id: 'workflow-menu' }),
       h('button', { id: 'open-button', onclick: cmd('open'), title: 'Open a workflow (.json) or an image made by Weft or ComfyUI (.png)' }, 'Open'),
+      h('button', { id: 'templates-button', onclick: () => (this.templates ??= new TemplatesBrowser(app)).open(), title: 'Browse workflow templates: Weft\'s, ComfyUI\'s and node packs\' examples' }, 'Templates'),
       h('button', { id: 'save-button', onclick: cmd('save'), title: 'Save to the server (Ctrl+S)' }, 'Save'),
       menuButton('Edit', ['undo', 'redo', null, 'copy', 'paste', 'duplicate', 'delete', null, 'group', 'mute', 'bypass', 'collapse', null, 'select-all', 'fit', null, 'refresh']),
       h('div', { class: 'progress', id: 'progress' }, this.progressBar, this.progressText),

@@ -216,7 +216,7 @@ export class CanvasView {
     const scene = {
       doc: this.doc, selection: this.selection, execution: this.execution, widgetKinds: this.widgetKinds,
       images: this.images, api: this.api, pending: this.pending, hover: this.hover,
-      lowDetail: viewport.scale < LOW_DETAIL_SCALE, domActive: this.domActive,
+      scale: viewport.scale, lowDetail: viewport.scale < LOW_DETAIL_SCALE, domActive: this.domActive,
     };
     this.#layouts = new Map();
     for (const node of this.doc.nodes.values()) this.#layouts.set(node.id, nodeLayout(node, this.doc.defOf(node)));

@@ -1,7 +1,13 @@
 // Multi-line text widgets as real <textarea>s, so typing, selecting and scrolling text behave as
 // everywhere else. They live in one layer above the canvas whose CSS transform is the camera, so a
-// pan or zoom touches one style, not every textarea. Far zoomed out they hide and the canvas paints
-// a preview. One focus-to-blur editing session is one undo step.
+// pan or zoom touches one style, not every textarea. One focus-to-blur editing session is one undo
+// step.
+//
+// A textarea exists only while its widget is shown: its node in view, expanded, not zoomed out past
+// HIDE_BELOW_SCALE, its value not driven by a link, its box not under another node. Otherwise the
+// element is removed (the canvas paints the box, or nothing), and made again when the widget shows:
+// the value lives in the document, never only in the element. Keeping hidden elements instead
+// left ones that were never placed stacked at the layer's origin, over whatever node sat there.
 
 import { rectsOverlap } from '../model/geometry.js';
 
@@ -15,7 +21,7 @@ export class DomWidgets {
     this.view = view;
     this.doc = doc;
     this.history = history;
-    view.domActive = (nodeId, index) => this.#els.get(`${nodeId}:${index}`)?.shown ?? false;
+    view.domActive = (nodeId, index) => this.#els.has(`${nodeId}:${index}`);
   }
 
   #create(node, index, wdef) {
@@ -31,65 +37,69 @@ export class DomWidgets {
     el.addEventListener('input', () => this.doc.setWidgetValue(node.id, index, el.value));
     el.addEventListener('pointerdown', (e) => e.stopPropagation());
     this.layer.appendChild(el);
-    return { el, node, shown: false, geometry: '' };
+    return { el, node, geometry: '' };
+  }
+
+  /** Take an element out; a focused one is blurred first, so its editing step closes (once). */
+  #remove(key) {
+    const entry = this.#els.get(key);
+    if (document.activeElement === entry.el) entry.el.blur();
+    entry.el.remove();
+    this.#els.delete(key);
+  }
+
+  /** Graph rectangles of the nodes drawn above each node, for "is this box under another node". */
+  #coverTest() {
+    const ordered = this.view.nodesInZOrder();
+    const rank = new Map(ordered.map((n, i) => [n.id, i]));
+    const boxes = ordered.map((n) => this.doc.bounds(n));
+    return (node, rect) => {
+      for (let i = rank.get(node.id) + 1; i < ordered.length; i++) if (rectsOverlap(boxes[i], rect)) return true;
+      return false;
+    };
   }
 
   /** Bring the textareas in line with the document and the camera (after every frame). */
   sync() {
     const { viewport } = this.view;
     this.layer.style.transform = `scale(${viewport.scale}) translate(${viewport.offset[0]}px, ${viewport.offset[1]}px)`;
-    const show = viewport.scale >= HIDE_BELOW_SCALE;
-    const visible = viewport.visibleRect(this.view.width, this.view.height);
-    const seen = new Set();
-    // A textarea floats above the canvas, so one under another node hides (the canvas paints it).
-    const ordered = this.view.nodesInZOrder();
-    const rank = new Map(ordered.map((n, i) => [n.id, i]));
-    const boxes = ordered.map((n) => this.doc.bounds(n));
-    const covered = (node, rect) => {
-      for (let i = rank.get(node.id) + 1; i < ordered.length; i++) if (rectsOverlap(boxes[i], rect)) return true;
-      return false;
-    };
-    for (const node of this.doc.nodes.values()) {
-      const def = this.doc.defOf(node);
-      if (!def.widgets.some((w) => w.multiline)) continue;
-      const layout = this.view.layoutOf(node);
-      for (const row of layout.widgets) {
-        const wdef = def.widgets[row.index];
-        if (!wdef.multiline) continue;
-        const key = `${node.id}:${row.index}`;
-        seen.add(key);
-        let entry = this.#els.get(key);
-        if (!entry || entry.node !== node) {
-          if (entry && document.activeElement === entry.el) this.history.commit();
-          entry?.el.remove();
-          entry = this.#create(node, row.index, wdef);
-          this.#els.set(key, entry);
-        }
-        const x = node.pos[0] + row.x;
-        const y = node.pos[1] + row.y;
-        const onScreen = x < visible[0] + visible[2] && x + row.w > visible[0] && y < visible[1] + visible[3] && y + row.h > visible[1];
-        const shown = show && onScreen && !node.flags?.collapsed && !this.doc.isWidgetLinked(node, wdef.name)
-          && (document.activeElement === entry.el || !covered(node, [x, y, row.w, row.h]));
-        if (shown !== entry.shown) {
-          entry.el.style.display = shown ? '' : 'none';
-          entry.shown = shown;
-        }
-        if (!shown) continue;
-        const geometry = `${x},${y},${row.w},${row.h},${node.mode}`;
-        if (geometry !== entry.geometry) {
-          Object.assign(entry.el.style, { left: `${x}px`, top: `${y}px`, width: `${row.w}px`, height: `${row.h}px`, opacity: node.mode === 2 ? '0.5' : '1' });
-          entry.geometry = geometry;
-        }
-        const value = node.widgets_values?.[row.index] ?? '';
-        if (document.activeElement !== entry.el && entry.el.value !== value) entry.el.value = value;
-      }
+    const shown = new Set();
+    if (viewport.scale >= HIDE_BELOW_SCALE) {
+      const visible = viewport.visibleRect(this.view.width, this.view.height);
+      // A textarea floats above the canvas, so one under another node would show through it.
+      const covered = this.#coverTest();
+      for (const node of this.doc.nodes.values()) this.#syncNode(node, visible, covered, shown);
     }
-    for (const [key, entry] of this.#els) {
-      if (seen.has(key)) continue;
-      // A focused textarea that goes away sends no blur: close its editing step here.
-      if (document.activeElement === entry.el) this.history.commit();
-      entry.el.remove();
-      this.#els.delete(key);
+    for (const key of [...this.#els.keys()]) if (!shown.has(key)) this.#remove(key);
+  }
+
+  #syncNode(node, visible, covered, shown) {
+    if (node.flags?.collapsed) return;
+    const def = this.doc.defOf(node);
+    if (!def.widgets.some((w) => w.multiline)) return;
+    for (const row of this.view.layoutOf(node).widgets) {
+      const wdef = def.widgets[row.index];
+      if (!wdef.multiline || !row.box || this.doc.isWidgetLinked(node, wdef.name)) continue;
+      const key = `${node.id}:${row.index}`;
+      let entry = this.#els.get(key);
+      const rect = [node.pos[0] + row.box.x, node.pos[1] + row.box.y, row.box.w, row.box.h];
+      if (!rectsOverlap(rect, visible)) continue;
+      if (covered(node, rect) && !(entry && document.activeElement === entry.el)) continue;
+      if (entry && entry.node !== node) this.#remove(key); // the document was reloaded
+      entry = this.#els.get(key);
+      if (!entry) {
+        entry = this.#create(node, row.index, wdef);
+        this.#els.set(key, entry);
+      }
+      shown.add(key);
+      const geometry = `${rect},${node.mode}`;
+      if (geometry !== entry.geometry) {
+        const [x, y, w, h] = rect;
+        Object.assign(entry.el.style, { left: `${x}px`, top: `${y}px`, width: `${w}px`, height: `${h}px`, opacity: node.mode === 2 ? '0.5' : '1' });
+        entry.geometry = geometry;
+      }
+      const value = node.widgets_values?.[row.index] ?? '';
+      if (document.activeElement !== entry.el && entry.el.value !== value) entry.el.value = value;
     }
   }
 

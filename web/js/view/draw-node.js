@@ -38,6 +38,28 @@ function pendingLook(scene, node, kind, slot) {
   return ok ? { highlight: true } : { dim: true };
 }
 
+// Titles are what a zoomed-out graph is read by, so on screen they never get smaller than
+// TITLE_MIN_SCREEN_PX: below the zoom where the 14-unit font would shrink past it, the font grows in
+// graph units instead, spilling from the bar into the body (whose labels are not drawn then). A
+// 150-node workflow fits a 1400×900 window at about 0.26; only below TITLE_HIDE_SCALE (a node of
+// 300 units is then under 45 px wide, too narrow for four readable letters) are titles left out.
+const TITLE_MIN_SCREEN_PX = 10;
+const TITLE_HIDE_SCALE = 0.15;
+
+function drawTitleText(ctx, scene, node, def, width) {
+  if (scene.scale < TITLE_HIDE_SCALE) return;
+  const size = Math.max(theme.TITLE_FONT_PX, TITLE_MIN_SCREEN_PX / scene.scale);
+  ctx.font = theme.titleFont(size);
+  ctx.fillStyle = theme.TEXT;
+  ctx.textAlign = 'left';
+  ctx.textBaseline = 'middle';
+  const title = scene.doc.titleOf(node) + (node.mode === 4 ? '  (bypassed)' : node.mode === 2 ? '  (muted)' : '');
+  const badge = def.subgraph ? 22 : 0;
+  // Centred in the bar while it fits; a larger font keeps its top in the bar and grows downwards.
+  const middle = Math.max(-TITLE_H / 2, -TITLE_H + 2 + size / 2);
+  ctx.fillText(fitText(ctx, title, width - 34 - badge), 26, middle);
+}
+
 function drawTitle(ctx, scene, node, def, width, collapsed) {
   const titleColor = node.color ?? theme.categoryColor(def.category);
   roundRect(ctx, 0, -TITLE_H, width, TITLE_H, collapsed ? 8 : [8, 8, 0, 0]);
@@ -47,15 +69,8 @@ function drawTitle(ctx, scene, node, def, width, collapsed) {
   ctx.arc(14, -TITLE_H / 2, 5, 0, Math.PI * 2);
   ctx.fillStyle = collapsed ? '#888' : theme.typeColor(def.outputs[0]?.type ?? '*');
   ctx.fill();
-  if (scene.lowDetail) return;
-  ctx.font = theme.TITLE_FONT;
-  ctx.fillStyle = theme.TEXT;
-  ctx.textAlign = 'left';
-  ctx.textBaseline = 'middle';
-  const title = scene.doc.titleOf(node) + (node.mode === 4 ? '  (bypassed)' : node.mode === 2 ? '  (muted)' : '');
-  const badge = def.subgraph ? 22 : 0;
-  ctx.fillText(fitText(ctx, title, width - 34 - badge), 26, -TITLE_H / 2);
-  if (badge && !collapsed) {
+  drawTitleText(ctx, scene, node, def, width);
+  if (def.subgraph && !collapsed) {
     // A subgraph instance: double-click opens it.
     ctx.strokeStyle = theme.TEXT_DIM;
     ctx.lineWidth = 1.5;
@@ -104,9 +119,12 @@ function drawWidgets(ctx, scene, node, def, layout) {
     const hover = scene.hover?.kind === 'widget' && scene.hover.nodeId === node.id && scene.hover.index === row.index;
     // A companion (control_after_generate, upload) of a widget that a link drives has nothing to do.
     const idle = wdef.controls != null && scene.doc.isWidgetLinked(node, def.widgets[wdef.controls]?.name);
+    // A text box is painted in its box, cut to the node's body (geometry.js); no room, no box.
+    const rect = wdef.multiline ? row.box : row;
+    if (!rect) continue;
     ctx.globalAlpha = base * (idle ? 0.35 : 1);
     kind.draw(ctx, {
-      rect: row, def: wdef, node, index: row.index, value: node.widgets_values?.[row.index], label: wdef.label ?? wdef.name,
+      rect, def: wdef, node, index: row.index, value: node.widgets_values?.[row.index], label: wdef.label ?? wdef.name,
       hover, lowDetail: scene.lowDetail, domActive: scene.domActive(node.id, row.index), scene,
     });
     ctx.globalAlpha = base;

@@ -29,7 +29,12 @@ export const RUNNING = '#3ddc84';
 export const ERROR = '#ff4d4d';
 export const BYPASS_TINT = 'rgba(170, 60, 210, 0.35)';
 export const FONT = '13px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
-export const TITLE_FONT = '600 14px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+export const TITLE_FONT_PX = 14;
+
+/** The title font at `px` graph units (titles grow at low zoom: view/draw-node.js). */
+export function titleFont(px) {
+  return `600 ${px}px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif`;
+}
 
 function hashHue(text) {
   let h = 0;
