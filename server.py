@@ -266,6 +266,10 @@ def main(argv: list[str] | None = None) -> None:
     state = build_state(args, logs)
     app = build_app(state, security_policy(args), PromptServer.instance)  # applies what packs added
     hosts = listen_addresses(args)
+    front_end = state.options.front_end
+    if front_end is not None and not front_end.is_weft:
+        what = f"ComfyUI's frontend {front_end.version}" if front_end.kind == "comfyui" else str(front_end.root)
+        print(f"Front end at /: {what}; Weft's editor at /weft/", flush=True)
     print(f"Weft is serving http://{hosts[0]}:{args.port}", flush=True)
     web.run_app(app, host=hosts, port=args.port, print=None, loop=PromptServer.instance.loop)
 

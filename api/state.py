@@ -10,6 +10,7 @@ from aiohttp import web
 
 from graph.executor import Executor
 from graph.folders import FolderPaths
+from graph.job_views import FinishedJobs
 from graph.jobs import JobStore
 from graph.registry import NodeRegistry
 from graph.worker import Worker
@@ -49,6 +50,7 @@ class AppState:
     packs: list = field(default_factory=list)  # nodes.custom.PackReport per third-party pack
     logs: Any = None  # api.logs.LogBuffer
     templates: TemplateLibrary | None = None  # made on first use (api.routes.templates)
+    finished_jobs: FinishedJobs = field(default_factory=FinishedJobs)  # /jobs' records of the history
 
 
 STATE = web.AppKey("weft_state", AppState)

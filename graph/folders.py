@@ -191,16 +191,36 @@ def split_annotated_name(name: str, default_type: str) -> tuple[str, str]:
     return name, default_type
 
 
-def list_files(root: Path, extensions: tuple[str, ...] | None = None) -> list[str]:
-    """Files under ``root`` (recursively, following no symlink out of it) as ``/``-joined names."""
+#: Temporary files of graph.atomic's writes: seeing one means a write is in flight.
+ATOMIC_TEMP_PREFIX = ".weft-"
+LISTING_ATTEMPTS = 3
+
+
+def list_files(root: Path, extensions: tuple[str, ...] | None = None, *, recursive: bool = True) -> list[str]:
+    """Files under ``root`` (recursively unless told, following no symlink out of it, hidden ones
+    left out) as ``/``-joined names.
+
+    A directory read while a file in it is atomically replaced may miss that file's name (POSIX
+    leaves it unspecified), and the replacement's temporary file shows the write is in flight: a
+    listing that saw one is read again, a few times at most."""
+    for _ in range(LISTING_ATTEMPTS):
+        names, saw_write = _scan(root, extensions, recursive)
+        if not saw_write:
+            break
+    return names
+
+
+def _scan(root: Path, extensions: tuple[str, ...] | None, recursive: bool) -> tuple[list[str], bool]:
     out: list[str] = []
+    saw_write = False
     if not root.is_dir():
-        return out
+        return out, saw_write
     real_root = os.path.realpath(root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
         for filename in filenames:
             if filename.startswith("."):
+                saw_write = saw_write or filename.startswith(ATOMIC_TEMP_PREFIX)
                 continue
             if extensions and not filename.lower().endswith(extensions):
                 continue
@@ -209,4 +229,4 @@ def list_files(root: Path, extensions: tuple[str, ...] | None = None) -> list[st
             if not real.startswith(real_root + os.sep):
                 continue
             out.append(os.path.relpath(full, root).replace(os.sep, "/"))
-    return out
+    return out, saw_write

@@ -8,6 +8,7 @@ items and history entries into those records; ``api.routes.jobs`` serves them.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable
 
 PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = "pending", "in_progress", "completed", "failed", "cancelled"
@@ -110,6 +111,29 @@ def finished_job(prompt_id: str, entry: dict, detail: bool = False) -> dict:
         record.update(outputs=outputs, execution_status=status,
                       workflow={"prompt": item[2] if len(item) > 2 else {}, "extra_data": extra_data})
     return record
+
+
+class FinishedJobs:
+    """The records of finished jobs, each made once: a history entry never changes after it is
+    written (it can only be deleted), while a front end asks for the list on every queue change
+    and one entry may carry a whole UI workflow. Reading the history's ids is cheap; only new
+    entries are read and parsed. One per server (the app state holds it)."""
+
+    def __init__(self) -> None:
+        self._records: dict[int, dict] = {}  # by the history's row number
+        self._lock = threading.Lock()
+
+    def records(self, store) -> list[dict]:
+        """Every finished job of ``store`` (a graph.jobs.JobStore), oldest first."""
+        with self._lock:
+            keys = store.history_keys()
+            ids = dict(keys)
+            new = [seq for seq, _ in keys if seq not in self._records]
+            for seq, entry in store.history_rows(new).items():
+                self._records[seq] = finished_job(ids[seq], entry)
+            for seq in [seq for seq in self._records if seq not in ids]:  # deleted since
+                del self._records[seq]
+            return [self._records[seq] for seq, _ in keys if seq in self._records]
 
 
 def parse_statuses(raw: str | None) -> set[str]:

@@ -226,6 +226,23 @@ class JobStore:
                                     "ORDER BY seq DESC LIMIT ?) ORDER BY seq", (max_items,)).fetchall()
         return {pid: json.loads(entry) for pid, entry in rows}
 
+    def history_keys(self) -> list[tuple[int, str]]:
+        """``(row number, prompt_id)`` of every finished job, oldest first (cheap: no entry is
+        read). A row number is never reused, so it names one entry for good."""
+        with self._lock:
+            return self._db.execute("SELECT seq, prompt_id FROM history ORDER BY seq").fetchall()
+
+    def history_rows(self, rows: list[int]) -> dict[int, dict]:
+        """The entries of these row numbers (those still in the history)."""
+        found: dict[int, dict] = {}
+        for start in range(0, len(rows), 500):  # SQLite's host parameter limit
+            chunk = rows[start:start + 500]
+            with self._lock:
+                fetched = self._db.execute(f"SELECT seq, entry FROM history WHERE seq IN "
+                                           f"({','.join('?' * len(chunk))})", chunk).fetchall()
+            found.update((seq, json.loads(entry)) for seq, entry in fetched)
+        return found
+
     def history_entry(self, prompt_id: str) -> dict | None:
         with self._lock:
             row = self._db.execute("SELECT entry FROM history WHERE prompt_id=?", (prompt_id,)).fetchone()

@@ -33,8 +33,7 @@ def _all_jobs(state, wanted: set[str]) -> list[dict]:
     if job_views.PENDING in wanted:
         jobs += [job_views.queued_job(job.queue_item(), job_views.PENDING) for job in state.store.pending()]
     if wanted & {job_views.COMPLETED, job_views.FAILED, job_views.CANCELLED}:
-        finished = (job_views.finished_job(pid, entry) for pid, entry in state.store.history().items())
-        jobs += [job for job in finished if job["status"] in wanted]
+        jobs += [job for job in state.finished_jobs.records(state.store) if job["status"] in wanted]
     return jobs
 
 

@@ -177,7 +177,8 @@ async def list_userdata(request: web.Request) -> web.Response:
     recurse = request.query.get("recurse", "").lower() in ("true", "1")
     full_info = request.query.get("full_info", "").lower() in ("true", "1")
     split = request.query.get("split", "").lower() in ("true", "1")
-    names = list_files(folder) if recurse else sorted(p.name for p in folder.iterdir() if p.is_file())
+    names = list_files(folder, recursive=recurse)
+    names = names if recurse else sorted(names)
     if full_info:
         return web.json_response([_file_info(folder, folder / n) for n in names])
     if split:

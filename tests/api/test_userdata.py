@@ -21,10 +21,10 @@ def test_userdata_files(server, base_dir):
     assert (base_dir / "user" / "default" / "workflows" / "a.json").read_bytes() == b'{"x": 1}'
     assert server.request("POST", "/userdata/workflows%2Fa.json?overwrite=false", b"{}")[0] == 409
     assert server.get("/userdata/workflows%2Fa.json") == (200, {"x": 1})
-    # .index.json: the (empty) bookmarks of ComfyUI's frontend a user folder starts with
-    assert server.get("/userdata?dir=workflows") == (200, [".index.json", "a.json"])
+    # hidden files (the bookmarks file a user folder starts with, temporary files) are not listed
+    assert server.get("/userdata?dir=workflows") == (200, ["a.json"])
     status, info = server.get("/userdata?dir=workflows&full_info=true")
-    assert info[1]["path"] == "a.json" and info[1]["size"] == 8
+    assert info[0]["path"] == "a.json" and info[0]["size"] == 8
     listing = server.get("/v2/userdata?path=workflows")[1]
     assert listing[0]["name"] == "a.json" and listing[0]["type"] == "file"
     assert server.request("POST", "/userdata/workflows%2Fa.json/move/workflows%2Fb.json", b"")[1] == "workflows/b.json"

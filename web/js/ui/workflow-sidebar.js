@@ -27,7 +27,7 @@ export class WorkflowSidebar {
         return;
       }
     }
-    const names = files.map((f) => (typeof f === 'string' ? f : f.path)).filter((f) => f.endsWith('.json') && !f.split('/').some((part) => part.startsWith('.'))).sort((a, b) => a.localeCompare(b));
+    const names = files.map((f) => (typeof f === 'string' ? f : f.path)).filter((f) => f.endsWith('.json')).sort((a, b) => a.localeCompare(b));
     if (!names.length) {
       this.list.replaceChildren(h('p', { class: 'muted' }, 'No saved workflows yet. Save one with Ctrl+S.'));
       return;
