@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8188
 ARGS   ?=
 
-.PHONY: run test test-fast browser-deps gl-deps comfyui-frontend bench starter-model eval-starter clean-venv
+.PHONY: run test test-fast browser-deps gl-deps comfyui-frontend ray bench starter-model eval-starter clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: $(VENV)/.runtime-installed
 # (then: make run ARGS="--front-end comfyui"). Optional: Weft's editor needs none of it.
 comfyui-frontend: $(VENV)/.runtime-installed
 	$(PY) -m pip install --quiet -r requirements-frontend.txt
+
+# Ray, to run the workers as Ray actors (then: make run ARGS="--ray auto"; docs/scale-out.md).
+ray: $(VENV)/.runtime-installed
+	$(PY) -m pip install --quiet -r requirements-ray.txt
 
 # Browser tests drive Debian's Chromium and the editor's model tests run under Node.js; as root
 # (CI) whichever is missing is installed from Debian's packages.

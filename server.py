@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning (set before torch loads its OpenMP runtime).
@@ -23,8 +24,8 @@ import yaml
 from aiohttp import web
 
 from api.app import build_app, make_sender
-from api.frontends import FRONT_ENDS, FrontEnd, FrontEndError, resolve_front_end
 from api.compat import BinaryEventTypes, PromptServer  # noqa: F401  (packs: `from server import PromptServer`)
+from api.frontends import FRONT_ENDS, FrontEnd, FrontEndError, resolve_front_end
 from api.hub import Hub
 from api.logs import LogBuffer
 from api.previews import PREVIEW_METHODS
@@ -35,6 +36,7 @@ from graph.context import InterruptFlag
 from graph.executor import Executor
 from graph.folders import FolderPaths
 from graph.jobs import JobStore
+from graph.pool import WorkerPool
 from graph.registry import NodeRegistry
 from graph.worker import Worker
 from ldm.devices import UNET_PRECISIONS, VAE_PRECISIONS, PrecisionOptions, detect_compute
@@ -45,6 +47,7 @@ from nodes import register_builtin_nodes
 from nodes.custom import PackReport, load_custom_packs
 from nodes.pack_host import PackHost
 from nodes.services import NodeOptions, Services
+from workers.launch import hub_forwarder, local_launcher, worker_argv
 
 REPO_ROOT = Path(__file__).resolve().parent
 log = logging.getLogger("weft")
@@ -103,9 +106,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="with --disable-all-custom-nodes: load these packs anyway")
     packs.add_argument("--custom-node-import-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="give up on a pack whose import takes longer (default 30)")
+    add_worker_arguments(parser)
     add_engine_arguments(parser)
     parser.add_argument("--verbose", nargs="?", const="DEBUG", default="INFO", help="log level (bare: DEBUG)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the workers are started with the same flags
+    return args
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where jobs run (docs/scale-out.md)."""
+    workers = parser.add_argument_group("workers")
+    workers.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="worker processes that run jobs (default 1; with --ray one per GPU of the cluster, or "
+                              "1); 0 runs jobs in a thread of the server itself, where a node that crashes takes "
+                              "the server with it (for debugging)")
+    workers.add_argument("--ray", metavar="ADDRESS", default=None,
+                         help="run the workers as Ray actors: 'auto' starts a local Ray instance, an address joins "
+                              "a cluster (needs `make ray`; docs/scale-out.md)")
+    workers.add_argument("--job-timeout", type=float, default=None, metavar="SECONDS",
+                         help="end a job that runs longer (by ending its worker process, which is started again)")
+    workers.add_argument("--interrupt-grace", type=float, default=10.0, metavar="SECONDS",
+                         help="after /interrupt, how long a node may take to stop before its worker process is "
+                              "ended (default 10)")
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,36 +232,72 @@ def front_end_of(args: argparse.Namespace) -> FrontEnd:
         raise SystemExit(f"error: {exc}") from exc
 
 
-def build_state(args: argparse.Namespace, logs: LogBuffer | None = None) -> AppState:
-    front_end = front_end_of(args)
+@dataclass
+class NodeRuntime:
+    """What describes and runs nodes in one process: the registry with the built-in nodes and the
+    packs, and the services nodes use. The server builds one (for /object_info and validation) and
+    so does every worker process (worker.py), from the same flags."""
+
+    folders: FolderPaths
+    registry: NodeRegistry
+    services: Services
+    interrupt: InterruptFlag
+    packs: list[PackReport]
+
+
+def build_node_runtime(args: argparse.Namespace, prompt_server: PromptServer) -> NodeRuntime:
     folders = build_folders(args)
-    hub = Hub()
-    # The event loop exists before packs load: they may schedule work on PromptServer.instance.loop.
-    PromptServer.instance = PromptServer(hub, loop=asyncio.new_event_loop(), preview_size=args.preview_size,
-                                         web_root=front_end.root)
-    send = PromptServer.instance.observe(make_sender(hub, args.preview_size))
     registry = NodeRegistry()
     register_builtin_nodes(registry)
     services = Services(folders=folders, options=NodeOptions(disable_metadata=args.disable_metadata,
                                                              preview_method=args.preview_method or "auto",
                                                              preview_size=args.preview_size),
                         engine=build_engine(args))
-    log.info("compute: %s; memory: %s", services.engine.compute.reason, services.engine.options.mode.value)
     interrupt = InterruptFlag()
-    # Packs see the server's objects through ComfyUI's facade (nodes.pack_host): built before them.
-    pack_reports = load_packs(args, PackHost(services=services, registry=registry, interrupt=interrupt,
-                                             prompt_server=PromptServer.instance, args=args))
+    # Packs see the process's objects through ComfyUI's facade (nodes.pack_host): built before them.
+    packs = load_packs(args, PackHost(services=services, registry=registry, interrupt=interrupt,
+                                      prompt_server=prompt_server, args=args))
+    return NodeRuntime(folders, registry, services, interrupt, packs)
+
+
+def build_runner(args: argparse.Namespace, runtime: NodeRuntime, store: JobStore, send, hub: Hub):
+    """Who runs jobs: worker processes the server supervises (``--workers N``, default 1), or with
+    ``--workers 0`` a thread of the server itself (nodes then share its fate; for debugging)."""
+    if args.workers == 0 and not args.ray:
+        cache = OutputCache(max_entries=0 if args.cache_none else args.cache_lru,
+                            min_free_ram_bytes=int(args.cache_min_free_ram * 1024 ** 3))
+        executor = Executor(runtime.registry, cache, services=runtime.services, interrupt=runtime.interrupt)
+        engine = runtime.services.engine
+        return Worker(store, executor, send, on_free=lambda unload, free: (
+            engine.free_memory() if free else engine.unload_all()))
+    if args.ray:
+        from workers.ray_launch import ray_launcher  # Ray is optional: imported only when asked for
+
+        launcher, size, on_stop = ray_launcher(args.ray, worker_argv(args.argv), args.workers)
+    else:
+        size, on_stop = args.workers or 1, None
+        launcher = local_launcher(worker_argv(args.argv), size)
+    return WorkerPool(store, send, launcher, size=size, job_timeout=args.job_timeout,
+                      interrupt_grace=args.interrupt_grace, hub_call=hub_forwarder(hub), on_stop=on_stop)
+
+
+def build_state(args: argparse.Namespace, logs: LogBuffer | None = None) -> AppState:
+    front_end = front_end_of(args)
+    hub = Hub()
+    # The event loop exists before packs load: they may schedule work on PromptServer.instance.loop.
+    PromptServer.instance = PromptServer(hub, loop=asyncio.new_event_loop(), preview_size=args.preview_size,
+                                         web_root=front_end.root)
+    send = PromptServer.instance.observe(make_sender(hub, args.preview_size))
+    runtime = build_node_runtime(args, PromptServer.instance)
+    folders, registry, services, pack_reports = runtime.folders, runtime.registry, runtime.services, runtime.packs
+    log.info("compute: %s; memory: %s", services.engine.compute.reason, services.engine.options.mode.value)
     options = ServerOptions(listen=args.listen, port=args.port, max_upload_size=int(args.max_upload_size * 1024 * 1024),
                             preview_size=args.preview_size, web_root=front_end.root, multi_user=args.multi_user,
                             front_end=front_end, editor_root=REPO_ROOT / "web", preview_method=args.preview_method,
                             max_queue_size=args.max_queue_size, max_prompt_nodes=args.max_prompt_nodes)
-    cache = OutputCache(max_entries=0 if args.cache_none else args.cache_lru,
-                        min_free_ram_bytes=int(args.cache_min_free_ram * 1024 ** 3))
-    executor = Executor(registry, cache, services=services, interrupt=interrupt)
     store = JobStore(args.database or folders.user / "weft-jobs.sqlite3")
-    worker = Worker(store, executor, send, on_free=lambda unload, free: (
-        services.engine.free_memory() if free else services.engine.unload_all()))
-    return AppState(registry=registry, store=store, executor=executor, worker=worker, hub=hub, folders=folders,
+    worker = build_runner(args, runtime, store, send, hub)
+    return AppState(registry=registry, store=store, worker=worker, hub=hub, folders=folders,
                     options=options, services=services, packs=pack_reports, logs=logs)
 
 

@@ -13,6 +13,7 @@ from graph.folders import FolderPaths
 from graph.job_views import FinishedJobs
 from graph.jobs import JobStore
 from graph.registry import NodeRegistry
+from graph.pool import WorkerPool
 from graph.worker import Worker
 
 from .frontends import FrontEnd
@@ -41,10 +42,10 @@ class ServerOptions:
 class AppState:
     registry: NodeRegistry
     store: JobStore
-    executor: Executor
-    worker: Worker
+    worker: Worker | WorkerPool  # runs the jobs: in worker processes (WorkerPool) or a thread (Worker)
     hub: Hub
     folders: FolderPaths
+    executor: Executor | None = None  # the server's own, when jobs run in a thread of it
     options: ServerOptions = field(default_factory=ServerOptions)
     services: Any = None
     packs: list = field(default_factory=list)  # nodes.custom.PackReport per third-party pack

@@ -21,6 +21,7 @@ from .cache import OutputCache
 from .context import ExecutionContext, InterruptFlag, Interrupted, services_context, use_context
 from .node_call import NodeResult, map_over_lists, merge_results
 from .prompt import DynamicPrompt, is_link, unwrap_literal
+from .protocol import NODE_FAILURES
 from .registry import NodeRegistry
 from .signature import SignatureBuilder
 
@@ -155,7 +156,7 @@ class _Run:
             self.emit("execution_interrupted", {
                 "prompt_id": self.prompt_id, "node_id": current, "node_type": self._class_of(current),
                 "executed": list(self.executed), "timestamp": _now_ms()}, keep=True)
-        except Exception as exc:
+        except NODE_FAILURES as exc:  # a node's SystemExit fails its job, not the process
             self._fail(current, exc)
         else:
             self.emit("execution_success", {"prompt_id": self.prompt_id, "timestamp": _now_ms()}, keep=True)

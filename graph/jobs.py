@@ -153,11 +153,27 @@ class JobStore:
                     return None
                 self._changed.wait(remaining)
 
-    def pending(self) -> list[Job]:
+    def pending(self, limit: int | None = None) -> list[Job]:
+        """Pending jobs in queue order (the first ``limit`` of them)."""
         with self._lock:
             rows = self._db.execute(f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE state='pending' "
-                                    "ORDER BY number, seq").fetchall()
+                                    "ORDER BY number, seq LIMIT ?", (-1 if limit is None else limit,)).fetchall()
         return [self._job(r) for r in rows]
+
+    def claim(self, prompt_id: str) -> Job | None:
+        """Take this pending job and mark it running; None when it is no longer pending."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE prompt_id=? AND state='pending'",
+                                   (prompt_id,)).fetchone()
+            if row is None:
+                return None
+            job = self._job(row)
+            with self._tx():
+                self._db.execute("UPDATE jobs SET state='running', attempts=attempts+1 WHERE prompt_id=?",
+                                 (prompt_id,))
+            job.attempts += 1
+            self._changed.notify_all()
+            return job
 
     def running(self) -> list[Job]:
         with self._lock:
@@ -189,6 +205,13 @@ class JobStore:
                                  (prompt_id, json.dumps(entry, default=str), time.time()))
                 self._db.execute("DELETE FROM history WHERE seq <= (SELECT MAX(seq) FROM history) - ?",
                                  (self.history_limit,))
+            self._changed.notify_all()
+
+    def release(self, prompt_id: str) -> None:
+        """A running job back to pending (its worker was lost; it keeps its place and attempts)."""
+        with self._lock:
+            with self._tx():
+                self._db.execute("UPDATE jobs SET state='pending' WHERE prompt_id=? AND state='running'", (prompt_id,))
             self._changed.notify_all()
 
     def recover(self) -> list[tuple[Job, str]]:

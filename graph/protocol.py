@@ -23,6 +23,11 @@ INPUT_CATEGORIES = ("required", "optional", "hidden")
 HIDDEN_KINDS = ("PROMPT", "EXTRA_PNGINFO", "UNIQUE_ID", "DYNPROMPT",
                 "AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG")
 
+#: What a node's code (its function, INPUT_TYPES, VALIDATE_INPUTS) may raise that fails only its job
+#: or request. SystemExit and KeyboardInterrupt count: a pack calling sys.exit() or letting a stray
+#: KeyboardInterrupt out must not end the worker or the server.
+NODE_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+
 
 class NodeDefinitionError(TypeError):
     """A node class does not follow the protocol."""

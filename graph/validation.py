@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .prompt import is_link, looks_like_link, unwrap_literal
-from .protocol import InputSpec, NodeDefinition
+from .protocol import NODE_FAILURES, InputSpec, NodeDefinition
 from .registry import NodeRegistry
 from .types import PRIMITIVE_TYPES, is_combo, type_name, types_compatible
 
@@ -137,7 +137,7 @@ def _check_node(node_id: str, node: dict, prompt: dict, registry: NodeRegistry, 
         return check
     try:
         specs = definition.inputs()
-    except Exception as exc:
+    except NODE_FAILURES as exc:  # a pack's INPUT_TYPES/VALIDATE_INPUTS may even sys.exit()
         check.errors.append(make_error("exception_during_validation", "Exception when validating node", str(exc),
                                        exception_type=type(exc).__name__, traceback=traceback.format_exc().splitlines()))
         return check
@@ -173,7 +173,7 @@ def _check_node(node_id: str, node: dict, prompt: dict, registry: NodeRegistry, 
             kwargs["input_types"] = received_types
         try:
             verdict = _call_validate_inputs(definition, kwargs)
-        except Exception as exc:
+        except NODE_FAILURES as exc:
             check.errors.append(make_error("exception_during_validation", "Exception when validating node",
                                            str(exc), exception_type=type(exc).__name__,
                                            traceback=traceback.format_exc().splitlines()))

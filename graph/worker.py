@@ -131,6 +131,18 @@ class Worker:
         self.current_node = None
         self.broadcast_status()
 
+    def running(self) -> list[tuple[Job, str | None]]:
+        job = self.current_job
+        return [(job, self.current_node)] if job is not None else []
+
+    def running_items(self) -> list[list]:
+        return [job.queue_item() for job, _ in self.running()]
+
     def running_item(self) -> Any:
         job = self.current_job
         return job.queue_item() if job is not None else None
+
+    def workers(self) -> list[dict]:
+        job = self.current_job
+        return [{"id": 0, "state": "running" if job else "idle", "where": "in the server process",
+                 "prompt_id": job.prompt_id if job else None, "node": self.current_node}]

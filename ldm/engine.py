@@ -11,7 +11,9 @@ per call. Nodes never move weights themselves; they wrap a use in
 * ``with engine.use_control(network) as run:`` — a ControlNet / T2I-Adapter for a model call
   (lent by the UNet of a sampling run, ``RunnableUNet.lend``);
 * ``with engine.use_vae(vae, inference_bytes=…):`` — around ``vae.decode``/``vae.encode``;
-* ``engine.encode_tokens(clip, tokens, add_dict)`` — text encoding, cached by (model, tokens).
+* ``engine.encode_tokens(clip, tokens, add_dict)`` — text encoding, cached by (model, tokens);
+* ``engine.admit(nbytes, what, device)`` — before a large allocation: raises
+  :class:`~ldm.memory.AdmissionError` (a ``MemoryError``) when it cannot fit.
 
 An out-of-memory error inside a UNet call unloads the other models, halves what this one keeps
 resident and retries once; a second failure raises :class:`EngineOutOfMemory` with advice.
@@ -27,7 +29,7 @@ from typing import Any, Iterator, Mapping
 import torch
 
 from ldm.devices import ComputeSettings, detect_compute, total_memory_bytes
-from ldm.memory import MemoryManager, MemoryOptions, Placement, VramMode
+from ldm.memory import MemoryManager, MemoryOptions, Placement, VramMode, admission
 from ldm.memory.plan import unet_inference_bytes
 from ldm.memory.text_cache import TextEncodeCache
 from ldm.networks.ops import SlicedAttention
@@ -172,17 +174,22 @@ class Engine:
     def use_unet(self, model, *, latent_shape=None) -> Iterator[RunnableUNet]:
         """The UNet of a MODEL handle, ready to run for the block (LoRA patches applied).
 
-        ``latent_shape`` (``[B, C, h, w]``) lets the manager keep room for the activations. A
-        MODEL's hooks may name its own compute device and dtype, and its own ``torch.compile``
-        settings (ComfyUI's ``model_options["torch_compile_kwargs"]``).
+        ``latent_shape`` (``[B, C, h, w]``) lets the manager keep room for the activations, and
+        refuses the run (:class:`~ldm.memory.AdmissionError`) when even they cannot fit on the
+        device after offloading. A MODEL's hooks may name its own compute device and dtype, and its
+        own ``torch.compile`` settings (ComfyUI's ``model_options["torch_compile_kwargs"]``).
         """
         hooks = model.hooks
         placement = self.unet_placement(model.unet, hooks.compute_device)
         compute_dtype = hooks.compute_dtype or self.compute.dtype
-        compiled = self._compiled_for(model.unet, hooks.extra.get(TORCH_COMPILE_KWARGS))
         dtype_size = torch.empty((), dtype=self.compute.dtype).element_size()
         inference = (unet_inference_bytes(latent_shape, dtype_size, USAGE_FACTORS.get(model.family, 1.0))
                      if latent_shape is not None else 0)
+        if inference:
+            self.admit(inference, f"the {model.family} UNet's activations on latents "
+                                  f"{admission.describe_tensor(latent_shape, self.compute.dtype)}",
+                       placement.device)
+        compiled = self._compiled_for(model.unet, hooks.extra.get(TORCH_COMPILE_KWARGS))
         with self.memory.use(model.unet, placement, patches=model.patches, inference_bytes=inference,
                              name=f"{model.family} UNet", force_full=self.options.mode is VramMode.GPU_ONLY) as entry:
             set_attention_slicing(model.unet, self._attention_slice_bytes(placement.device, inference))
@@ -276,6 +283,14 @@ class Engine:
             cond, pooled = found
         extras = {"pooled_output": None if pooled is None else pooled.clone(), **(add_dict or {})}
         return [[cond.clone(), extras]]
+
+    # --- admission -----------------------------------------------------------------------------------
+
+    def admit(self, nbytes: int, what: str, device: torch.device | str | None = None) -> None:
+        """Refuse an allocation of ``nbytes`` on ``device`` (default: the CPU, where nodes make
+        their results) that cannot fit: :class:`~ldm.memory.AdmissionError` names ``what``, its
+        size and what is available (see :mod:`ldm.memory.admission`)."""
+        admission.admit(self.memory, nbytes, what, "cpu" if device is None else device)
 
     # --- server requests -----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ def _run(model, guidance, sampler, sigmas, noise, latent_image):
     """Sample with ``guidance`` (a GUIDER) → ``(output, denoised_output)`` LATENT dicts."""
     latent = with_model_channels(latent_image, model)
     callback = step_callback(model)
-    with sampling_run(model) as guided:
+    with sampling_run(model, latent["samples"].shape) as guided:
         outputs = custom.sample_custom(guidance.build(guided), sampler, sigmas, noise.generate_noise(latent),
                                        latent, noise.seed, callback, model.device)
     return tuple(to_intermediate(out) for out in outputs)

@@ -305,7 +305,7 @@ class EngineLentUNet:
     handle: Any
 
     def __call__(self, x, timesteps, **kwargs):
-        with self.engine.use_unet(self.handle) as unet:
+        with self.engine.use_unet(self.handle, latent_shape=tuple(x.shape)) as unet:
             return unet(x, timesteps, **kwargs)
 
 

@@ -24,6 +24,7 @@ import torch
 from ldm.imaging import editing, morphology, operations as imaging
 from nodes.image import CROP_METHODS, IMAGE_UPSCALE_METHODS, MAX_RESOLUTION, save_png_batch
 from nodes.image_tools import hex_to_rgb
+from nodes.services import admit_tensor
 from nodes.utils import grown_inputs
 
 IMAGE_OR_MASK = "IMAGE,MASK"
@@ -250,6 +251,8 @@ class RepeatImageBatch:
         return {"required": {"image": ("IMAGE",), "amount": _int(1, 1, 4096)}}
 
     def repeat(self, image, amount):
+        admit_tensor("RepeatImageBatch: an image", (image.shape[0] * amount, *image.shape[1:]), image.dtype,
+                     image.device)
         return (image.repeat((amount, 1, 1, 1)),)
 
 

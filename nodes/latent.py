@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ldm.imaging import operations as imaging
+from nodes.services import admit_tensor
 
 MAX_RESOLUTION = 16384
 LATENT_SCALE = 8  # pixels per latent pixel for the 4-channel SD latents these nodes make
@@ -48,6 +49,7 @@ class EmptyLatentImage:
 
     def generate(self, width, height, batch_size=1):
         shape = (batch_size, 4, height // LATENT_SCALE, width // LATENT_SCALE)
+        admit_tensor("EmptyLatentImage: a latent", shape)
         return ({"samples": torch.zeros(shape, dtype=torch.float32)},)
 
 
@@ -69,6 +71,8 @@ class LatentUpscale:
         latent = samples["samples"]
         # A side of 0 keeps the aspect; ComfyUI never goes below 64 pixels (8 latent pixels).
         width, height = imaging.fit_size(width, height, latent.shape[-1], latent.shape[-2], minimum=64)
+        admit_tensor("LatentUpscale: a latent", (*latent.shape[:-2], height // LATENT_SCALE, width // LATENT_SCALE),
+                     latent.dtype, latent.device)
         resized = imaging.resample(latent, width // LATENT_SCALE, height // LATENT_SCALE, upscale_method, crop)
         return (_with(samples, samples=resized),)
 
@@ -88,6 +92,7 @@ class LatentUpscaleBy:
         latent = samples["samples"]
         width = max(1, round(latent.shape[-1] * scale_by))
         height = max(1, round(latent.shape[-2] * scale_by))
+        admit_tensor("LatentUpscaleBy: a latent", (*latent.shape[:-2], height, width), latent.dtype, latent.device)
         return (_with(samples, samples=imaging.resample(latent, width, height, upscale_method)),)
 
 
@@ -185,6 +190,9 @@ class RepeatLatentBatch:
                              "amount": ("INT", {"default": 1, "min": 1, "max": 64})}}
 
     def repeat(self, samples, amount):
+        latent = samples["samples"]
+        admit_tensor("RepeatLatentBatch: a latent", (latent.shape[0] * amount, *latent.shape[1:]), latent.dtype,
+                     latent.device)
         repeated = imaging.repeat_batch(samples["samples"], samples.get("noise_mask"),
                                         samples.get("batch_index"), amount)
         return (_batch_fields(samples, *repeated),)

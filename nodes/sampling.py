@@ -70,10 +70,11 @@ def step_callback(model) -> Callable[[dict[str, Any]], None]:
 
 
 @contextlib.contextmanager
-def sampling_run(model) -> Iterator[GuidedModel]:
-    """The model's :class:`GuidedModel` for one sampling run; the engine lends the UNet (LoRA
-    patches applied) for the length of the block and takes it back afterwards."""
-    with services().engine.use_unet(model) as unet:
+def sampling_run(model, latent_shape) -> Iterator[GuidedModel]:
+    """The model's :class:`GuidedModel` for one sampling run on latents of ``latent_shape``
+    ``[B, C, h, w]``; the engine lends the UNet (LoRA patches applied, room kept for the
+    activations, refused when they cannot fit) for the length of the block and takes it back."""
+    with services().engine.use_unet(model, latent_shape=tuple(latent_shape)) as unet:
         yield guided_model(model, unet)
 
 
@@ -96,7 +97,7 @@ def ksample(model, seed: int, steps: int, cfg: float, sampler_name: str, schedul
     """``common_ksampler`` for a MODEL handle, inside a sampling run with step reports."""
     latent = with_model_channels(latent, model)
     callback = step_callback(model)
-    with sampling_run(model) as guided:
+    with sampling_run(model, latent["samples"].shape) as guided:
         out = common_ksampler(guided, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
                               callback=callback, device=model.device, **options)
     return to_intermediate(out)

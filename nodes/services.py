@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from graph.context import current_context, require_context
 from graph.folders import FolderPaths
 from ldm.engine import Engine
+from ldm.memory import admission
 
 
 @dataclass
@@ -52,6 +55,24 @@ def running_services() -> Services | None:
     validation may run outside any (a script, a test registry's ``/object_info``)."""
     found = getattr(current_context(), "services", None)
     return found if isinstance(found, Services) else None
+
+
+def admit(nbytes: int, what: str, device=None) -> None:
+    """Refuse an allocation of ``nbytes`` that cannot fit before it is made
+    (:meth:`ldm.engine.Engine.admit`: raises :class:`ldm.memory.AdmissionError`, a MemoryError);
+    outside a running prompt (a script calling a node's method) nothing is checked."""
+    found = running_services()
+    if found is not None:
+        found.engine.admit(nbytes, what, device)
+
+
+def admit_tensor(what: str, shape, dtype=None, device=None) -> None:
+    """:func:`admit` for a tensor of ``shape`` (float32 unless ``dtype``): the error reads
+    "<what> of 80×4×2048×2048 float32 needs 5.4 GB; …"."""
+    if running_services() is None:
+        return
+    dtype = dtype or torch.float32
+    admit(admission.tensor_bytes(shape, dtype), f"{what} of {admission.describe_tensor(shape, dtype)}", device)
 
 
 def model_names(kind: str) -> list[str]:

@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from graph.context import current_context
+from ldm.memory.admission import describe_tensor, tensor_bytes
+from nodes.services import admit
+
 
 def _temporal(verb: str) -> dict:
     """The video-only tiling inputs of VAEDecodeTiled (``verb`` "decode") / VAEEncodeTiled ("encode")."""
@@ -37,6 +40,15 @@ def using_vae(vae, inference_bytes: int = 0):
     return context.services.engine.use_vae(vae, inference_bytes=inference_bytes)
 
 
+def admit_decoded(node: str, vae, latents: torch.Tensor) -> None:
+    """Refuse a decode whose images cannot fit in RAM: ``[B, h·r, w·r, 3]`` float32 on the CPU,
+    held twice while the decoded pieces are joined into one batch."""
+    r = vae.downscale_ratio
+    shape = (latents.shape[0], latents.shape[-2] * r, latents.shape[-1] * r, 3)
+    admit(2 * tensor_bytes(shape), f"{node}: decoding images of {describe_tensor(shape)} "
+                                   f"(the pieces and the joined batch)")
+
+
 def _spatial_overlap(tile_size: int, overlap: int) -> int:
     # ComfyUI caps the overlap at a quarter of the tile so tiles still advance.
     return tile_size // 4 if tile_size < overlap * 4 else overlap
@@ -56,6 +68,7 @@ class VAEDecode:
 
     def decode(self, vae, samples):
         latents = samples["samples"]
+        admit_decoded("VAEDecode", vae, latents)
         with using_vae(vae, vae.decode_memory_bytes((1, *latents.shape[1:]))):
             return (vae.decode(latents),)
 
@@ -90,6 +103,7 @@ class VAEDecodeTiled:
 
     def decode(self, vae, samples, tile_size, overlap=64, temporal_size=64, temporal_overlap=8):
         # temporal_size / temporal_overlap only matter for video VAEs, which Weft has not yet.
+        admit_decoded("VAEDecodeTiled", vae, samples["samples"])
         with using_vae(vae):
             return (vae.decode_tiled(samples["samples"], tile_size=tile_size,
                                      overlap=_spatial_overlap(tile_size, overlap)),)

@@ -27,9 +27,8 @@ def _int(request: web.Request, name: str, default: int | None) -> int | None:
 
 def _all_jobs(state, wanted: set[str]) -> list[dict]:
     jobs: list[dict] = []
-    running = state.worker.running_item()
-    if job_views.IN_PROGRESS in wanted and running is not None:
-        jobs.append(job_views.queued_job(running, job_views.IN_PROGRESS))
+    if job_views.IN_PROGRESS in wanted:
+        jobs += [job_views.queued_job(item, job_views.IN_PROGRESS) for item in state.worker.running_items()]
     if job_views.PENDING in wanted:
         jobs += [job_views.queued_job(job.queue_item(), job_views.PENDING) for job in state.store.pending()]
     if wanted & {job_views.COMPLETED, job_views.FAILED, job_views.CANCELLED}:
@@ -63,9 +62,9 @@ def _one_job(state, prompt_id: str) -> dict | None:
     entry = state.store.history_entry(prompt_id)
     if entry is not None:
         return job_views.finished_job(prompt_id, entry, detail=True)
-    running = state.worker.running_item()
-    if running is not None and running[1] == prompt_id:
-        return job_views.queued_job(running, job_views.IN_PROGRESS, detail=True)
+    for item in state.worker.running_items():
+        if item[1] == prompt_id:
+            return job_views.queued_job(item, job_views.IN_PROGRESS, detail=True)
     for job in state.store.pending():
         if job.prompt_id == prompt_id:
             return job_views.queued_job(job.queue_item(), job_views.PENDING, detail=True)

@@ -143,9 +143,8 @@ async def convert_workflow(request: web.Request) -> web.Response:
 @routes.get("/queue")
 async def get_queue(request: web.Request) -> web.Response:
     state = state_of(request)
-    running = state.worker.running_item()
     pending = await asyncio.to_thread(state.store.pending)
-    return web.json_response({"queue_running": [running] if running is not None else [],
+    return web.json_response({"queue_running": state.worker.running_items(),
                               "queue_pending": [job.queue_item() for job in pending]})
 
 

@@ -48,7 +48,7 @@ async def system_stats(request: web.Request) -> web.Response:
                    "required_templates_version": "", "python_version": sys.version,
                    "pytorch_version": _package_version("torch"), "embedded_python": False,
                    "argv": sys.argv, "platform": platform.platform()},
-        "devices": devices})
+        "devices": devices, "workers": state.worker.workers()})
 
 
 @routes.get("/features")

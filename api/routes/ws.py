@@ -24,10 +24,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     client = state.hub.add(sid, socket)
     try:
         state.hub.send_json_to(client, "status", {**state.worker.status_message(), "sid": sid})
-        job, node = state.worker.current_job, state.worker.current_node
-        if job is not None and job.client_id == sid and node is not None:
-            state.hub.send_json_to(client, "executing", {"node": node, "display_node": node,
-                                                         "prompt_id": job.prompt_id})
+        for job, node in state.worker.running():
+            if job.client_id == sid and node is not None:
+                state.hub.send_json_to(client, "executing", {"node": node, "display_node": node,
+                                                             "prompt_id": job.prompt_id})
         first = True
         async for message in socket:
             if message.type != WSMsgType.TEXT:

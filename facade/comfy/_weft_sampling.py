@@ -13,9 +13,12 @@ from ldm.sampling.guidance import GuidedModel
 
 
 @contextlib.contextmanager
-def guided_run(model) -> Iterator[GuidedModel]:
-    """The MODEL's GuidedModel for one run, its UNet lent by the server's engine."""
-    with host().services.engine.use_unet(model) as unet:
+def guided_run(model, latent_shape=None) -> Iterator[GuidedModel]:
+    """The MODEL's GuidedModel for one run, its UNet lent by the server's engine; with the
+    latents' ``latent_shape`` the engine keeps room for the activations (and refuses the run with
+    an AdmissionError when they cannot fit)."""
+    shape = None if latent_shape is None else tuple(latent_shape)
+    with host().services.engine.use_unet(model, latent_shape=shape) as unet:
         yield guided_model(model, unet)
 
 

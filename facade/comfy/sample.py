@@ -40,7 +40,7 @@ def sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative
 
 def sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent_image, noise_mask=None,
                   callback=None, disable_pbar=False, seed=None):
-    with guided_run(model) as guided:
+    with guided_run(model, tuple(latent_image.shape)) as guided:
         guider = guidance.CFGGuider(guided, list(positive), list(negative), cfg)
         samples = sample_with_sigmas(guider, sampler.spec or sampler.name, sigmas, noise, latent_image, noise_mask,
                                      0 if seed is None else seed, step_reporter(callback), model.device)

@@ -207,7 +207,7 @@ class KSampler:
             latent_image = torch.zeros_like(noise)
         if sliced is None:
             return latent_image
-        with guided_run(self.model) as guided:
+        with guided_run(self.model, tuple(latent_image.shape)) as guided:
             guider = guidance.CFGGuider(guided, list(positive), list(negative), cfg)
             return sample_with_sigmas(guider, self.sampler, sliced, noise, latent_image, denoise_mask,
                                       0 if seed is None else seed, step_reporter(callback), self.model.device)
@@ -251,7 +251,7 @@ class CFGGuider:
 
     def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False,
                seed=None):
-        with guided_run(self.model_patcher) as guided:
+        with guided_run(self.model_patcher, tuple(latent_image.shape)) as guided:
             return sample_with_sigmas(self.build(guided), sampler.spec or sampler.name, sigmas, noise, latent_image,
                                       denoise_mask, 0 if seed is None else seed, step_reporter(callback),
                                       self.model_patcher.device)

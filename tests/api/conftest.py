@@ -47,12 +47,17 @@ class ServerProcess:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
                 status, _ = self.get("/prompt")
-                if status == 200 or needs_token:
+                if needs_token or (status == 200 and self.workers_ready()):
                     return self
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def workers_ready(self) -> bool:
+        """Every worker process has started (the server answers before they have)."""
+        status, stats = self.get("/system_stats")
+        return status == 200 and all(w["state"] != "starting" for w in stats.get("workers", []))
 
     def start_with_token(self, timeout: float = 60) -> "ServerProcess":
         """Start a server that answers 401 without a token."""

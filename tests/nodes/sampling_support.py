@@ -65,7 +65,7 @@ class RecordingEngine:
     intermediate_device: torch.device = torch.device("cpu")
 
     @contextmanager
-    def use_unet(self, model):
+    def use_unet(self, model, *, latent_shape=None):
         self.loans += 1
         yield self.unet
 
