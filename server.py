@@ -21,10 +21,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402  (after the OpenMP setting above)
 import yaml
-from aiohttp import web
 
 from api.app import build_app, make_sender
 from api.compat import BinaryEventTypes, PromptServer  # noqa: F401  (packs: `from server import PromptServer`)
+from api.connections import ConnectionLimits, raise_file_limit, serve
 from api.frontends import FRONT_ENDS, FrontEnd, FrontEndError, resolve_front_end
 from api.hub import Hub
 from api.logs import LogBuffer
@@ -44,8 +44,10 @@ from ldm.engine import COMPILE_MODES, Engine
 from ldm.memory import MemoryOptions, VramMode
 from ldm.memory.options import GIB
 from nodes import register_builtin_nodes
-from nodes.custom import PackReport, load_custom_packs
+from nodes.custom import PackReport, load_custom_packs, pack_entries, pack_name
 from nodes.pack_host import PackHost
+from nodes.pack_probe import CACHE_FILE as PROBE_CACHE
+from nodes.pack_probe import probe_packs
 from nodes.services import NodeOptions, Services
 from workers.launch import hub_forwarder, local_launcher, worker_argv
 
@@ -66,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="allow cross-origin requests from exactly this origin")
     net.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                      help="an extra Host name accepted on loopback (e.g. behind a local proxy)")
+    net.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                     help="close a connection that has not sent its request headers within this time (default 10)")
     net.add_argument("--max-upload-size", type=float, default=100, help="largest upload in MB (default 100)")
     net.add_argument("--max-queue-size", type=int, default=1000, help="pending jobs before /prompt answers 429")
     net.add_argument("--max-prompt-nodes", type=int, default=20_000, help="largest prompt accepted, in nodes")
@@ -104,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     packs.add_argument("--disable-all-custom-nodes", action="store_true", help="load no third-party node packs")
     packs.add_argument("--whitelist-custom-nodes", nargs="*", default=None, metavar="NAME",
                        help="with --disable-all-custom-nodes: load these packs anyway")
+    packs.add_argument("--skip-custom-nodes", nargs="*", default=[], metavar="NAME", help=argparse.SUPPRESS)
     packs.add_argument("--custom-node-import-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="give up on a pack whose import takes longer (default 30)")
     add_worker_arguments(parser)
@@ -215,14 +220,25 @@ def build_folders(args: argparse.Namespace) -> FolderPaths:
     return folders
 
 
-def load_packs(args: argparse.Namespace, host: PackHost) -> list[PackReport]:
+def load_packs(args: argparse.Namespace, host: PackHost, *, probe: bool = False,
+               on_import=None) -> list[PackReport]:
+    """Import the node packs. With ``probe`` (the server's own import), each pack is first tried
+    in a child process (nodes.pack_probe); those that hang or end it are skipped here, and their
+    names go to the workers' flags (``--skip-custom-nodes``) so they skip them too."""
     folders = host.services.folders
     pack_folders = [REPO_ROOT / "custom_nodes"]
     if (folders.base / "custom_nodes").resolve() != pack_folders[0]:
         pack_folders.append(folders.base / "custom_nodes")
     whitelist = set(args.whitelist_custom_nodes or ()) if args.disable_all_custom_nodes else None
+    skip = dict.fromkeys(args.skip_custom_nodes or (), "skipped: it hung or ended the process at import")
+    if probe:
+        candidates = [p for p in pack_entries(pack_folders, whitelist) if pack_name(p) not in skip]
+        if candidates:
+            skip.update(probe_packs(candidates, args.argv, args.custom_node_import_timeout,
+                                    folders.user / PROBE_CACHE))
+        args.argv = [*args.argv, "--skip-custom-nodes", *skip] if skip else args.argv
     return load_custom_packs(pack_folders, host.registry, timeout=args.custom_node_import_timeout,
-                             whitelist=whitelist, host=host)
+                             whitelist=whitelist, host=host, skip=skip, on_import=on_import)
 
 
 def front_end_of(args: argparse.Namespace) -> FrontEnd:
@@ -245,7 +261,8 @@ class NodeRuntime:
     packs: list[PackReport]
 
 
-def build_node_runtime(args: argparse.Namespace, prompt_server: PromptServer) -> NodeRuntime:
+def build_node_runtime(args: argparse.Namespace, prompt_server: PromptServer, *, probe: bool = False,
+                       on_import=None) -> NodeRuntime:
     folders = build_folders(args)
     registry = NodeRegistry()
     register_builtin_nodes(registry)
@@ -256,7 +273,7 @@ def build_node_runtime(args: argparse.Namespace, prompt_server: PromptServer) ->
     interrupt = InterruptFlag()
     # Packs see the process's objects through ComfyUI's facade (nodes.pack_host): built before them.
     packs = load_packs(args, PackHost(services=services, registry=registry, interrupt=interrupt,
-                                      prompt_server=prompt_server, args=args))
+                                      prompt_server=prompt_server, args=args), probe=probe, on_import=on_import)
     return NodeRuntime(folders, registry, services, interrupt, packs)
 
 
@@ -266,7 +283,8 @@ def build_runner(args: argparse.Namespace, runtime: NodeRuntime, store: JobStore
     if args.workers == 0 and not args.ray:
         cache = OutputCache(max_entries=0 if args.cache_none else args.cache_lru,
                             min_free_ram_bytes=int(args.cache_min_free_ram * 1024 ** 3))
-        executor = Executor(runtime.registry, cache, services=runtime.services, interrupt=runtime.interrupt)
+        executor = Executor(runtime.registry, cache, services=runtime.services, interrupt=runtime.interrupt,
+                            max_expanded_nodes=args.max_prompt_nodes)
         engine = runtime.services.engine
         return Worker(store, executor, send, on_free=lambda unload, free: (
             engine.free_memory() if free else engine.unload_all()))
@@ -288,7 +306,7 @@ def build_state(args: argparse.Namespace, logs: LogBuffer | None = None) -> AppS
     PromptServer.instance = PromptServer(hub, loop=asyncio.new_event_loop(), preview_size=args.preview_size,
                                          web_root=front_end.root)
     send = PromptServer.instance.observe(make_sender(hub, args.preview_size))
-    runtime = build_node_runtime(args, PromptServer.instance)
+    runtime = build_node_runtime(args, PromptServer.instance, probe=True)
     folders, registry, services, pack_reports = runtime.folders, runtime.registry, runtime.services, runtime.packs
     log.info("compute: %s; memory: %s", services.engine.compute.reason, services.engine.options.mode.value)
     options = ServerOptions(listen=args.listen, port=args.port, max_upload_size=int(args.max_upload_size * 1024 * 1024),
@@ -330,7 +348,9 @@ def main(argv: list[str] | None = None) -> None:
         what = f"ComfyUI's frontend {front_end.version}" if front_end.kind == "comfyui" else str(front_end.root)
         print(f"Front end at /: {what}; Weft's editor at /weft/", flush=True)
     print(f"Weft is serving http://{hosts[0]}:{args.port}", flush=True)
-    web.run_app(app, host=hosts, port=args.port, print=None, loop=PromptServer.instance.loop)
+    raise_file_limit()
+    serve(app, hosts, args.port, PromptServer.instance.loop,
+          ConnectionLimits(header_timeout=args.header_timeout))
 
 
 if __name__ == "__main__":

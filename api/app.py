@@ -11,8 +11,11 @@ import warnings
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .compat import PromptServer
+from .csp import front_end_policy
+from .errors import error_response, server_error_response
 from .frontends import BRIDGE_EXTENSION, EDITOR_MOUNT, node_docs_folder
 from .logs import TERMINAL_SIZE
 from .pack_app import ITEM, MIDDLEWARE, ROUTE, SIGNAL, Addition
@@ -36,7 +39,7 @@ def _register(app: web.Application, tables) -> None:
 
 def _core_route_keys() -> set[tuple[str, str]]:
     return {(route.method, prefix + route.path) for table in ROUTE_TABLES for route in table
-            for prefix in ("", "/api")} | {("GET", "/"), ("GET", EDITOR_MOUNT + "/")}
+            if isinstance(route, web.RouteDef) for prefix in ("", "/api")} | {("GET", "/"), ("GET", EDITOR_MOUNT + "/")}
 
 
 def _add_pack_route(app: web.Application, route: web.RouteDef, core: set[tuple[str, str]]) -> tuple[str, str] | None:
@@ -94,7 +97,7 @@ def pack_addition_applier(app: web.Application):
             if kind == ROUTE and isinstance(value, web.StaticDef):
                 return _add_pack_static(app, value, core)
             if kind == MIDDLEWARE:
-                app.middlewares.append(value)  # the security middleware is first: it runs before
+                app.middlewares.append(value)  # after the error and security middlewares: they run first
             elif kind == SIGNAL:
                 getattr(app, value[0]).append(_guarded_hook(value[1], addition.pack))
             elif kind == ITEM:
@@ -123,6 +126,49 @@ def make_sender(hub, preview_size: int):
             hub.call_threadsafe(hub.send_json, event, data, client_id)
 
     return send
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Outermost: an exception no handler expected becomes a JSON 500, its traceback logged;
+    aiohttp's HTTP exceptions (404s, the 4xx handlers raise) pass as they are."""
+    try:
+        return await handler(request)
+    except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
+        raise
+    except HttpProcessingError as exc:  # a malformed body read by a handler: the client's fault
+        status = exc.code if 400 <= (exc.code or 0) < 500 else 400
+        return error_response(status, "bad_request", "Malformed request", exc.message, node_errors={})
+    except Exception as exc:
+        log.exception("%s %s failed", request.method, request.path)
+        return server_error_response(exc)
+
+
+def _front_end_root(request: web.Request) -> Path | None:
+    """The front end folder a page or static file of ``request`` comes from, or None."""
+    options = request.app[STATE].options
+    route = request.match_info.route
+    if route.handler is _index:
+        return options.web_root
+    if route.handler is _editor_index:
+        return options.editor_root
+    resource = route.resource
+    if isinstance(resource, web.StaticResource):
+        directory = Path(resource.get_info()["directory"])
+        for root in (options.web_root, options.editor_root):
+            if root is not None and directory == root.resolve():
+                return root
+    return None
+
+
+@web.middleware
+async def front_end_csp_middleware(request: web.Request, handler):
+    """The front ends' pages and files get their Content-Security-Policy (api.csp)."""
+    response = await handler(request)
+    root = _front_end_root(request)
+    if root is not None and "Content-Security-Policy" not in response.headers:
+        response.headers["Content-Security-Policy"] = front_end_policy(root)
+    return response
 
 
 def _index_of(root: Path | None) -> web.StreamResponse:
@@ -182,7 +228,8 @@ def build_app(state: AppState, policy: SecurityPolicy | None = None,
     """The application; with ``prompt_server`` (``PromptServer.instance``), what node packs added
     through it is applied after the core routes, and it is bound to this application."""
     app = web.Application(client_max_size=max(state.options.max_upload_size, state.options.max_json_bytes),
-                          middlewares=[security_middleware(policy or SecurityPolicy())])
+                          middlewares=[error_middleware, security_middleware(policy or SecurityPolicy()),
+                                       front_end_csp_middleware])
     app[STATE] = state
     _register(app, ROUTE_TABLES)
     app.router.add_get("/", _index)

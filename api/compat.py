@@ -26,7 +26,11 @@ import contextlib
 import io
 import logging
 import struct
-from typing import Any, Callable
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -35,6 +39,9 @@ from graph.context import current_context
 from . import hub as frames
 from .pack_app import ITEM, MIDDLEWARE, ON_PROMPT, ROUTE, SIGNAL, Addition, PackApp, PackRouteTable
 from .prompt_queue import PromptQueue
+
+if TYPE_CHECKING:
+    from .state import AppState
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,7 @@ class BinaryEventTypes:
 
 
 #: ``app[PROMPT_SERVER]``: the PromptServer bound to an application (read by /prompt).
-PROMPT_SERVER = web.AppKey("weft_prompt_server", object)
+PROMPT_SERVER: web.AppKey[PromptServer] = web.AppKey("weft_prompt_server")
 
 
 # -- the server object -----------------------------------------------------------------------------
@@ -82,7 +89,7 @@ def _running_node_metadata() -> dict | None:
 class PromptServer:
     """``server.PromptServer``; ``PromptServer.instance`` is the one server.py builds."""
 
-    instance: "PromptServer | None" = None
+    instance: PromptServer | None = None
 
     def __init__(self, hub=None, *, loop=None, preview_size: int = 512, web_root=None) -> None:
         self.hub = hub  # api.hub.Hub (or an object with its call_threadsafe/send_* methods); None: drop
@@ -95,19 +102,22 @@ class PromptServer:
         self.last_prompt_id: str | None = None
         self.number = 0
         self.on_prompt_handlers: list[Callable[[dict], dict]] = []
-        self.state = None  # api.state.AppState, once the application is built
+        self.state: AppState | None = None  # once the application is built
         self.bound_app: web.Application | None = None
         self.refused: dict[str | None, dict[str, str]] = {}  # pack -> {addition: why it was refused}
         self._additions: list[Addition] = []
         self._pack: str | None = None
+        self._pack_folders: dict[str, Path] = {}  # pack -> its file or folder, to know a caller
         self._apply: Callable[[Addition], tuple[str, str] | None] | None = None
         self.routes = PackRouteTable(self)
         self.app = PackApp(self)
         self.prompt_queue = PromptQueue(self)
 
     # -- packs: what each one added, taken back when its import fails ------------------------------
-    def begin_pack(self, name: str) -> None:
+    def begin_pack(self, name: str, path: str | None = None) -> None:
         self._pack = name
+        if path is not None:
+            self._pack_folders[name] = Path(path).resolve()
 
     def end_pack(self, name: str, loaded: bool) -> None:
         """End the import of pack ``name``; when it failed, drop what it added."""
@@ -132,22 +142,34 @@ class PromptServer:
     def additions(self) -> list[Addition]:
         return list(self._additions)
 
+    def _pack_of_caller(self) -> str | None:
+        """The pack whose code is making a call, read from the call stack: what a pack adds after
+        its import (a hook, a thread, an import that outlived its timeout) is still its own."""
+        frame: FrameType | None = sys._getframe(2)
+        while frame is not None:
+            source = Path(frame.f_code.co_filename)
+            for name, folder in self._pack_folders.items():
+                if source == folder or folder in source.parents:
+                    return name
+            frame = frame.f_back
+        return None
+
     def _record(self, kind: str, value: Any) -> None:
-        addition = Addition(self._pack, kind, value)
+        addition = Addition(self._pack or self._pack_of_caller(), kind, value)
         self._additions.append(addition)
         if self._apply is not None:
             self._refuse(addition, self._apply(addition))
 
     def _refuse(self, addition: Addition, refusal: tuple[str, str] | None) -> None:
-        """Note a refused addition on its pack's report (``rejected``); one made outside a pack
-        import is noted on every pack."""
+        """Note a refused addition on the report of the pack that made it (``rejected``); one that
+        no pack's code made is logged, and put on no pack's report."""
         if refusal is None:
             return
         what, why = refusal
         self.refused.setdefault(addition.pack, {})[what] = why
-        log.warning("node pack %s: %s refused: %s", addition.pack or "(unknown)", what, why)
+        log.warning("node pack %s: %s refused: %s", addition.pack or "(none: not a pack's code)", what, why)
         for report in (self.state.packs if self.state is not None else ()):
-            if addition.pack is None or report.name == addition.pack:
+            if addition.pack is not None and report.name == addition.pack:
                 report.rejected[what] = why
 
     def attach(self, app: web.Application, state, apply: Callable[[Addition], tuple[str, str] | None]) -> None:

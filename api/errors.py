@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from graph.validation import make_error
+
+_HTTPError = TypeVar("_HTTPError", bound=web.HTTPException)
 
 
 def error_response(status: int, error_type: str, message: str, details: str = "", *,
@@ -18,9 +21,20 @@ def error_response(status: int, error_type: str, message: str, details: str = ""
     return web.json_response(body, status=status, headers=headers)
 
 
+def http_error(cls: type[_HTTPError], error_type: str, message: str, details: str = "",
+               **kwargs: Any) -> _HTTPError:
+    """An aiohttp HTTP exception (to raise) whose body is the ComfyUI-shaped JSON error."""
+    return cls(text=json.dumps({"error": make_error(error_type, message, details), "node_errors": {}}),
+               content_type="application/json", **kwargs)
+
+
 def _bad_request(error_type: str, message: str, details: str = "") -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": make_error(error_type, message, details), "node_errors": {}}),
-                              content_type="application/json")
+    return http_error(web.HTTPBadRequest, error_type, message, details)
+
+
+def server_error_response(exc: BaseException) -> web.Response:
+    """The JSON 500 for an exception no handler expected (its traceback goes to the log, not out)."""
+    return error_response(500, "server_error", "Internal server error", type(exc).__name__, node_errors={})
 
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:
@@ -28,6 +42,7 @@ def json_depth_exceeds(value: Any, limit: int) -> bool:
     stack = [(value, 1)]
     while stack:
         current, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(current, dict):
             children = current.values()
         elif isinstance(current, list):

@@ -3,12 +3,23 @@
 Uploads must be real images of a bounded size: the pixel count is read from the header before
 any decoding, so a small file that would decompress into gigabytes (a decompression bomb) is
 refused without being decoded.
+
+``/view``'s conversions (a channel, a webp/jpeg preview) decode whole images: they run in
+:class:`ViewConversions`' own two threads, never on the event loop nor in the default executor
+that every other handler's ``asyncio.to_thread`` shares, and their results are kept in a small
+LRU keyed by the file's identity and the parameters.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import threading
 import warnings
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
@@ -74,7 +85,7 @@ def apply_mask_alpha(original: Image.Image, mask: Image.Image) -> bytes:
 
 def convert_for_view(data: bytes, channel: str, preview: str | None) -> tuple[bytes, str]:
     """Re-encode an image for ``/view``: one channel (rgb / a) or a webp/jpeg preview."""
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     if channel == "rgb":
         image = image.convert("RGB")
     elif channel == "a":
@@ -92,3 +103,51 @@ def convert_for_view(data: bytes, channel: str, preview: str | None) -> tuple[by
             return buffer.getvalue(), f"image/{fmt.lower()}"
     image.save(buffer, format="PNG")
     return buffer.getvalue(), "image/png"
+
+
+class ViewConversions:
+    """``/view`` conversions: at most ``workers`` at once (the others wait in line), the same
+    request in flight answered once, results cached by (path, mtime, size, channel, preview) in an
+    LRU bounded by entry count and bytes. Loop-agnostic (threads and concurrent futures), so one
+    instance serves every application of the process."""
+
+    def __init__(self, workers: int = 2, entries: int = 32, max_bytes: int = 256 * 1024 * 1024) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weft-view")
+        self._entries, self._max_bytes = entries, max_bytes
+        self._cache: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+        self._cached_bytes = 0
+        self._in_flight: dict[tuple, Future] = {}
+        self._lock = threading.Lock()
+
+    async def convert(self, path: Path, channel: str, preview: str | None) -> tuple[bytes, str]:
+        """(bytes, media type) of ``path`` converted; the exceptions of :func:`convert_for_view`."""
+        stat = os.stat(path)
+        key = (str(path), stat.st_mtime_ns, stat.st_size, channel, preview)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            future = self._in_flight.get(key)
+            if future is None:
+                future = self._pool.submit(self._run, key, path, channel, preview)
+                self._in_flight[key] = future
+        # shielded: a client that goes away must not cancel a conversion others wait for
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    def _run(self, key: tuple, path: Path, channel: str, preview: str | None) -> tuple[bytes, str]:
+        try:
+            result = convert_for_view(path.read_bytes(), channel, preview)
+        except BaseException:
+            with self._lock:
+                self._in_flight.pop(key, None)
+            raise
+        with self._lock:
+            self._in_flight.pop(key, None)
+            if len(result[0]) <= self._max_bytes // 4:
+                self._cache[key] = result
+                self._cached_bytes += len(result[0])
+            while len(self._cache) > self._entries or self._cached_bytes > self._max_bytes:
+                _, (data, _) = self._cache.popitem(last=False)
+                self._cached_bytes -= len(data)
+        return result
+

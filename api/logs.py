@@ -7,7 +7,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 #: The terminal size reported with log entries (the frontend sizes its log panel from it).
 TERMINAL_SIZE = {"cols": 120, "rows": 40}

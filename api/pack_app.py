@@ -6,7 +6,8 @@ that added it, applied to the real application by api.app.build_app (see api.com
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiohttp import web
 
@@ -29,7 +30,7 @@ class Addition(NamedTuple):
 class PackRouteTable(web.RouteTableDef):
     """``PromptServer.instance.routes``: an aiohttp route table whose entries remember their pack."""
 
-    def __init__(self, server: "PromptServer") -> None:
+    def __init__(self, server: PromptServer) -> None:
         super().__init__()
         self._server = server
 
@@ -65,7 +66,7 @@ class PackRouter:
     """``PromptServer.instance.app.router``: additions go through the pack route table; anything
     else is read from the real router once the application exists."""
 
-    def __init__(self, server: "PromptServer") -> None:
+    def __init__(self, server: PromptServer) -> None:
         self._server = server
 
     def add_route(self, method: str, path: str, handler, **kwargs: Any) -> None:
@@ -125,7 +126,7 @@ class PackRouter:
 class _PackList:
     """A list a pack appends to (``app.middlewares``, ``app.on_startup``, …), recorded per pack."""
 
-    def __init__(self, server: "PromptServer", kind: str, signal: str | None = None) -> None:
+    def __init__(self, server: PromptServer, kind: str, signal: str | None = None) -> None:
         self._server, self._kind, self._signal = server, kind, signal
         self._values: list = []
 
@@ -158,7 +159,7 @@ class PackApp:
     """``PromptServer.instance.app`` (see the module docstring). Attributes that are not additions
     are read from the real application once it exists; setting attributes on it changes nothing."""
 
-    def __init__(self, server: "PromptServer") -> None:
+    def __init__(self, server: PromptServer) -> None:
         self._server = server
         self.router = PackRouter(server)
         self.middlewares = _PackList(server, MIDDLEWARE)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graph.context import call_with_services
 from graph.validation import validate_prompt
@@ -24,7 +25,7 @@ class PromptQueue:
         completed: bool
         messages: list
 
-    def __init__(self, server: "PromptServer") -> None:
+    def __init__(self, server: PromptServer) -> None:
         self.server = server
         server.prompt_queue = self
         self.flags: dict = {}

@@ -73,7 +73,9 @@ class SecurityPolicy:
             offered.append(header[7:].strip())
         offered.append(request.cookies.get(TOKEN_COOKIE, ""))
         offered.append(request.query.get("token", ""))
-        return any(o and hmac.compare_digest(o.encode(), self.access_token.encode()) for o in offered)
+        expected = self.access_token.encode()
+        # a header that was not UTF-8 arrives with surrogate escapes: compared as its raw bytes
+        return any(o and hmac.compare_digest(o.encode("utf-8", "surrogateescape"), expected) for o in offered)
 
     def cross_site(self, request: web.Request) -> str | None:
         """Why a mutating/upgrade request looks cross-site, or None."""

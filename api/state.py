@@ -12,12 +12,13 @@ from graph.executor import Executor
 from graph.folders import FolderPaths
 from graph.job_views import FinishedJobs
 from graph.jobs import JobStore
-from graph.registry import NodeRegistry
 from graph.pool import WorkerPool
+from graph.registry import NodeRegistry
 from graph.worker import Worker
 
 from .frontends import FrontEnd
 from .hub import Hub
+from .images import ViewConversions
 from .templates import TemplateLibrary
 
 
@@ -52,6 +53,7 @@ class AppState:
     logs: Any = None  # api.logs.LogBuffer
     templates: TemplateLibrary | None = None  # made on first use (api.routes.templates)
     finished_jobs: FinishedJobs = field(default_factory=FinishedJobs)  # /jobs' records of the history
+    view_conversions: ViewConversions = field(default_factory=ViewConversions)  # /view's pool and cache
 
 
 STATE = web.AppKey("weft_state", AppState)

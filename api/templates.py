@@ -26,9 +26,10 @@ import pkgutil
 import posixpath
 import re
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import quote
 
 from PIL import Image, ImageDraw
@@ -48,7 +49,8 @@ FRONTEND_ONLY_TYPES = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNo
 MODEL_FILE_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
 #: The model folder of ComfyUI's loaders, to tell a user where a missing file named by a widget goes.
 LOADER_FOLDERS = {
-    "CheckpointLoaderSimple": "checkpoints", "CheckpointLoader": "checkpoints", "ImageOnlyCheckpointLoader": "checkpoints",
+    "CheckpointLoaderSimple": "checkpoints", "CheckpointLoader": "checkpoints",
+    "ImageOnlyCheckpointLoader": "checkpoints",
     "LoraLoader": "loras", "LoraLoaderModelOnly": "loras", "VAELoader": "vae", "UNETLoader": "diffusion_models",
     "CLIPLoader": "text_encoders", "DualCLIPLoader": "text_encoders", "TripleCLIPLoader": "text_encoders",
     "ControlNetLoader": "controlnet", "DiffControlNetLoader": "controlnet", "CLIPVisionLoader": "clip_vision",
@@ -101,9 +103,12 @@ class WorkflowNeeds:
     widget_models: tuple[tuple[str, str | None], ...]
 
 
-def _graphs(workflow: dict) -> tuple[list[dict], set[str]]:
-    """The root graph and every subgraph definition (nested ones too), and the subgraph ids."""
-    graphs, ids, pending = [], set(), [workflow]
+def _graphs(workflow: dict) -> tuple[list[dict], set]:
+    """The root graph and every subgraph definition (nested ones too), and the subgraph ids (as the file
+    holds them)."""
+    graphs: list[dict] = []
+    ids: set = set()
+    pending = [workflow]
     while pending:
         graph = pending.pop()
         if not isinstance(graph, dict) or len(graphs) > 10_000:
@@ -162,7 +167,7 @@ class ModelInventory:
     by_kind: dict[str, frozenset[str]]
 
     @classmethod
-    def of(cls, folders: FolderPaths) -> "ModelInventory":
+    def of(cls, folders: FolderPaths) -> ModelInventory:
         by_kind = {}
         for kind in list(folders.models):
             names = set(folders.list_models(kind))
@@ -181,7 +186,8 @@ class ModelInventory:
 
 
 def missing_models(needs: WorkflowNeeds, inventory: ModelInventory) -> list[dict]:
-    missing = [{"name": n, "directory": d} for n, d in needs.declared_models if not inventory.has(n, d or None)]
+    missing: list[dict] = [{"name": n, "directory": d} for n, d in needs.declared_models
+                           if not inventory.has(n, d or None)]
     missing += [{"name": n, "directory": d} for n, d in needs.widget_models if not inventory.has(n)]
     return missing
 
@@ -351,7 +357,8 @@ class TemplateLibrary:
                 "missing_nodes": sorted(needs.node_types - known),
                 "missing_models": missing_models(needs, inventory), "inputs": inputs})
 
-        for source, index in (("weft", self.weft_index()), ("comfyui", self._index("index.json", self.comfyui_folders) or [])):
+        indexes = (("weft", self.weft_index()), ("comfyui", self._index("index.json", self.comfyui_folders) or []))
+        for source, index in indexes:
             for category in index:
                 for template in category["templates"]:
                     name = template.get("name") if isinstance(template, dict) else None

@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 
 class Interrupted(Exception):

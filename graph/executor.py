@@ -4,8 +4,9 @@ Scheduling is a demand-driven walk from the outputs with an explicit stack: a no
 results of its (non-lazy, or lazily requested) inputs exist. Results are reused across prompts
 through :class:`graph.cache.OutputCache` by input signature. ``check_lazy_status`` may request
 more inputs (the node is revisited once they exist); a node may return ``{"expand": graph,
-"result": ...}`` to add nodes at run time (loops are built this way). An exception fails only its
-prompt; interrupts are checked before every node and whenever a node reports progress.
+"result": ...}`` to add nodes at run time (loops are built this way; at most
+``max_expanded_nodes`` per run). An exception fails only its prompt; interrupts are checked
+before every node and whenever a node reports progress.
 
 Events go to ``emit(event, data)`` with ComfyUI's message shapes.
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .cache import OutputCache
-from .context import ExecutionContext, InterruptFlag, Interrupted, services_context, use_context
+from .context import ExecutionContext, Interrupted, InterruptFlag, services_context, use_context
 from .node_call import NodeResult, map_over_lists, merge_results
 from .prompt import DynamicPrompt, is_link, unwrap_literal
 from .protocol import NODE_FAILURES
@@ -26,6 +28,10 @@ from .registry import NodeRegistry
 from .signature import SignatureBuilder
 
 Emit = Callable[[str, dict], None]
+
+#: Nodes that expansions may add to one run (the server's ``--max-prompt-nodes`` default): a node
+#: that expands without end fails its job instead of filling the memory.
+MAX_EXPANDED_NODES = 20_000
 
 
 class ExecutionBlocker:
@@ -91,7 +97,7 @@ def _format_value(value: Any) -> Any:
 class _Run:
     """The state of one prompt's execution."""
 
-    def __init__(self, executor: "Executor", prompt_id: str, prompt: dict, extra_data: dict, emit: Emit) -> None:
+    def __init__(self, executor: Executor, prompt_id: str, prompt: dict, extra_data: dict, emit: Emit) -> None:
         self.executor = executor
         self._emit = emit
         self.prompt_id = prompt_id
@@ -104,6 +110,7 @@ class _Run:
         self.executed: list[str] = []
         self.requested_lazy: dict[str, set[str]] = {}
         self.expansions: dict[str, tuple] = {}
+        self.expanded_nodes = 0
         self._specs: dict[str, dict] = {}
         self.outcome = ExecutionOutcome("success")
 
@@ -253,7 +260,9 @@ class _Run:
         if node_id in self.expansions:
             self._finish_expansion(node_id)
             return None
+        assert node is not None  # only nodes of the prompt (or added by an expansion) are executed
         definition = self.executor.registry.get(node["class_type"])
+        assert definition is not None  # validation (or _expand) checked the class_type
         inputs = self._gather_inputs(node_id, node, definition)
 
         blocked = _blocked_calls(inputs, definition.input_is_list)
@@ -320,6 +329,11 @@ class _Run:
         graph = result.expand.finalize() if hasattr(result.expand, "finalize") else result.expand
         if not isinstance(graph, dict):
             raise ExecutionFailure(f"Node {node_id} returned an expansion that is not a graph")
+        limit = self.executor.max_expanded_nodes
+        if self.expanded_nodes + len(graph) > limit:
+            raise ExecutionFailure(f"Node {node_id}: expansions would add more than {limit} nodes to this "
+                                   "run (limit --max-prompt-nodes)")
+        self.expanded_nodes += len(graph)
         display = self.dynprompt.display_id(node_id)
         new_outputs = []
         for new_id, new_node in graph.items():
@@ -335,6 +349,7 @@ class _Run:
                 new_outputs.append(new_id)
         if result.ui is not None:
             self._record_ui(node_id, result.ui)
+        assert result.expand_result is not None  # merge_results sets it with every expansion
         self.expansions[node_id] = result.expand_result
         return [str(v[0]) for v in result.expand_result if is_link(v)] + new_outputs
 
@@ -362,7 +377,7 @@ class _Run:
                                       "real_node_id": self.dynprompt.real_node_id(node_id)}
         self.emit("executed", {"node": node_id, "display_node": display, "output": ui, "prompt_id": self.prompt_id})
 
-    def _fail(self, node_id: str | None, exc: Exception) -> None:
+    def _fail(self, node_id: str | None, exc: BaseException) -> None:
         self.outcome.status = "error"
         current_inputs = {}
         node = self.dynprompt.get(node_id) if node_id is not None else None
@@ -388,8 +403,10 @@ class Executor:
     MAX_INSTANCES = 1024
 
     def __init__(self, registry: NodeRegistry, cache: OutputCache | None = None, *, services: Any = None,
-                 interrupt: InterruptFlag | None = None, emit: Emit | None = None) -> None:
+                 interrupt: InterruptFlag | None = None, emit: Emit | None = None,
+                 max_expanded_nodes: int = MAX_EXPANDED_NODES) -> None:
         self.registry = registry
+        self.max_expanded_nodes = max_expanded_nodes
         self.cache = cache if cache is not None else OutputCache()
         self.services = services
         self.interrupt = interrupt or InterruptFlag()

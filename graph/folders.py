@@ -87,7 +87,7 @@ class FolderPaths:
 
     @classmethod
     def under(cls, base: str | os.PathLike, *, input_dir=None, output_dir=None, temp_dir=None,
-              user_dir=None, models_dir=None) -> "FolderPaths":
+              user_dir=None, models_dir=None) -> FolderPaths:
         base = Path(base).resolve()
         models_root = Path(models_dir) if models_dir else base / "models"
         return cls(

@@ -9,7 +9,8 @@ items and history entries into those records; ``api.routes.jobs`` serves them.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = "pending", "in_progress", "completed", "failed", "cancelled"
 STATUSES = (PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED)

@@ -177,7 +177,8 @@ class JobStore:
 
     def running(self) -> list[Job]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE state='running' ORDER BY seq").fetchall()
+            rows = self._db.execute(
+                f"SELECT {self._JOB_COLUMNS} FROM jobs WHERE state='running' ORDER BY seq").fetchall()
         return [self._job(r) for r in rows]
 
     def count_pending(self) -> int:

@@ -8,8 +8,9 @@ lists each call returned, any other slot collects one item per call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .protocol import NodeDefinition
 

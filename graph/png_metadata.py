@@ -21,8 +21,9 @@ import io
 import os
 import struct
 import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Mapping
+from typing import BinaryIO
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT_CHUNK_TYPES = (b"tEXt", b"zTXt", b"iTXt")
@@ -198,9 +199,10 @@ def decode_text_chunk(chunk_type: bytes, data: bytes) -> TextChunk | None:
         if compressed:
             if method != 0:
                 return None
-            payload = _inflate(payload)
-            if payload is None:
+            inflated = _inflate(payload)
+            if inflated is None:
                 return None
+            payload = inflated
         try:
             return TextChunk(keyword, payload.decode("utf-8"), "iTXt")
         except UnicodeDecodeError:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from .jobs import MAX_ATTEMPTS, Job, JobStore
 from .worker import BROADCAST_EVENTS, Send, history_entry
@@ -74,7 +75,7 @@ def job_models(prompt: dict) -> frozenset[str]:
     return frozenset(names)
 
 
-def choose_placement(window: list[Job], idle: list["WorkerSlot"], skipped: dict[str, int]):
+def choose_placement(window: list[Job], idle: list[WorkerSlot], skipped: dict[str, int]):
     """Which of the first pending jobs goes to which idle worker (model affinity).
 
     A job goes to an idle worker that last ran its model files; when none does, the head of the
@@ -324,6 +325,8 @@ class WorkerPool:
         slot.state, slot.job, slot.node = "running", job, None
         slot.started, slot.interrupted_at = time.monotonic(), None
         self.broadcast_status()
+        assert slot.channel is not None  # a job goes only to a slot whose worker is ready
+        entry: dict | None
         try:
             slot.channel.send(("run", {"prompt_id": job.prompt_id, "prompt": job.prompt, "outputs": job.outputs,
                                        "extra_data": job.extra_data, "client_id": job.client_id}))
@@ -356,6 +359,7 @@ class WorkerPool:
 
     def _follow(self, slot: WorkerSlot, job: Job) -> dict:
         """Relay the worker's messages until its job is done; raise when it must be stopped."""
+        assert slot.channel is not None  # as in _run
         while True:
             if slot.channel.poll(0.1):
                 message = slot.channel.recv()
@@ -393,8 +397,8 @@ class WorkerPool:
         return history_entry(job, "error", {}, [["execution_error", data]], {})
 
     def _interrupted_entry(self, job: Job, slot: WorkerSlot) -> dict:
-        data = {"prompt_id": job.prompt_id, "node_id": slot.node, "node_type": _class_of(job, slot.node),
-                "executed": [], "timestamp": _now_ms()}
+        data: dict[str, Any] = {"prompt_id": job.prompt_id, "node_id": slot.node,
+                                "node_type": _class_of(job, slot.node), "executed": [], "timestamp": _now_ms()}
         self._emit(job, "execution_interrupted", data)
         self._emit(job, "executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id})
         return history_entry(job, "interrupted", {}, [["execution_interrupted", data]], {})

@@ -6,7 +6,8 @@ else is a literal. A literal list is sent wrapped as ``{"__value__": [...]}``.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 def is_link(value: Any) -> bool:

@@ -14,8 +14,9 @@ time with a message, not in the middle of somebody's job.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 INPUT_CATEGORIES = ("required", "optional", "hidden")
 
@@ -63,7 +64,7 @@ def _spec_parts(name: str, spec: Any) -> tuple[Any, dict]:
     return input_type, options
 
 
-def read_input_types(node_class: type) -> dict:
+def read_input_types(node_class: type[Any]) -> dict:
     """Call ``INPUT_TYPES()`` and check its outer shape."""
     raw = node_class.INPUT_TYPES()
     if not isinstance(raw, dict):
@@ -93,7 +94,7 @@ class NodeDefinition:
     """What the registry, validator and executor need to know about one node class."""
 
     name: str
-    node_class: type
+    node_class: type[Any]  # any class with ComfyUI's node attributes (INPUT_TYPES, RETURN_TYPES, FUNCTION, ...)
     display_name: str
     python_module: str
     return_types: tuple
@@ -154,7 +155,7 @@ def _defining_class(node_class: type, attribute: str) -> type | None:
     return next((klass for klass in node_class.__mro__ if attribute in vars(klass)), None)
 
 
-def _own_return_names(node_class: type) -> Any:
+def _own_return_names(node_class: type[Any]) -> Any:
     """``RETURN_NAMES``, unless they were inherited from a base whose outputs the class redeclared.
 
     A pack's subclass may set its own ``RETURN_TYPES`` and inherit a core node's names for other
@@ -165,7 +166,8 @@ def _own_return_names(node_class: type) -> Any:
     names = getattr(node_class, "RETURN_NAMES", None)
     names_from = _defining_class(node_class, "RETURN_NAMES")
     types_from = _defining_class(node_class, "RETURN_TYPES")
-    if names and types_from is not None and names_from is not types_from and issubclass(types_from, names_from) \
+    if names and types_from is not None and names_from is not None and names_from is not types_from \
+            and issubclass(types_from, names_from) \
             and len(names) != len(tuple(node_class.RETURN_TYPES)):
         return None
     return names

@@ -7,9 +7,12 @@ replace them.
 
 from __future__ import annotations
 
-from typing import Iterable
+import logging
+from collections.abc import Iterable
 
-from .protocol import INPUT_CATEGORIES, NodeDefinition, NodeDefinitionError, describe, read_input_types
+from .protocol import INPUT_CATEGORIES, NODE_FAILURES, NodeDefinition, NodeDefinitionError, describe, read_input_types
+
+log = logging.getLogger(__name__)
 
 
 class NodeRegistry:
@@ -43,12 +46,12 @@ class NodeRegistry:
                               python_module=python_module, core=core)
             except NodeDefinitionError as exc:
                 rejected[str(name)] = str(exc)
-            except Exception as exc:  # a pack's INPUT_TYPES may raise anything
+            except NODE_FAILURES as exc:  # a pack's INPUT_TYPES may raise anything, sys.exit() included
                 rejected[str(name)] = f"{type(exc).__name__}: {exc}"
         return rejected
 
     # -- lookup ---------------------------------------------------------------------------------
-    def get(self, name: str) -> NodeDefinition | None:
+    def get(self, name: object) -> NodeDefinition | None:
         return self._definitions.get(name) if isinstance(name, str) else None
 
     def __contains__(self, name: object) -> bool:
@@ -102,6 +105,7 @@ class NodeRegistry:
         for name in self._definitions:
             try:
                 out[name] = self.node_info(name)
-            except Exception:
+            except NODE_FAILURES:
+                log.warning("node %s left out of object_info: its INPUT_TYPES failed", name, exc_info=True)
                 continue
         return out

@@ -23,7 +23,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr, separators=(",", ":"))
 
 
-def _call_is_changed(node_class: type, literals: dict) -> Any:
+def _call_is_changed(node_class: type[Any], literals: dict) -> Any:
     fn = node_class.IS_CHANGED
     try:
         params = inspect.signature(fn).parameters.values()
@@ -44,9 +44,9 @@ class SignatureBuilder:
         self._registry = registry
         self._dynprompt = dynprompt
         self._signatures: dict[str, str] = {}
-        self._keeps_id: dict[str, bool] = {}
+        self._keeps_id: dict[str | None, bool] = {}
 
-    def _keeps_node_id(self, class_type: str) -> bool:
+    def _keeps_node_id(self, class_type: str | None) -> bool:
         """NOT_IDEMPOTENT nodes, and nodes told their own id, never share a result with another node."""
         if class_type not in self._keeps_id:
             definition = self._registry.get(class_type)
@@ -67,7 +67,8 @@ class SignatureBuilder:
 
     def _own_parts(self, node_id: str, node: dict) -> tuple[list, list[str]]:
         keep_id = self._keeps_node_id(node.get("class_type"))
-        inputs, sources = [], []
+        inputs: list[tuple] = []
+        sources: list[str] = []
         for name, value in sorted(node.get("inputs", {}).items()):
             if is_link(value):
                 sources.append(str(value[0]))

@@ -16,7 +16,7 @@ import inspect
 import math
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .prompt import is_link, looks_like_link, unwrap_literal
 from .protocol import NODE_FAILURES, InputSpec, NodeDefinition
@@ -82,6 +82,7 @@ def _validate_function_inputs(definition: NodeDefinition) -> tuple[set[str], boo
 
 def _call_validate_inputs(definition: NodeDefinition, kwargs: dict) -> Any:
     fn = definition.validate_inputs
+    assert fn is not None  # called only for a node that declares VALIDATE_INPUTS
     params = list(inspect.signature(fn).parameters)
     if params and params[0] == "self":  # declared as a plain method: call it on an instance
         return fn(definition.node_class(), **kwargs)
@@ -131,6 +132,7 @@ def _check_literal(spec: InputSpec, value: Any, skip_builtin: bool, errors: list
 def _check_node(node_id: str, node: dict, prompt: dict, registry: NodeRegistry, coerced: dict) -> _NodeCheck:
     check = _NodeCheck()
     definition = registry.get(node["class_type"])
+    assert definition is not None  # validate_prompt checked every class_type first
     inputs = node.get("inputs", {})
     if not isinstance(inputs, dict):
         check.errors.append(make_error("invalid_prompt", "Node inputs must be an object", f"Node ID '#{node_id}'"))
@@ -139,7 +141,8 @@ def _check_node(node_id: str, node: dict, prompt: dict, registry: NodeRegistry, 
         specs = definition.inputs()
     except NODE_FAILURES as exc:  # a pack's INPUT_TYPES/VALIDATE_INPUTS may even sys.exit()
         check.errors.append(make_error("exception_during_validation", "Exception when validating node", str(exc),
-                                       exception_type=type(exc).__name__, traceback=traceback.format_exc().splitlines()))
+                                       exception_type=type(exc).__name__,
+                                       traceback=traceback.format_exc().splitlines()))
         return check
     declared, takes_kwargs, wants_types = _validate_function_inputs(definition)
     literals: dict[str, Any] = {}
@@ -199,7 +202,9 @@ def _check_link(node_id: str, name: str, value: Any, spec: InputSpec | None, pro
         check.errors.append(make_error("bad_linked_input", "Bad linked input, the linked node does not exist",
                                        f"{name}: node '{source_id}'", **info))
         return
-    return_types = registry.get(source["class_type"]).return_types
+    source_definition = registry.get(source["class_type"])
+    assert source_definition is not None  # checked just above
+    return_types = source_definition.return_types
     if not 0 <= slot < len(return_types):
         check.errors.append(make_error("bad_linked_input",
                                        f"Bad linked input, node '{source_id}' has no output {slot}",
@@ -271,7 +276,8 @@ def validate_prompt(prompt: Any, registry: NodeRegistry, partial_targets: list |
                                                       ", ".join(map(str, missing))), [], {})
         outputs = [str(t) for t in partial_targets]
     else:
-        outputs = [nid for nid, node in prompt.items() if registry.get(node["class_type"]).output_node]
+        outputs = [nid for nid, node in prompt.items()  # every class_type was checked above
+                   if cast(NodeDefinition, registry.get(node["class_type"])).output_node]
     if not outputs:
         return ValidationResult(False, make_error("prompt_no_outputs", "Prompt has no outputs"), [], {})
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .executor import Executor
 from .jobs import Job, JobStore
@@ -48,7 +49,7 @@ class Worker:
     def start(self) -> None:
         for job, message in self.store.recover():
             log.error("job %s failed: %s", job.prompt_id, message)
-            data = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
+            data: dict[str, Any] = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
                     "exception_message": message, "exception_type": "WeftCrashRecovery", "traceback": [],
                     "current_inputs": {}, "current_outputs": [], "timestamp": int(time.time() * 1000)}
             self.store.finish(job.prompt_id, history_entry(job, "error", {}, [["execution_error", data]], {}))

@@ -8,6 +8,9 @@ log-variance for callers that want to sample.
 When a whole-image pass would not fit in the memory the device has free (an estimate from the
 activation sizes, or a real out-of-memory error on CUDA), the handle falls back to tiles by
 itself. Tiles overlap and are blended with linear ramps across the overlaps.
+
+Every pass's result is checked to be finite: a float16 pass that overflowed is redone in the
+fallback dtype, and one still not finite raises :class:`~ldm.finite.NonFiniteError`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Callable
 import torch
 
 from ldm.devices import free_memory_bytes
+from ldm.finite import is_finite, vae_error
 from ldm.networks.autoencoder import AutoencoderKL
 
 log = logging.getLogger(__name__)
@@ -154,20 +158,29 @@ class VaeHandle:
 
     # --- raw passes ---------------------------------------------------------------------------
 
-    def _encode_chw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _finite_pass(self, operation: str, run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor):
+        """``run`` (the autoencoder's ``operation``) on ``x`` in the VAE's dtype. A float16 result
+        that is not finite is redone in the fallback dtype (SD2's and SDXL's VAEs overflow float16;
+        the layers cast their fp16 weights per call); one still not finite raises NonFiniteError."""
+        dtypes = [self.dtype]
         with torch.no_grad():  # not inference_mode: callers may edit results in place
-            mean, logvar = self.model.encode(x.to(self.device, self.dtype))
+            result = run(x.to(self.device, self.dtype))
+            finite = is_finite(result[0] if isinstance(result, tuple) else result)  # encode: the mean
+            if not finite and self.dtype == torch.float16 and self.fallback_dtype != torch.float16:
+                log.warning("VAE %s overflowed in float16; redoing it in %s", operation, self.fallback_dtype)
+                dtypes.append(self.fallback_dtype)
+                result = run(x.to(self.device, self.fallback_dtype))
+                finite = is_finite(result[0] if isinstance(result, tuple) else result)
+            if not finite:
+                raise vae_error(operation, self.model, dtypes, self.device, x)
+        return result
+
+    def _encode_chw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = self._finite_pass("encode", self.model.encode, x)
         return mean.float().cpu(), logvar.float().cpu()
 
     def _decode_chw(self, z: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            decoded = self.model.decode(z.to(self.device, self.dtype))
-            if self.dtype == torch.float16 and not bool(torch.isfinite(decoded).all()):
-                # fp16 overflows in some VAEs (SDXL's): redo this pass in a wider dtype; the
-                # layers cast their fp16 weights per call.
-                log.warning("VAE decode overflowed in float16; redoing it in %s", self.fallback_dtype)
-                decoded = self.model.decode(z.to(self.device, self.fallback_dtype))
-            return decoded.float().cpu()
+        return self._finite_pass("decode", self.model.decode, z).float().cpu()
 
     @staticmethod
     def _to_chw(pixels: torch.Tensor) -> torch.Tensor:

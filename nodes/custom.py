@@ -24,6 +24,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from nodes.pack_errors import describe_failure
 from nodes.pack_guard import install_guard
@@ -171,12 +172,26 @@ def _prompt_server_hook(host: PackHost | None, name: str):
     return getattr(getattr(host, "prompt_server", None), name, None)
 
 
+def pack_entries(folders: list[Path], whitelist: set[str] | None = None) -> list[Path]:
+    """The packs of ``folders`` that would be imported (``whitelist``: only these names)."""
+    return [path for folder in folders for path in discover_packs(folder)
+            if whitelist is None or pack_name(path) in whitelist]
+
+
+def pack_name(path: Path) -> str:
+    return path.stem if path.is_file() else path.name
+
+
 def load_custom_packs(folders: list[Path], registry, *, timeout: float = 30.0,
-                      whitelist: set[str] | None = None, host: PackHost | None = None) -> list[PackReport]:
+                      whitelist: set[str] | None = None, host: PackHost | None = None,
+                      skip: dict[str, str] | None = None,
+                      on_import: Callable[[str, str], None] | None = None) -> list[PackReport]:
     """Import every pack of ``folders`` (``whitelist``: only these names) and register its nodes.
 
     With a ``host``, ComfyUI's facade is installed and bound to it first, so packs can import
-    ``folder_paths``, ``comfy.*`` and the rest (see nodes.pack_host)."""
+    ``folder_paths``, ``comfy.*`` and the rest (see nodes.pack_host). A pack in ``skip`` is
+    reported with its reason and not imported (nodes.pack_probe found it unsafe); ``on_import``
+    hears ``("importing", name)`` before each pack and ``("done", name)`` after it."""
     if host is not None:
         install_comfy_facade(host)
     guard = install_guard()
@@ -185,38 +200,45 @@ def load_custom_packs(folders: list[Path], registry, *, timeout: float = 30.0,
     # lists InstantID's folder): rejected nodes get a second try once every pack has loaded,
     # which is when ComfyUI first calls INPUT_TYPES.
     retry: list[tuple[PackReport, dict, dict]] = []
-    for folder in folders:
-        for path in discover_packs(folder):
-            name = path.stem if path.is_file() else path.name
-            if whitelist is not None and name not in whitelist:
-                continue
-            report = PackReport(name=name, path=str(path))
-            reports.append(report)
-            begin, end = _prompt_server_hook(host, "begin_pack"), _prompt_server_hook(host, "end_pack")
-            if begin is not None:
-                begin(name)
-            start = time.perf_counter()
-            try:
-                with guard.armed(name) as attempts:
-                    module, mappings, display, report.protocol = _load_pack(path, timeout)
-            except Exception as exc:
-                _record_failure(report, exc, path)
-                continue
-            finally:
-                report.seconds = time.perf_counter() - start
-                report.blocked_installs = list(attempts)
-                if end is not None:
-                    end(name, report.error is None)
-            report.rejected = registry.register_mappings(
-                mappings, display, python_module=f"custom_nodes.{name}")
-            report.nodes = [str(n) for n in mappings if str(n) not in report.rejected]
-            if report.rejected:
-                retry.append((report, mappings, display))
-            web_dir = getattr(module, "WEB_DIRECTORY", None)
-            if isinstance(web_dir, str):
-                base = path if path.is_dir() else path.parent
-                report.web_directory = str((base / web_dir).resolve())
-            report.loaded = True
+    for path in pack_entries(folders, whitelist):
+        name = pack_name(path)
+        report = PackReport(name=name, path=str(path))
+        reports.append(report)
+        if skip and name in skip:
+            report.error, report.failure = skip[name], "unsafe_import"
+            log.error("custom node pack %s is not imported: %s", name, skip[name])
+            continue
+        if on_import is not None:
+            on_import("importing", name)
+        begin, end = _prompt_server_hook(host, "begin_pack"), _prompt_server_hook(host, "end_pack")
+        if begin is not None:
+            begin(name, str(path))
+        start = time.perf_counter()
+        try:
+            with guard.armed(name) as attempts:
+                module, mappings, display, report.protocol = _load_pack(path, timeout)
+        except Exception as exc:
+            _record_failure(report, exc, path)
+            if on_import is not None:
+                on_import("done", name)
+            continue
+        finally:
+            report.seconds = time.perf_counter() - start
+            report.blocked_installs = list(attempts)
+            if end is not None:
+                end(name, report.error is None)
+        report.rejected = registry.register_mappings(
+            mappings, display, python_module=f"custom_nodes.{name}")
+        report.nodes = [str(n) for n in mappings if str(n) not in report.rejected]
+        if report.rejected:
+            retry.append((report, mappings, display))
+        web_dir = getattr(module, "WEB_DIRECTORY", None)
+        if isinstance(web_dir, str):
+            base = path if path.is_dir() else path.parent
+            report.web_directory = str((base / web_dir).resolve())
+        report.loaded = True
+        if on_import is not None:
+            on_import("done", name)
     for report, mappings, display in retry:
         _register_again(registry, report, mappings, display)
     for report in reports:

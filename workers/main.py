@@ -67,7 +67,7 @@ class WorkerProcess:
         cache = OutputCache(max_entries=0 if args.cache_none else args.cache_lru,
                             min_free_ram_bytes=int(args.cache_min_free_ram * 1024 ** 3))
         self.executor = Executor(self.runtime.registry, cache, services=self.runtime.services,
-                                 interrupt=self.runtime.interrupt)
+                                 interrupt=self.runtime.interrupt, max_expanded_nodes=args.max_prompt_nodes)
 
     def post(self, message: tuple) -> None:
         """Send to the server from any thread (pack threads too)."""

@@ -22,7 +22,7 @@ def _int(request: web.Request, name: str, default: int | None) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be an integer")
+        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
 
 
 def _all_jobs(state, wanted: set[str]) -> list[dict]:
@@ -41,7 +41,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     try:
         wanted = job_views.parse_statuses(request.query.get("status"))
     except ValueError as exc:
-        raise web.HTTPBadRequest(text=str(exc))
+        raise web.HTTPBadRequest(text=str(exc)) from exc
     limit = _int(request, "limit", None)
     offset = _int(request, "offset", 0)
     if limit is not None and not 0 <= limit <= MAX_LIMIT:

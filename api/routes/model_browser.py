@@ -45,7 +45,7 @@ async def model_files(request: web.Request) -> web.Response:
     try:
         return web.json_response(await asyncio.to_thread(_files_of, folders, request.match_info["folder"]))
     except KeyError:
-        raise web.HTTPNotFound(text=f"unknown model folder {request.match_info['folder']!r}")
+        raise web.HTTPNotFound(text=f"unknown model folder {request.match_info['folder']!r}") from None
 
 
 @routes.get("/experiment/models/preview/{folder}/{path_index}/{filename:.*}")
@@ -56,7 +56,7 @@ async def model_preview(request: web.Request) -> web.StreamResponse:
         root = roots[int(request.match_info["path_index"])]
         safe_join(root, request.match_info["filename"])
     except (KeyError, IndexError, ValueError, UnsafePathError):
-        raise web.HTTPNotFound(text="no such model")
+        raise web.HTTPNotFound(text="no such model") from None
     stem = os.path.splitext(request.match_info["filename"])[0]
     for suffix in PREVIEW_SUFFIXES:
         picture = safe_join(root, stem + suffix)  # a picture linked from elsewhere stays out

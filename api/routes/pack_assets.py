@@ -96,5 +96,5 @@ async def global_subgraph(request: web.Request) -> web.Response:
         safe_join(path.parent, path.name)
         text = await asyncio.to_thread(path.read_text, encoding="utf-8")
     except (OSError, UnsafePathError) as exc:
-        raise web.HTTPNotFound(text=str(exc))
+        raise web.HTTPNotFound(text=str(exc)) from exc
     return web.json_response({"source": "custom_node", "name": path.stem, "info": {"node_pack": pack}, "data": text})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 import uuid
@@ -15,10 +16,11 @@ from graph.validation import validate_prompt
 from graph.workflow import WorkflowError, is_ui_workflow, workflow_to_prompt
 
 from ..compat import PROMPT_SERVER
-from ..errors import error_response, read_json
+from ..errors import error_response, http_error, read_json
 from ..previews import resolve_preview_method
 from ..state import state_of
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
@@ -58,8 +60,10 @@ async def post_prompt(request: web.Request) -> web.Response:
         if isinstance(converted, web.Response):
             return converted
         prompt, workflow_warnings = converted
-        extra_data = body.get("extra_data") if isinstance(body.get("extra_data"), dict) else {}
-        pnginfo = extra_data.get("extra_pnginfo") if isinstance(extra_data.get("extra_pnginfo"), dict) else {}
+        extra_data = body.get("extra_data")
+        extra_data = extra_data if isinstance(extra_data, dict) else {}
+        pnginfo = extra_data.get("extra_pnginfo")
+        pnginfo = pnginfo if isinstance(pnginfo, dict) else {}
         body["extra_data"] = {**extra_data, "extra_pnginfo": {"workflow": body["workflow"], **pnginfo}}
         body["prompt"] = prompt
     body = await _on_prompt_handlers(request, body)
@@ -121,9 +125,16 @@ async def _convert_workflow(state, workflow) -> tuple[dict, list[str]] | web.Res
                               node_errors={})
     object_info = await asyncio.to_thread(call_with_services, state.services, state.registry.object_info)
     try:
-        return await asyncio.to_thread(workflow_to_prompt, workflow, object_info)
+        return await asyncio.to_thread(workflow_to_prompt, workflow, object_info,
+                                       max_nodes=state.options.max_prompt_nodes)
     except WorkflowError as exc:
         return error_response(400, "invalid_workflow", "The workflow cannot be converted", str(exc), node_errors={})
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # A field of the wrong shape deep in a hand-made file (tests/graph/test_properties.py
+        # lists the known ones): the client's mistake, not the server's.
+        log.info("a malformed UI workflow was refused: %r", exc)
+        return error_response(400, "invalid_workflow", "The workflow is malformed",
+                              f"{type(exc).__name__}: {exc}", node_errors={})
 
 
 @routes.post("/workflow/convert")
@@ -162,14 +173,23 @@ async def post_queue(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+#: The largest paging value the history takes: SQLite's INTEGER is 64-bit.
+MAX_PAGING_VALUE = 2**63 - 1
+
+
 def _int_param(request: web.Request, name: str) -> int | None:
+    """A /history paging parameter: an integer within SQLite's range, or a 400."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be an integer")
+        raise http_error(web.HTTPBadRequest, "invalid_request", f"{name} must be an integer", raw[:100]) from None
+    if abs(value) > MAX_PAGING_VALUE:
+        raise http_error(web.HTTPBadRequest, "invalid_request", f"{name} is out of range",
+                         f"at most {MAX_PAGING_VALUE}")
+    return value
 
 
 @routes.get("/history")

@@ -18,6 +18,7 @@ from graph.folders import UnsafePathError, list_files
 from ..errors import error_response, read_json
 from ..frontends import BRIDGE_EXTENSION
 from ..logs import TERMINAL_SIZE
+from ..openapi import describe
 from ..state import state_of
 from .ws import SERVER_FEATURES
 
@@ -96,6 +97,12 @@ async def extensions(request: web.Request) -> web.Response:
     return web.json_response(urls)
 
 
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """An OpenAPI 3.1 description of the routes under /api/ (api/openapi.py)."""
+    return web.json_response(describe(request.app, WEFT_VERSION))
+
+
 @routes.get("/node_packs")
 async def node_packs(request: web.Request) -> web.Response:
     """Each third-party pack: loaded or not, import seconds, its nodes, and why anything failed."""
@@ -126,7 +133,7 @@ async def folder_files(request: web.Request) -> web.Response:
     try:
         folder = state_of(request).folders.folder_for(request.match_info["folder_type"])
     except UnsafePathError as exc:
-        raise web.HTTPBadRequest(text=str(exc))
+        raise web.HTTPBadRequest(text=str(exc)) from exc
     return web.json_response(await asyncio.to_thread(_newest_first, folder))
 
 

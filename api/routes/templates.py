@@ -57,7 +57,7 @@ async def template_file(request: web.Request) -> web.StreamResponse:
                                 headers={"X-Weft-Stand-In": "the template media package is not installed"})
         return _file_response(path)
     except UnsafePathError as exc:
-        raise web.HTTPForbidden(text=str(exc))
+        raise web.HTTPForbidden(text=str(exc)) from exc
 
 
 @routes.get("/workflow_templates")
@@ -74,7 +74,7 @@ async def pack_workflow_file(request: web.Request) -> web.StreamResponse:
         path = await asyncio.to_thread(library_of(state).pack_file, state.packs, request.match_info["pack"],
                                        request.match_info["file"])
     except UnsafePathError as exc:
-        raise web.HTTPForbidden(text=str(exc))
+        raise web.HTTPForbidden(text=str(exc)) from exc
     return _file_response(path)
 
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from graph.atomic import atomic_write_bytes, create_exclusive
 from graph.folders import UnsafePathError, list_files, safe_join
 
-from ..errors import read_json
+from ..errors import http_error, read_json
 from ..state import state_of
 
 routes = web.RouteTableDef()
@@ -61,7 +61,7 @@ def user_root(request: web.Request) -> Path:
     try:
         root = safe_join(state.folders.user, user)
     except UnsafePathError as exc:
-        raise web.HTTPForbidden(text=str(exc))
+        raise web.HTTPForbidden(text=str(exc)) from exc
     _furnish(root)
     return root
 
@@ -78,7 +78,7 @@ def _user_file(request: web.Request, relative: str) -> Path:
     try:
         path = safe_join(user_root(request), relative)
     except UnsafePathError as exc:
-        raise web.HTTPForbidden(text=str(exc))
+        raise web.HTTPForbidden(text=str(exc)) from exc
     if path == user_root(request):
         raise web.HTTPBadRequest(text="a file path is required")
     return path
@@ -196,7 +196,7 @@ async def list_userdata_v2(request: web.Request) -> web.Response:
     for child in sorted(folder.iterdir(), key=lambda p: (not p.is_dir(), p.name.lower())):
         if child.name.startswith(".") or child.is_symlink():
             continue
-        entry = {"name": child.name, "path": child.relative_to(root).as_posix(),
+        entry: dict = {"name": child.name, "path": child.relative_to(root).as_posix(),
                  "type": "directory" if child.is_dir() else "file"}
         if child.is_file():
             stat = child.stat()
@@ -244,10 +244,16 @@ async def move_userdata(request: web.Request) -> web.Response:
     dest = _user_file(request, request.match_info["dest"])
     if not source.is_file():
         raise web.HTTPNotFound(text="file not found")
+    if dest.is_dir():  # shutil.move would put the file inside it, or fail on a namesake there
+        raise http_error(web.HTTPConflict, "destination_is_directory", "The destination is a folder",
+                         request.match_info["dest"])
     if dest.exists() and request.query.get("overwrite", "true").lower() == "false":
-        raise web.HTTPConflict(text="destination exists")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(shutil.move, source, dest)
+        raise http_error(web.HTTPConflict, "destination_exists", "The destination exists", request.match_info["dest"])
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(shutil.move, source, dest)
+    except (shutil.Error, FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        raise http_error(web.HTTPConflict, "move_failed", "The file cannot be moved there", str(exc)) from None
     root = user_root(request)
     if request.query.get("full_info", "").lower() in ("true", "1"):
         return web.json_response(_file_info(root, dest))

@@ -39,7 +39,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 except ValueError:
                     continue
                 if isinstance(hello, dict) and hello.get("type") == "feature_flags":
-                    client.feature_flags = hello.get("data") if isinstance(hello.get("data"), dict) else {}
+                    flags = hello.get("data")
+                    client.feature_flags = flags if isinstance(flags, dict) else {}
                     features = {**SERVER_FEATURES, "max_upload_size": state.options.max_upload_size}
                     state.hub.send_json_to(client, "feature_flags", features)
     finally:

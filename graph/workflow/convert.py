@@ -23,12 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import WorkflowError
-from .model import SUBGRAPH_INPUT_NODE, Graph, Workflow, node_label, parse_workflow
+from .limits import DEFAULT_MAX_NODES, MAX_SUBGRAPH_DEPTH, check_expansion, too_deep, too_many_nodes
+from .model import MODE_BYPASS, MODE_NEVER, SUBGRAPH_INPUT_NODE, Graph, Workflow, node_label, parse_workflow
 from .promoted import instance_input, promoted_values
 from .widgets import split_spec, widget_values
-
-MODE_NEVER = 2  # "muted": never runs
-MODE_BYPASS = 4
 
 #: Frontend-only node types of the editor itself (virtual nodes: never sent to the server).
 NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
@@ -40,18 +38,22 @@ VIRTUAL_TYPES = NOTE_TYPES | {REROUTE_TYPE, PRIMITIVE_TYPE}
 PRIMITIVE_REPLACE_PROPERTY = "Run widget replace on values"
 
 
-def workflow_to_prompt(workflow: dict, object_info: dict) -> tuple[dict, list[str]]:
+def workflow_to_prompt(workflow: dict, object_info: dict, *,
+                       max_nodes: int = DEFAULT_MAX_NODES) -> tuple[dict, list[str]]:
     """Convert a UI workflow (schema 0.4 or 1, with subgraphs) into an API prompt.
 
     ``object_info`` is the ``/object_info`` dict (``registry.object_info()``); it names the
-    widget inputs behind each node's positional ``widgets_values``. Returns ``(prompt,
-    warnings)``; raises WorkflowError naming the node for what cannot be converted (a node type
-    the server does not know, a malformed or self-containing graph)."""
+    widget inputs behind each node's positional ``widgets_values``. ``max_nodes`` bounds the
+    workflow flattened (the server passes ``--max-prompt-nodes``; see graph/workflow/limits.py).
+    Returns ``(prompt, warnings)``; raises WorkflowError naming the node for what cannot be
+    converted (a node type the server does not know, a malformed or self-containing graph, one
+    that expands past the limits)."""
     if not isinstance(object_info, dict):
         raise WorkflowError("object_info must be the /object_info dict")
     warnings: list[str] = []
     parsed = parse_workflow(workflow, warnings)
-    prompt = _Converter(parsed, object_info, warnings).run()
+    check_expansion(parsed, max_nodes)  # before anything is expanded
+    prompt = _Converter(parsed, object_info, warnings, max_nodes).run()
     return prompt, warnings
 
 
@@ -88,7 +90,7 @@ class _Scope:
     graph: Graph
     path: tuple[str, ...] = ()  # ids of the instances from the root down to this graph
     instance: dict | None = None  # the instance node (it lives in ``parent``)
-    parent: "_Scope | None" = None
+    parent: _Scope | None = None
 
     def execution_id(self, node_id: str) -> str:
         return ":".join(self.path + (node_id,))
@@ -96,17 +98,18 @@ class _Scope:
     def label(self, node_id: str, subgraphs: dict[str, Graph]) -> str:
         """``node 5:12 (KSampler) in subgraph 'Sampler'``; an instance is named by its subgraph."""
         node = self.graph.nodes.get(node_id, {})
-        definition = subgraphs.get(node.get("type"))
+        definition = subgraphs.get(node.get("type", ""))
         if definition is not None:
             node = {"type": f"subgraph '{definition.name}'"}
         where = f" in subgraph '{self.graph.name}'" if self.path else ""
         return node_label(self.execution_id(node_id), node) + where
 
-    def enter(self, instance_id: str, instance: dict, definition: Graph) -> "_Scope":
+    def enter(self, instance_id: str, instance: dict, definition: Graph) -> _Scope:
         return _Scope(definition, self.path + (instance_id,), instance, self)
 
     def subgraph_chain(self) -> list[str]:
-        chain, scope = [], self
+        chain: list[str] = []
+        scope: _Scope | None = self
         while scope is not None and scope.graph.id is not None:
             chain.append(scope.graph.id)
             scope = scope.parent
@@ -114,10 +117,12 @@ class _Scope:
 
 
 class _Converter:
-    def __init__(self, workflow: Workflow, object_info: dict, warnings: list[str]):
+    def __init__(self, workflow: Workflow, object_info: dict, warnings: list[str], max_nodes: int):
         self.workflow = workflow
         self.object_info = object_info
         self.warnings = warnings
+        self.max_nodes = max_nodes
+        self.walked = 0  # nodes met while flattening, counted as check_expansion measures them
         self._promoted_cache: dict[tuple[str, ...], dict[int, Any]] = {}
 
     def _label(self, scope: _Scope, node_id: str) -> str:
@@ -130,6 +135,12 @@ class _Converter:
 
     # -- emitting nodes -------------------------------------------------------------------
     def _emit_graph(self, scope: _Scope, prompt: dict) -> None:
+        if len(scope.path) > MAX_SUBGRAPH_DEPTH:
+            assert scope.parent is not None  # a scope below the root has the one it was entered from
+            raise too_deep(self._label(scope.parent, scope.path[-1]))
+        self.walked += len(scope.graph.nodes)
+        if self.walked > self.max_nodes:
+            raise too_many_nodes(self.max_nodes)
         for node_id, node in scope.graph.nodes.items():
             node_type, mode = node["type"], node.get("mode", 0)
             if node_type in VIRTUAL_TYPES:

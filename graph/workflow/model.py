@@ -21,14 +21,20 @@ the reroute it is drawn through), and floating links are connected at one end on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import WorkflowError
 
 #: Node ids of a subgraph's boundary pseudo nodes (litegraph's SUBGRAPH_INPUT_ID / OUTPUT_ID).
 SUBGRAPH_INPUT_NODE = "-10"
 SUBGRAPH_OUTPUT_NODE = "-20"
+
+#: Node modes (litegraph's LGraphEventMode) that keep a node, or a subgraph instance with all its
+#: contents, from running.
+MODE_NEVER = 2  # "muted": never runs
+MODE_BYPASS = 4
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,9 @@ class Graph:
         definition lists them (its ``linkIds``), else in file order."""
         ordered = _listed_links(self, self.inputs, index)
         if ordered is not None:
-            return [l for l in ordered if l.origin_id == SUBGRAPH_INPUT_NODE and l.origin_slot == index]
-        return [l for l in self.links.values()
-                if l.origin_id == SUBGRAPH_INPUT_NODE and l.origin_slot == index]
+            return [link for link in ordered if link.origin_id == SUBGRAPH_INPUT_NODE and link.origin_slot == index]
+        return [link for link in self.links.values()
+                if link.origin_id == SUBGRAPH_INPUT_NODE and link.origin_slot == index]
 
     def link_to_output_slot(self, index: int) -> Link | None:
         """The link that feeds subgraph output ``index`` (an output slot takes one link)."""
@@ -112,8 +118,10 @@ def parse_workflow(data: Any, warnings: list[str]) -> Workflow:
         graph.inputs = [io for io in definition.get("inputs") or [] if isinstance(io, dict)]
         graph.outputs = [io for io in definition.get("outputs") or [] if isinstance(io, dict)]
         subgraphs[sub_id] = graph
-    extra = data.get("extra") if isinstance(data.get("extra"), dict) else {}
-    group_nodes = extra.get("groupNodes") if isinstance(extra.get("groupNodes"), dict) else {}
+    extra = data.get("extra")
+    extra = extra if isinstance(extra, dict) else {}
+    group_nodes = extra.get("groupNodes")
+    group_nodes = group_nodes if isinstance(group_nodes, dict) else {}
     return Workflow(root=root, subgraphs=subgraphs,
                     group_nodes=frozenset(str(name) for name in group_nodes))
 
@@ -178,4 +186,4 @@ def _listed_links(graph: Graph, slots: list[dict], index: int) -> list[Link] | N
     if not isinstance(link_ids, list) or not link_ids:
         return None
     listed = [graph.links.get(str(link_id)) for link_id in link_ids]
-    return [l for l in listed if l is not None] or None
+    return [link for link in listed if link is not None] or None

@@ -67,7 +67,9 @@ def first_widget_target(definition: Graph, index: int, subgraphs: dict[str, Grap
     seen.add((definition.id, index))
     for link in definition.links_from_input_slot(index):
         target = definition.nodes.get(link.target_id)
-        entry = _input_fed_by(target, link) if target is not None else None
+        if target is None:
+            continue
+        entry = _input_fed_by(target, link)
         if entry is None:
             continue
         if isinstance(entry.get("widget"), dict):

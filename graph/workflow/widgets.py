@@ -140,9 +140,9 @@ def widget_values(node: dict, schema: dict, label: str, warnings: list[str]) -> 
     named = node.get("widgets_values_named")
     if isinstance(saved, dict):
         named, saved = saved, None
-    if saved is None and not isinstance(named, dict):
-        saved = []
-    if isinstance(saved, list) and (len(saved) == len(layout) or not isinstance(named, dict)):
+    if not isinstance(named, dict):  # by position; absent or malformed (not a list) values: none saved
+        return _by_position(saved if isinstance(saved, list) else [], layout, schema, label, warnings)
+    if isinstance(saved, list) and len(saved) == len(layout):
         return _by_position(saved, layout, schema, label, warnings)
     values = {name: named[name] for name in names if name in named}
     _fill_defaults(values, names, schema, label, warnings)
@@ -158,7 +158,8 @@ def _by_position(saved: list, layout: list[WidgetSlot], schema: dict, label: str
         elif len(saved) > len(layout):
             warnings.append(f"{label}: widgets_values has {len(saved)} values where the schema has "
                             f"{len(layout)} widget slots; the extra values are ignored")
-    values = {slot.input_name: value for slot, value in zip(layout, saved) if slot.kind == VALUE}
+    values = {slot.input_name: value for slot, value in zip(layout, saved, strict=False)
+              if slot.kind == VALUE}
     names = [slot.input_name for slot in layout if slot.kind == VALUE]
     _fill_defaults(values, names, schema, label, warnings)
     return values

@@ -3,7 +3,8 @@ KSamplerAdvanced, noise, guidance, inpainting, the sampler, and the latent out.
 
 No node or graph imports: progress and interruption go through ``callback``, which receives
 ``{"x", "i", "sigma", "sigma_hat", "denoised", "total_steps"}`` after each step's model call
-and may raise to stop sampling.
+and may raise to stop sampling. Each step's x0 and the sampled latent are checked to be finite
+first (:class:`~ldm.finite.NonFiniteError` names the first bad step and the likely cause).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from ldm.finite import is_finite, sampling_error
 from ldm.sampling.guidance import CFGGuider, Conditioning, GuidedModel, InpaintDenoiser, prepare_denoise_mask
 from ldm.sampling.model_sampling import ModelSampling
 from ldm.sampling.noise import StepNoiseSampler, brownian_noise_sampler, cpu_generator, prepare_noise
@@ -103,16 +105,42 @@ def sample_with_sigmas(guider: CFGGuider, sampler_name: "str | SamplerSpec", sig
         noise_sampler = brownian_noise_sampler(x, sigmas, seed, on_device=spec.noise_on_device)
 
     total = len(sigmas) - 1
-    step_callback = None
-    if callback is not None:
-        def step_callback(info: dict[str, Any]) -> None:
+    label = sampler_name if isinstance(sampler_name, str) else getattr(spec.function, "__name__", "a sampler")
+
+    def failure(step: int | None):
+        return sampling_error(label, step, total, latent_in=latent, conditioning=_conditioning(guider),
+                              diffusion_model=getattr(model, "diffusion_model", None))
+
+    def step_callback(info: dict[str, Any]) -> None:
+        # The x0 of every step, so the first bad step is named (a [B, C, h, w] reduction per step).
+        if not is_finite(info["denoised"]):
+            raise failure(info["i"])
+        if callback is not None:
             callback({**info, "total_steps": total})
 
     samples = spec.function(wrapped, x, sigmas, extra_args={"seed": seed, "model_sampling": sampling},
                             callback=step_callback,
                             noise_sampler=noise_sampler)
+    if not is_finite(samples):
+        raise failure(None)
     samples = sampling.inverse_noise_scaling(sigmas[-1], samples)
     return model.process_latent_out(samples.float()).cpu()
+
+
+def _conditioning(guider: Any) -> list[tuple[str, Tensor]]:
+    """The conditioning tensors a guider holds, by field name (``positive``, ``cond1``, …): each
+    entry's cond ``[1, tokens, dim]`` and SDXL's ``pooled_output``. For the error's post-mortem."""
+    found = []
+    for name, value in getattr(guider, "__dict__", {}).items():
+        if not isinstance(value, (list, tuple)):
+            continue
+        for entry in value:
+            if isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], Tensor):
+                found.append((name, entry[0]))
+                pooled = entry[1].get("pooled_output") if isinstance(entry[1], dict) else None
+                if isinstance(pooled, Tensor):
+                    found.append((name, pooled))
+    return found
 
 
 def common_ksampler(model: GuidedModel, seed: int, steps: int, cfg: float, sampler_name: str,

@@ -49,10 +49,26 @@ raise RuntimeError("broken_pack fails after adding its routes")
 """
 
 
+#: Tries to take /view from a startup hook, after its import has ended.
+LATE_PACK = """
+from aiohttp import web
+from server import PromptServer
+
+async def take_view(app):
+    @PromptServer.instance.routes.get("/view")
+    async def view(request):
+        return web.Response(text="mine")
+
+PromptServer.instance.app.on_startup.append(take_view)
+NODE_CLASS_MAPPINGS = {}
+"""
+
+
 @pytest.fixture(scope="module")
 def routes_server(base_dir):
     shutil.copy(SERVER_PACK, base_dir / "custom_nodes" / "server_pack.py")
     (base_dir / "custom_nodes" / "broken_pack.py").write_text(BROKEN_PACK)
+    (base_dir / "custom_nodes" / "late_pack.py").write_text(LATE_PACK)
     proc = ServerProcess(base_dir).start()
     yield proc
     proc.stop()
@@ -152,3 +168,12 @@ def test_node_messages_reach_the_websocket(routes_server):
     text = kinds[3]
     length = struct.unpack(">I", text[4:8])[0]
     assert text[8:8 + length] == b"1" and text[8 + length:] == b"working on hi"
+
+
+def test_a_refused_route_is_reported_on_the_pack_that_tried_it_only(routes_server):
+    """Added from a hook after the pack's import, the refused /view is still the late pack's,
+    and no other pack's report names it."""
+    assert any("/view" in what for what in report_of(routes_server, "late_pack")["rejected"])
+    for other in ("server_pack", "broken_pack", "example_pack", "weft_test_pack"):
+        assert not any("/view" in what for what in report_of(routes_server, other)["rejected"]), other
+    assert routes_server.get("/view?filename=x.png")[1] != b"mine"  # the core route still answers

@@ -136,6 +136,26 @@ class Repeat:
         return {"expand": graph, "result": ([last, 0] if last else start,)}
 
 
+class Grow:
+    """Node expansion without end: expands into `width` unused Number nodes and another Grow of
+    twice the width, whose output is its own."""
+
+    CATEGORY = "test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("INT",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {}), "width": ("INT", {"default": 1, "min": 1, "max": 2**62})},
+                "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    def run(self, value, width, unique_id):
+        CALLS["Grow"] += 1
+        graph = {f"{unique_id}.n{i}": {"class_type": "Number", "inputs": {"value": 0}} for i in range(width)}
+        graph[f"{unique_id}.g"] = {"class_type": "Grow", "inputs": {"value": value, "width": width * 2}}
+        return {"expand": graph, "result": ([f"{unique_id}.g", 0],)}
+
+
 class Slow:
     """A long node that reports progress and checks for interruption."""
 
@@ -281,4 +301,4 @@ class Image:
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     Number, Add, Sink, Choose, Explode, Total, Repeat, Slow, Fail, Volatile, Versioned, Unstable,
-    EvenOnly, BrokenValidator, Pick, Image)}
+    EvenOnly, BrokenValidator, Pick, Image, Grow)}
