@@ -331,10 +331,10 @@ def bypass_input_index(inputs: list[dict], outputs: list, slot: int, target_type
     output and the consumer, else the first input of exactly the consumer's type, else the first
     input that fits both; -1 when none does. A wildcard consumer takes the same index or 0."""
     if target_type in ("*", "", None):
-        return slot if len(inputs) > slot else 0
+        return slot if 0 <= slot < len(inputs) else 0
     output = outputs[slot] if 0 <= slot < len(outputs) and isinstance(outputs[slot], dict) else {}
     output_type = output.get("type")
-    if slot < len(inputs):
+    if 0 <= slot < len(inputs):
         same = inputs[slot].get("type")
         if slot_types_match(same, output_type) and slot_types_match(same, target_type):
             return slot

@@ -115,8 +115,8 @@ def parse_workflow(data: Any, warnings: list[str]) -> Workflow:
         graph = _parse_graph(definition, warnings, where=f"subgraph {definition.get('name') or sub_id}")
         graph.id = sub_id
         graph.name = str(definition.get("name") or sub_id)
-        graph.inputs = [io for io in definition.get("inputs") or [] if isinstance(io, dict)]
-        graph.outputs = [io for io in definition.get("outputs") or [] if isinstance(io, dict)]
+        graph.inputs = _slots(definition.get("inputs"))
+        graph.outputs = _slots(definition.get("outputs"))
         subgraphs[sub_id] = graph
     extra = data.get("extra")
     extra = extra if isinstance(extra, dict) else {}
@@ -131,15 +131,32 @@ def _definitions(graph: dict) -> Iterable[dict]:
     definitions = graph.get("definitions")
     if not isinstance(definitions, dict):
         return
-    for definition in definitions.get("subgraphs") or []:
+    for definition in _list(definitions.get("subgraphs")):
         if isinstance(definition, dict):
             yield definition
             yield from _definitions(definition)
 
 
+def _list(value: Any) -> list:
+    """A field that should be a list, or no entries (a hand-made file may hold anything there)."""
+    return value if isinstance(value, list) else []
+
+
+def _slots(value: Any) -> list[dict]:
+    """Input/output slot entries: objects with a string name (others cannot be linked by name)."""
+    return [entry for entry in _list(value) if isinstance(entry, dict) and isinstance(entry.get("name", ""), str)]
+
+
+def _normal_node(node: dict) -> dict:
+    """The node with its slot lists and properties in the shapes the converter reads (a copy:
+    the caller's workflow is never changed)."""
+    return {**node, "inputs": _slots(node.get("inputs")), "outputs": _slots(node.get("outputs")),
+            "properties": node["properties"] if isinstance(node.get("properties"), dict) else {}}
+
+
 def _parse_graph(data: dict, warnings: list[str], where: str) -> Graph:
     nodes: dict[str, dict] = {}
-    for node in data.get("nodes") or []:
+    for node in _list(data.get("nodes")):
         if not isinstance(node, dict) or "id" not in node:
             raise WorkflowError(f"{where}: a node without an id: {str(node)[:80]}")
         if not isinstance(node.get("type"), str) or not node["type"]:
@@ -147,11 +164,14 @@ def _parse_graph(data: dict, warnings: list[str], where: str) -> Graph:
         node_id = str(node["id"])
         if node_id in nodes:
             raise WorkflowError(f"{where}: two nodes share the id {node_id}")
-        nodes[node_id] = node
+        nodes[node_id] = _normal_node(node)
     links: dict[str, Link] = {}
     raw_links = data.get("links") or []
     if isinstance(raw_links, dict):  # some writers key links by id
         raw_links = list(raw_links.values())
+    elif not isinstance(raw_links, list):
+        warnings.append(f"{where}: ignored links that are not a list")
+        raw_links = []
     for raw in raw_links:
         link = _parse_link(raw)
         if link is None:
@@ -174,7 +194,7 @@ def _parse_link(raw: Any) -> Link | None:
             return None
         return Link(id=str(link_id), origin_id=str(origin_id), origin_slot=int(origin_slot),
                     target_id=str(target_id), target_slot=int(target_slot), type=link_type)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: an infinite slot
         return None
 
 

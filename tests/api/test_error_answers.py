@@ -151,8 +151,9 @@ def test_unexpected_exception_is_a_json_500_with_the_traceback_logged():
                 "widgets_values": ["x"]}],
      "links": [[1, 1, -1, 2, 0, "IMAGE"]]},
 ])
-def test_a_malformed_ui_workflow_is_400_not_500(server, workflow):
-    """Shapes the property tests (tests/graph/test_properties.py) found crashing the converter."""
+def test_a_malformed_ui_workflow_is_never_a_500(server, workflow):
+    """Shapes the property tests (tests/graph/test_properties.py) found crashing the converter:
+    what is left of them converts (the bad parts ignored, with warnings) or is a 400."""
     import json
     import urllib.request
 
@@ -160,8 +161,9 @@ def test_a_malformed_ui_workflow_is_400_not_500(server, workflow):
     request = urllib.request.Request(server.url + "/workflow/convert", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
     try:
-        urllib.request.urlopen(request, timeout=30)
-        raise AssertionError("a malformed workflow was accepted")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert "prompt" in json.loads(response.read())
     except urllib.error.HTTPError as err:
-        assert err.code == 400, err.read()[:500]
-        assert json.loads(err.read())["error"]["type"] == "invalid_workflow"
+        text = err.read()
+        assert err.code == 400, text[:500]
+        assert json.loads(text)["error"]["type"] == "invalid_workflow"
