@@ -27,6 +27,7 @@ from api.compat import BinaryEventTypes, PromptServer  # noqa: F401  (packs: `fr
 from api.connections import ConnectionLimits, raise_file_limit, serve
 from api.frontends import FRONT_ENDS, FrontEnd, FrontEndError, resolve_front_end
 from api.hub import Hub
+from api.log_limits import limit_log_floods
 from api.logs import LogBuffer
 from api.previews import PREVIEW_METHODS
 from api.security import SecurityPolicy, is_loopback
@@ -340,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("aiohttp.access").setLevel(level if level <= logging.DEBUG else logging.WARNING)
     logs = LogBuffer()
     logging.getLogger().addHandler(logs)
+    limit_log_floods()  # one message repeated in a flood is written a few times, then counted
     state = build_state(args, logs)
     app = build_app(state, security_policy(args), PromptServer.instance)  # applies what packs added
     hosts = listen_addresses(args)

@@ -9,7 +9,9 @@ done; a pack that hangs there past the import timeout, or whose import ends the 
 again for the packs after it.
 
 Verdicts are remembered per pack in the user folder (``.weft-pack-probe.json``), keyed by the
-pack's Python files (their sizes and modification times): a pack is tried again when it changes.
+content of the pack's Python files: a pack is tried again when it changes. A pack found safe is
+also remembered for this machine (``~/.cache/weft/pack-probe-ok.json``, by content alone), so the
+same pack in another user folder is not tried again.
 """
 
 from __future__ import annotations
@@ -33,16 +35,33 @@ START_TIMEOUT = 180.0  # seconds for the child to start (torch, Weft, the facade
 
 
 def fingerprint(path: Path) -> str:
-    """Sizes and modification times of a pack's Python files (cheap to read, changes on an edit)."""
+    """A hash of the names and contents of a pack's Python files (what its import runs)."""
     files = [path] if path.is_file() else sorted(path.rglob("*.py"))
-    parts = []
+    digest = hashlib.sha1()
     for file in files[:5000]:
         try:
-            stat = file.stat()
+            content = file.read_bytes()
         except OSError:
             continue
-        parts.append(f"{file.relative_to(path.parent)}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()
+        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
+        digest.update(len(content).to_bytes(8, "big") + content)
+    return digest.hexdigest()
+
+
+def machine_cache() -> Path:
+    """Where packs found safe on this machine are remembered (by content)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "weft" / "pack-probe-ok.json"
+
+
+def _write_json(path: Path, value) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(value, indent=1))
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.warning("could not remember pack probe verdicts in %s: %s", path, exc)
 
 
 def _read_cache(cache: Path | None) -> dict:
@@ -100,12 +119,15 @@ def probe_packs(paths: list[Path], server_argv: list[str], timeout: float, cache
     """``{pack name: why the server must not import it}`` for the packs among ``paths`` that hang at
     import or end the process importing them."""
     remembered = _read_cache(cache)
+    safe_here = _read_cache(machine_cache())
     verdicts = {}
     pending: list[Path] = []
     for path in paths:
-        seen = remembered.get(str(path))
-        if isinstance(seen, dict) and seen.get("fingerprint") == fingerprint(path):
+        seen, content = remembered.get(str(path)), fingerprint(path)
+        if isinstance(seen, dict) and seen.get("fingerprint") == content:
             verdicts[path.name if path.is_dir() else path.stem] = seen.get("problem")
+        elif content in safe_here:
+            verdicts[path.name if path.is_dir() else path.stem] = None
         else:
             pending.append(path)
     names = {path: path.name if path.is_dir() else path.stem for path in pending}
@@ -143,10 +165,11 @@ def probe_packs(paths: list[Path], server_argv: list[str], timeout: float, cache
                 pending = []
                 break
     if cache is not None:
-        try:
-            cache.write_text(json.dumps(remembered, indent=1))
-        except OSError as exc:
-            log.warning("could not remember pack probe verdicts in %s: %s", cache, exc)
+        _write_json(cache, remembered)
+    newly_safe = {entry["fingerprint"]: True for entry in remembered.values()
+                  if isinstance(entry, dict) and entry.get("problem") is None and entry.get("fingerprint")}
+    if set(newly_safe) - set(safe_here):
+        _write_json(machine_cache(), {**_read_cache(machine_cache()), **newly_safe})
     return {name: problem for name, problem in verdicts.items() if problem}
 
 
