@@ -9,10 +9,11 @@ front end other than Weft's gets Weft's small bridge extension (``web/comfyui-ex
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+from api.packages import package_folder
 
 FRONT_ENDS = ("weft", "comfyui")
 COMFYUI_FRONTEND_PACKAGE = "comfyui-frontend-package"
@@ -35,14 +36,6 @@ class FrontEnd:
         return self.kind == "weft"
 
 
-def _installed_package_folder(module: str) -> Path | None:
-    """The folder of an installed package, found without importing it."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def _version(distribution: str) -> str:
     try:
         return metadata.version(distribution)
@@ -53,7 +46,7 @@ def _version(distribution: str) -> str:
 def node_docs_folder() -> Path | None:
     """ComfyUI's node documentation (the ``comfyui-embedded-docs`` package: ``<Node>/<lang>.md``),
     which its frontend shows in a node's help panel; None when the package is not installed."""
-    package = _installed_package_folder("comfyui_embedded_docs")
+    package = package_folder("comfyui_embedded_docs")
     docs = package / "docs" if package is not None else None
     return docs if docs is not None and docs.is_dir() else None
 
@@ -71,7 +64,7 @@ def resolve_front_end(choice: str, root: str | None, weft_root: Path) -> FrontEn
     if choice == "weft":
         return FrontEnd("weft", weft_root)
     if choice == "comfyui":
-        package = _installed_package_folder("comfyui_frontend_package")
+        package = package_folder("comfyui_frontend_package")
         if package is None:
             raise FrontEndError(f"--front-end comfyui: the {COMFYUI_FRONTEND_PACKAGE} package is not installed "
                                 f"(make comfyui-frontend, or pip install {COMFYUI_FRONTEND_PACKAGE})")

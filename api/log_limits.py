@@ -1,6 +1,6 @@
 """No flood of one log line can fill the disk: each message template (logger, level, format
 string) is written at most ``burst`` times per ``window`` seconds; past that its lines are counted,
-and one line saying how many were left out is written when the window ends."""
+and the first line of that template after the window says how many were left out."""
 
 from __future__ import annotations
 

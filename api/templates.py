@@ -17,7 +17,6 @@ file version and kept in the :class:`TemplateLibrary` the server's state owns.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import logging
@@ -34,6 +33,7 @@ from urllib.parse import quote
 
 from PIL import Image, ImageDraw
 
+from api.packages import package_folders
 from graph.folders import KIND_ALIASES, FolderPaths, UnsafePathError, check_relative_name, list_files, safe_join
 
 log = logging.getLogger(__name__)
@@ -62,17 +62,8 @@ INDEX_NAME = re.compile(r"^index(\.[a-z]{2}(-[A-Za-z]{2,4})?)?\.json$")
 WEFT_CATEGORY = "Weft"
 
 
-def _package_folders(module: str) -> list[Path]:
-    """The folders of an installed package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return []
-    return [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-
-
 def _templates_folders(module: str) -> list[Path]:
-    return [folder / "templates" for folder in _package_folders(module) if (folder / "templates").is_dir()]
+    return [folder / "templates" for folder in package_folders(module) if (folder / "templates").is_dir()]
 
 
 def locate_template_folders(weft_folder: Path = WEFT_TEMPLATES) -> tuple[Path, ...]:

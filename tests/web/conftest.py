@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -24,6 +25,10 @@ ROOT = HERE.parents[1]
 FIXTURES = HERE / "fixtures"
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 CHROMIUM = "/usr/bin/chromium"
+# A test still running after this long has its browser ended (the driver and Chromium), so a rare
+# browser stall fails the test instead of hanging the run: pytest-timeout's signal cannot interrupt
+# a main thread blocked inside Playwright's driver wait.
+BROWSER_WATCHDOG_S = 240.0
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -93,6 +98,37 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def _end_browser_processes() -> list[str]:
+    """Kill this test process's Playwright driver and everything under it (Chromium)."""
+    import psutil
+
+    ended = []
+    for child in psutil.Process().children(recursive=False):
+        try:
+            if "playwright" not in " ".join(child.cmdline()):
+                continue
+            for process in [*child.children(recursive=True), child]:
+                ended.append(f"{process.pid} {process.name()}")
+                process.kill()
+        except psutil.Error:
+            continue
+    return ended
+
+
+@pytest.fixture(autouse=True)
+def browser_watchdog(request):
+    """Ends the browser when a test outlives BROWSER_WATCHDOG_S and fails that test saying so."""
+    ended: list[str] = []
+    timer = threading.Timer(BROWSER_WATCHDOG_S, lambda: ended.extend(_end_browser_processes()))
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
+    if ended:
+        pytest.fail(f"{request.node.name} ran past {BROWSER_WATCHDOG_S:g} s; the watchdog ended the browser "
+                    f"processes {ended}")
 
 
 @pytest.fixture
