@@ -6,6 +6,9 @@ folds away); categories are those of ComfyUI's newest source
 (``model/sampling/...``; nodes without a newer source keep the Oct 2025 copy's). Each node fixes
 keyword options of one :mod:`ldm.sampling` sampler (:func:`configured_sampler`), so a node with
 its defaults samples exactly as KSampler with that sampler's name.
+
+SamplerDDIM and SamplerPLMS are Weft's own (ComfyUI has no such nodes): the paper's samplers,
+``ddim_eta`` and ``plms`` (:mod:`ldm.sampling.samplers_compvis`), in the same shape.
 """
 
 from __future__ import annotations
@@ -265,6 +268,40 @@ class SamplerSEEDS2:
         return _choice("seeds_2", eta=eta, s_noise=s_noise, r=r, solver_type=solver_type)
 
 
+class SamplerDDIM:
+    DESCRIPTION = ("DDIM with eta, the latent diffusion paper's sampler: eta 0 is deterministic DDIM (ComfyUI's "
+                   "ddim), eta 1 adds DDPM's ancestral noise at each step.")
+    CATEGORY = CATEGORY
+    FUNCTION = "get_sampler"
+    RETURN_TYPES = ("SAMPLER",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "eta": _float(1.0, maximum=1.0, advanced=False,
+                          tooltip="Share of DDPM's posterior noise added each step: 0 deterministic, 1 DDPM."),
+            "s_noise": _float(1.0)}}
+
+    def get_sampler(self, eta, s_noise):
+        return _choice("ddim_eta", eta=eta, s_noise=s_noise)
+
+
+class SamplerPLMS:
+    DESCRIPTION = ("PLMS (pseudo linear multistep), the latent diffusion paper's text-to-image sampler: a pseudo "
+                   "improved Euler first step, then Adams-Bashforth on up to 4 noise predictions.")
+    CATEGORY = CATEGORY
+    FUNCTION = "get_sampler"
+    RETURN_TYPES = ("SAMPLER",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"order": ("INT", {"default": 4, "min": 1, "max": 4, "advanced": True,
+                                               "tooltip": "How many noise predictions each step combines."})}}
+
+    def get_sampler(self, order):
+        return _choice("plms", order=order)
+
+
 class SamplerLCMUpscale:
     CATEGORY = OLD_CATEGORY
     FUNCTION = "get_sampler"
@@ -299,6 +336,8 @@ NODE_CLASS_MAPPINGS = {
     "SamplerSASolver": SamplerSASolver,
     "SamplerSEEDS2": SamplerSEEDS2,
     "SamplerLCMUpscale": SamplerLCMUpscale,
+    "SamplerDDIM": SamplerDDIM,
+    "SamplerPLMS": SamplerPLMS,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "SamplerEulerAncestralCFGPP": "SamplerEulerAncestralCFG++",

@@ -18,6 +18,9 @@ same numbers; ``noise_on_device`` marks them). ``dpmpp_2m_sde_heun`` is 2M SDE w
 correction. The ``*_cfg_pp`` samplers and ``cfgpp_ud10_ab`` step along the unconditional
 prediction (:mod:`ldm.sampling.samplers_cfgpp`); ``sa_solver`` reads the run's model sampling
 from ``extra_args["model_sampling"]`` for its default SDE interval.
+
+After ComfyUI's names come the paper's samplers, ``ddim_eta`` and ``plms``
+(:mod:`ldm.sampling.samplers_compvis`); ``COMFYUI_SAMPLER_NAMES`` is ComfyUI's list alone.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ldm.sampling.dpm_solver import sample_dpm_adaptive, sample_dpm_fast
 from ldm.sampling.samplers_cfgpp import (sample_cfgpp_ud10_ab, sample_dpmpp_2m_cfg_pp,
                                          sample_dpmpp_2s_ancestral_cfg_pp, sample_euler_ancestral_cfg_pp,
                                          sample_euler_cfg_pp)
+from ldm.sampling.samplers_compvis import sample_ddim_eta, sample_plms
 from ldm.sampling.samplers_er_sde import sample_er_sde
 from ldm.sampling.samplers_multistep import (sample_gradient_estimation, sample_gradient_estimation_cfg_pp,
                                              sample_res_multistep, sample_res_multistep_ancestral,
@@ -63,7 +67,8 @@ class SamplerSpec:
     noise_on_device: bool = False
 
 
-SAMPLERS: dict[str, SamplerSpec] = {
+#: ComfyUI's samplers, in its order (``comfy.samplers.SAMPLER_NAMES``).
+COMFYUI_SAMPLERS: dict[str, SamplerSpec] = {
     "euler": SamplerSpec(sample_euler),
     "euler_cfg_pp": SamplerSpec(sample_euler_cfg_pp),
     "euler_ancestral": SamplerSpec(sample_euler_ancestral, noise="step"),
@@ -110,8 +115,16 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "uni_pc": SamplerSpec(sample_uni_pc, discard_penultimate_sigma=True),
     "uni_pc_bh2": SamplerSpec(sample_uni_pc_bh2, discard_penultimate_sigma=True),
 }
+#: The paper's own samplers (CompVis ``ddim.py`` with eta, ``plms.py``), which ComfyUI does not
+#: offer (its ``ddim`` is Euler, i.e. eta = 0). Listed after ComfyUI's names so its order stays.
+PAPER_SAMPLERS: dict[str, SamplerSpec] = {
+    "ddim_eta": SamplerSpec(sample_ddim_eta, noise="step"),
+    "plms": SamplerSpec(sample_plms),
+}
+SAMPLERS: dict[str, SamplerSpec] = {**COMFYUI_SAMPLERS, **PAPER_SAMPLERS}
 
-#: The names a KSampler offers, in ComfyUI's order (its ``SAMPLER_NAMES``).
+COMFYUI_SAMPLER_NAMES = tuple(COMFYUI_SAMPLERS)
+#: The names a KSampler offers: ComfyUI's, in its order, then Weft's additions.
 SAMPLER_NAMES = tuple(SAMPLERS)
 DISCARD_PENULTIMATE_SIGMA_SAMPLERS = frozenset(
     name for name, spec in SAMPLERS.items() if spec.discard_penultimate_sigma)

@@ -175,8 +175,9 @@ COMFY_KSAMPLER_NAMES = [
 def test_sampler_name_lists_equal_comfyuis(pack_studio):
     import comfy.samplers
 
-    assert comfy.samplers.KSAMPLER_NAMES == COMFY_KSAMPLER_NAMES
-    assert comfy.samplers.SAMPLER_NAMES == COMFY_KSAMPLER_NAMES + ["ddim", "uni_pc", "uni_pc_bh2"]
+    # ComfyUI's lists, then the paper's samplers Weft adds after them (k-diffusion-style functions too)
+    assert comfy.samplers.KSAMPLER_NAMES == COMFY_KSAMPLER_NAMES + ["ddim_eta", "plms"]
+    assert comfy.samplers.SAMPLER_NAMES == COMFY_KSAMPLER_NAMES + ["ddim", "uni_pc", "uni_pc_bh2", "ddim_eta", "plms"]
     assert comfy.samplers.KSampler.SAMPLERS == comfy.samplers.SAMPLER_NAMES
 
 

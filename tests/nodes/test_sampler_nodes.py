@@ -28,7 +28,7 @@ def test_schema_is_comfyuis():
     assert set(info) == {"SamplerEulerAncestral", "SamplerEulerAncestralCFGPP", "SamplerEulerCFGpp", "SamplerLMS",
                          "SamplerDPMPP_2S_Ancestral", "SamplerDPMPP_SDE", "SamplerDPMPP_2M_SDE", "SamplerDPMPP_3M_SDE",
                          "SamplerDPMAdaptative", "SamplerER_SDE", "SamplerSASolver", "SamplerSEEDS2",
-                         "SamplerLCMUpscale", "SamplerLCM"}
+                         "SamplerLCMUpscale", "SamplerLCM", "SamplerDDIM", "SamplerPLMS"}
     assert all(node["output"] == ["SAMPLER"] for node in info.values())
     assert {name for name, node in info.items() if node["category"] != CATEGORY} == {
         "SamplerEulerCFGpp", "SamplerLCM", "SamplerLCMUpscale"}
@@ -100,6 +100,9 @@ DEFAULTS = [
     # the settings its description names for the exponential Heun samplers
     (nodes.SamplerSEEDS2, ("phi_2", 0.0, 1.0, 1.0), "exp_heun_2_x0"),
     (nodes.SamplerSEEDS2, ("phi_2", 1.0, 1.0, 1.0), "exp_heun_2_x0_sde"),
+    # Weft's nodes for the paper's samplers
+    (nodes.SamplerDDIM, (1.0, 1.0), "ddim_eta"),
+    (nodes.SamplerPLMS, (4,), "plms"),
     # options reach the algorithm: ancestral Euler without noise is Euler; LMS of order 1 too
     (nodes.SamplerEulerAncestral, (0.0, 1.0), "euler"),
     (nodes.SamplerLMS, (1,), "euler"),

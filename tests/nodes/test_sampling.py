@@ -46,8 +46,8 @@ def test_schema_is_comfyuis():
     assert {k: required["steps"][1][k] for k in ("default", "min", "max")} == {"default": 20, "min": 1, "max": 10000}
     assert {k: required["cfg"][1][k] for k in ("default", "min", "max", "step", "round")} == {
         "default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}
-    # ComfyUI's names in its order (comfy.samplers.SAMPLER_NAMES)
-    assert required["sampler_name"][0] == COMFYUI_SAMPLERS
+    # ComfyUI's names in its order (comfy.samplers.SAMPLER_NAMES), then the paper's samplers Weft adds
+    assert required["sampler_name"][0] == COMFYUI_SAMPLERS + ["ddim_eta", "plms"]
     assert required["scheduler"][0] == COMFYUI_SCHEDULERS
     assert info["output"] == ["LATENT"] and info["category"] == "model/sampling"
     advanced = registry.node_info("KSamplerAdvanced")

@@ -11,7 +11,7 @@ from ldm.sampling.schedulers import calculate_sigmas
 # Steps per sampler so its discretisation error in the std stays well under the 5 % tolerance
 # (measured: at 50 karras steps the first-order ones are 4–7 % low, the rest within 1 %).
 FIRST_ORDER = {"euler", "ddim", "heunpp2", "euler_ancestral", "ddpm", "euler_ancestral_cfg_pp", "gradient_estimation",
-               "gradient_estimation_cfg_pp"}
+               "gradient_estimation_cfg_pp", "ddim_eta"}
 
 
 def sigmas_for(name, steps, sd_sampling):
@@ -37,7 +37,8 @@ def noise_for(name, x, sigmas, seed=1):
 
 
 def test_table_holds_the_requested_names():
-    # ComfyUI's comfy.samplers.SAMPLER_NAMES (KSAMPLER_NAMES + ddim, uni_pc, uni_pc_bh2), in its order.
+    # ComfyUI's comfy.samplers.SAMPLER_NAMES (KSAMPLER_NAMES + ddim, uni_pc, uni_pc_bh2), in its order,
+    # then the paper's samplers Weft adds.
     assert SAMPLER_NAMES == (
         "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "exp_heun_2_x0",
         "exp_heun_2_x0_sde", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
@@ -46,7 +47,7 @@ def test_table_holds_the_requested_names():
         "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "cfgpp_ud10_ab", "res_multistep", "res_multistep_cfg_pp",
         "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation",
         "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece", "ddim",
-        "uni_pc", "uni_pc_bh2")
+        "uni_pc", "uni_pc_bh2", "ddim_eta", "plms")
     assert {n for n, s in SAMPLERS.items() if s.noise_on_device} == {
         "dpmpp_sde_gpu", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde_gpu"}
     assert DISCARD_PENULTIMATE_SIGMA_SAMPLERS == {"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"}
