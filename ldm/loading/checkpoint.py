@@ -8,7 +8,10 @@ The format is read from the file's first bytes, never from its name:
   ``safetensors.safe_open``, which maps it copy-on-write: tensors are views of the mapping, pages
   are read when touched, nothing is upcast and the file is never written.
 * torch zip archives (``PK\\x03\\x04``, ``torch.save`` since 1.6) and legacy pickles (``\\x80`` +
-  protocol byte): only through ``torch.load(weights_only=True)``, memory-mapped for zip archives.
+  protocol byte): through ``torch.load(weights_only=True)``, memory-mapped for zip archives. When
+  that refuses a global it does not know (every PyTorch Lightning ``.ckpt`` names some), the file
+  is read again by :mod:`ldm.loading.pickle_reader`, which runs nothing the file names either:
+  Lightning/omegaconf data become inert stand-ins, any other global is refused by name.
   There is no fallback to an unrestricted unpickler, ever.
 
 Every failure is a :class:`CheckpointError` whose message names the file.
@@ -17,13 +20,19 @@ Every failure is a :class:`CheckpointError` whose message names the file.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import pickle
 import struct
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ldm.loading.pickle_reader import PickleReadError, read_torch_file
+
+log = logging.getLogger(__name__)
 
 #: safetensors refuses headers above 100 MB; a real checkpoint's header is a few hundred KB.
 MAX_HEADER_BYTES = 100_000_000
@@ -134,10 +143,28 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 def _torch_load(path: Path, kind: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=(kind == "torch_zip"))
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses globals outside torch's own list; Lightning checkpoints name some
+        # (callbacks, hyper-parameters). The restricted reader takes those as inert data.
+        log.debug("%s: torch.load(weights_only=True) refused it (%s); reading it restricted",
+                  path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return _read_restricted(path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refusal, never a crash
         raise CheckpointError(
             f"{path}: refused to load with torch.load(weights_only=True): "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def _read_restricted(path: Path) -> Any:
+    try:
+        contents = read_torch_file(path)
+    except PickleReadError as exc:
+        raise CheckpointError(f"{path}: refused by torch.load(weights_only=True) and by the "
+                              f"restricted reader: {exc}") from None
+    if contents.stand_ins:
+        log.info("%s: read with the restricted unpickler; inert stand-ins for %s",
+                 path, ", ".join(contents.stand_ins))
+    return contents.value
 
 
 def _load_torch(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -168,7 +195,8 @@ def _sniffed(path: str | os.PathLike) -> tuple[Path, str]:
 
 def load_object(path: str | os.PathLike) -> Any:
     """The raw contents of a weights file, for formats that nest (textual-inversion ``.pt``):
-    the tensor dict of a safetensors file, else what ``torch.load(weights_only=True)`` gives."""
+    the tensor dict of a safetensors file, else what ``torch.load(weights_only=True)`` or, for
+    files it refuses, the restricted reader gives (data classes there are ``InertObject``)."""
     path, kind = _sniffed(path)
     if kind == "safetensors":
         return _load_safetensors(path)[0]
