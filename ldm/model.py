@@ -18,11 +18,13 @@ from ldm import text
 from ldm.devices import ComputeSettings, detect_compute
 from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat
 from ldm.loading.checkpoint import load_state_dict
-from ldm.loading.detect import DetectionError, UNetDetection, detect_unet, find_contents, with_prediction
+from ldm.loading.detect import (DetectionError, UNetDetection, checkpoint_structure, detect_unet, find_contents,
+                                with_prediction)
+from ldm.loading.first_stage import build_first_stage, detect_first_stage
 from ldm.loading.vae_keys import diffusers_vae_to_ldm, is_diffusers_vae
 from ldm.loading.weights import adopt_weights, strip_prefix
 from ldm.model_patching import ModelPatcherMethods
-from ldm.networks.autoencoder import AutoencoderKL, normalize_vae_weights, vae_config_from_state_dict
+from ldm.networks.autoencoder import normalize_vae_weights
 from ldm.networks.unet import UNetConfig, UNetModel
 from ldm.sampling.hooks import SamplingHooks
 from ldm.vae import VaeHandle
@@ -77,6 +79,12 @@ def build_unet(unet_sd: dict[str, torch.Tensor], detection: UNetDetection, *,
                weight_dtype: torch.dtype | None = None) -> ModelHandle:
     """A :class:`ModelHandle` whose UNet adopts ``unet_sd`` (keys without prefix)."""
     compute = _compute(compute)
+    if detection.family not in FAMILY_LATENT_FORMATS:
+        # The CompVis LDM UNets are detected and built (ldm.networks.unet), but sampling them needs
+        # their latent formats and noise schedules (betas 0.0015 to 0.0155 ... 0.0205, per model),
+        # not wired yet.
+        raise DetectionError(f"{detection.family} models are recognised but cannot be loaded for sampling "
+                             "yet (no latent format or noise schedule for them)")
     if weight_dtype is not None:
         unet_sd = {k: v.to(weight_dtype) if v.is_floating_point() else v for k, v in unet_sd.items()}
     unet = UNetModel(detection.config)
@@ -89,15 +97,17 @@ def build_unet(unet_sd: dict[str, torch.Tensor], detection: UNetDetection, *,
 
 def build_vae(vae_sd: dict[str, torch.Tensor], *, compute: ComputeSettings | None = None,
               free_memory=None) -> VaeHandle:
-    """A :class:`VaeHandle` whose autoencoder adopts ``vae_sd`` (keys without prefix)."""
+    """A :class:`VaeHandle` whose first stage (KL or VQ autoencoder, :mod:`ldm.loading.first_stage`)
+    adopts ``vae_sd`` (keys without prefix)."""
     compute = _compute(compute)
     if is_diffusers_vae(vae_sd):
         vae_sd = diffusers_vae_to_ldm(vae_sd)
     vae_sd = normalize_vae_weights(vae_sd)
-    model = AutoencoderKL(vae_config_from_state_dict(vae_sd))
+    spec = detect_first_stage(vae_sd)
+    model = build_first_stage(spec)
     # Training-only tensors (e.g. the LPIPS loss) ride along in some VAE files.
     report = adopt_weights(model, {k: v for k, v in vae_sd.items() if not k.startswith("loss.")},
-                           what="VAE", allow_unexpected=True)
+                           what=f"VAE {spec.describe()}", allow_unexpected=True)
     if report.unexpected:
         log.info("VAE: ignored %d unexpected weights, e.g. %s", len(report.unexpected), report.unexpected[:3])
     return VaeHandle(model, device=compute.vae_device, dtype=compute.vae_dtype, free_memory=free_memory,
@@ -136,7 +146,8 @@ def assemble_checkpoint(state_dict: dict, metadata: dict, path: str | os.PathLik
                              "models/diffusion_models and loads with UNETLoader)")
     compute = _compute(compute)
     unet_sd = strip_prefix(state_dict, contents.unet_prefix)
-    detection = detect_unet(unet_sd, metadata, markers=state_dict)
+    # The text encoders' widths fix what the UNet's shapes leave open (SDXL's size embeddings).
+    detection = detect_unet(unet_sd, metadata, markers=state_dict, structure=checkpoint_structure(state_dict))
     if prediction is not None:
         detection = with_prediction(detection, prediction)
     model = build_unet(unet_sd, detection, compute=compute)
@@ -158,7 +169,7 @@ def load_unet(path: str | os.PathLike, *, weight_dtype: str = "default",
     if contents.unet_prefix is None:
         raise DetectionError(f"{path}: no UNet weights in CompVis layout found")
     unet_sd = strip_prefix(state_dict, contents.unet_prefix)
-    detection = detect_unet(unet_sd, metadata, markers=state_dict)
+    detection = detect_unet(unet_sd, metadata, markers=state_dict, structure=checkpoint_structure(state_dict))
     return build_unet(unet_sd, detection, compute=compute, weight_dtype=WEIGHT_DTYPES[weight_dtype])
 
 

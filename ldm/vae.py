@@ -1,9 +1,13 @@
 """``VaeHandle`` (the ``VAE`` value between nodes): images <-> raw latents, whole or in tiles.
 
-Images are ComfyUI ``IMAGE`` tensors ``[B, H, W, 3]`` in 0..1 on the CPU; latents are raw
-(unscaled) ``[B, C, H / r, W / r]`` with ``r = downscale_ratio``. ``encode`` returns the posterior
-*mean* (deterministic, like ComfyUI's VAEEncode); ``encode_distribution`` gives mean and
-log-variance for callers that want to sample.
+The first stage is a KL or a VQ autoencoder (:mod:`ldm.loading.first_stage`); the downscale
+factor ``r`` (4, 8, 16, 32) and the latent channels come from the model. Images are ComfyUI
+``IMAGE`` tensors ``[B, H, W, 3]`` in 0..1 on the CPU; latents are raw (unscaled)
+``[B, C, H / r, W / r]``. ``encode`` returns the latent the diffusion model works in: the KL
+posterior *mean* (deterministic, like ComfyUI's VAEEncode) or the VQ *pre-quantisation* latent;
+``decode`` of a VQ latent snaps it to the codebook first. ``encode_distribution`` gives a KL
+posterior's mean and log-variance for callers that want to sample. ``scale_factor`` is the LDM's
+latent scale for this first stage, set by whoever knows it (an LDM config).
 
 When a whole-image pass would not fit in the memory the device has free (an estimate from the
 activation sizes, or a real out-of-memory error on CUDA), the handle falls back to tiles by
@@ -22,7 +26,9 @@ import torch
 
 from ldm.devices import free_memory_bytes
 from ldm.finite import is_finite, vae_error
-from ldm.networks.autoencoder import AutoencoderKL
+from ldm.loading.first_stage import DEFAULT_SCALE_FACTORS, KL, first_stage_kind
+from ldm.networks.autoencoder import AutoencoderKL, VaeConfig
+from ldm.networks.vq_autoencoder import VQAutoencoder
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +103,30 @@ def crop_to_multiple(pixels: torch.Tensor, ratio: int) -> torch.Tensor:
     return pixels
 
 
-class VaeHandle:
-    """A loaded KL autoencoder with the device, dtype and memory policy to run it."""
+def _attention_elements(config: VaeConfig, h: int, w: int) -> int:
+    """Entries of the largest attention score matrix over a latent of ``h x w`` (0 without any)."""
+    pixels = h * w if config.mid_attn else 0
+    for level in range(config.levels):  # level i runs at (h, w) * 2^(levels-1-i)
+        if config.has_attn(level):
+            side = 2 ** (config.levels - 1 - level)
+            pixels = max(pixels, h * w * side * side)
+    return pixels * pixels
 
-    def __init__(self, model: AutoencoderKL, *, device: torch.device | str = "cpu",
+
+class VaeHandle:
+    """A loaded first-stage autoencoder (KL or VQ) with the device, dtype and memory policy to run it.
+
+    ``scale_factor`` (default: :data:`~ldm.loading.first_stage.DEFAULT_SCALE_FACTORS` of the kind)
+    is what the LDM multiplies this first stage's latents by; the handle itself works on raw latents.
+    """
+
+    def __init__(self, model: AutoencoderKL | VQAutoencoder, *, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32, free_memory: Callable[[], int] | None = None,
-                 fallback_dtype: torch.dtype = torch.float32):
+                 fallback_dtype: torch.dtype = torch.float32, scale_factor: float | None = None):
         self.model = model
         self.config = model.config
+        self.kind = first_stage_kind(model)
+        self.scale_factor = DEFAULT_SCALE_FACTORS[self.kind] if scale_factor is None else scale_factor
         self.device = torch.device(device)
         self.dtype = dtype
         self.fallback_dtype = fallback_dtype  # a non-finite fp16 decode is redone in this dtype
@@ -132,8 +154,7 @@ class VaeHandle:
             side = 2 ** (cfg.levels - 1 - level)
             channels = cfg.ch * max(cfg.ch_mult[level], cfg.ch_mult[min(level + 1, cfg.levels - 1)])
             widest = max(widest, channels * h * w * side * side)
-        attention = h * w * h * w  # middle attention scores, if materialised
-        return self._bytes(b * (widest + attention))
+        return self._bytes(b * (widest + _attention_elements(cfg, h, w)))  # scores, if materialised
 
     def encode_memory_bytes(self, pixel_shape: tuple[int, ...]) -> int:
         """Estimated peak activation bytes to encode images of ``pixel_shape`` [B, H, W, C]."""
@@ -145,7 +166,7 @@ class VaeHandle:
             channels = cfg.ch * max(cfg.ch_mult[level], cfg.ch_mult[max(level - 1, 0)])
             widest = max(widest, channels * (height // side) * (width // side))
         h, w = height // cfg.downscale_ratio, width // cfg.downscale_ratio
-        return self._bytes(b * (widest + h * w * h * w))
+        return self._bytes(b * (widest + _attention_elements(cfg, h, w)))
 
     def _fits(self, needed: int) -> bool:
         return needed <= MEMORY_MARGIN * self._free_memory()
@@ -175,9 +196,8 @@ class VaeHandle:
                 raise vae_error(operation, self.model, dtypes, self.device, x)
         return result
 
-    def _encode_chw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self._finite_pass("encode", self.model.encode, x)
-        return mean.float().cpu(), logvar.float().cpu()
+    def _encode_chw(self, x: torch.Tensor) -> torch.Tensor:
+        return self._finite_pass("encode", self.model.encode_latent, x).float().cpu()
 
     def _decode_chw(self, z: torch.Tensor) -> torch.Tensor:
         return self._finite_pass("decode", self.model.decode, z).float().cpu()
@@ -193,9 +213,13 @@ class VaeHandle:
     # --- public API ---------------------------------------------------------------------------
 
     def encode_distribution(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior ``(mean, logvar)`` [B, C, h, w] of images [B, H, W, C] (cropped to multiples)."""
+        """Posterior ``(mean, logvar)`` [B, C, h, w] of images [B, H, W, C] (cropped to multiples).
+        KL first stages only: a VQ encoder gives one latent, no distribution."""
+        if self.kind != KL:
+            raise TypeError(f"a {self.kind.upper()} first stage has no posterior distribution; use encode()")
         x = self._to_chw(crop_to_multiple(pixels, self.downscale_ratio))
-        return self._encode_chw(x)
+        mean, logvar = self._finite_pass("encode", self.model.encode, x)
+        return mean.float().cpu(), logvar.float().cpu()
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """Raw latents (posterior mean) of images [B, H, W, C]; tiles by itself when memory is short."""
@@ -204,7 +228,7 @@ class VaeHandle:
             return self.encode_tiled(pixels, tile_size=self._auto_tile(
                 lambda s: self.encode_memory_bytes((1, s, s, 3))))
         try:
-            return torch.cat([self._encode_chw(self._to_chw(item))[0]
+            return torch.cat([self._encode_chw(self._to_chw(item))
                               for item in pixels.split(self._batch_that_fits(
                                   self.encode_memory_bytes((1, *pixels.shape[1:]))))])
         except torch.OutOfMemoryError:
@@ -234,7 +258,7 @@ class VaeHandle:
         pixels = crop_to_multiple(pixels, r)
         tile = max(r, tile_size // r * r)
         overlap = min(max(0, overlap // r * r), tile // 2)
-        return tiled_apply(lambda x: self._encode_chw(x)[0], self._to_chw(pixels), tile=tile,
+        return tiled_apply(self._encode_chw, self._to_chw(pixels), tile=tile,
                            overlap=overlap, scale_num=1, scale_den=r, out_channels=self.latent_channels,
                            align=r)
 

@@ -162,7 +162,7 @@ class TrainLoraNode:
         count = sum(group.shape[0] for group in groups)
         positive = _matched_conditioning(_flat_conditioning(positive), count, bucket_mode)
         existing_sd, existing_steps = _existing(existing_lora[0])
-        build = model_conds_for_family(model.family)
+        build = model_conds_for_family(model.family, model.config.size_embed_dim)
         with services().engine.use_unet(model, latent_shape=groups[0].shape) as runnable:
             settings = LoraTraining(
                 steps=steps[0], batch_size=batch_size[0], grad_accumulation_steps=grad_accumulation_steps[0],

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ldm.devices import ComputeSettings
 from ldm.loading.checkpoint import load_state_dict
-from ldm.loading.detect import META_HEAD_CHANNELS, META_NUM_HEADS, META_PREDICTION, detect_unet
+from ldm.loading.detect import META_HEAD_CHANNELS, META_NUM_HEADS, META_PREDICTION, META_SIZE_EMBED, detect_unet
 from ldm.lora.patches import _RESNET_PARTS, _UNET_TOP, diffusers_unet_weights
 from ldm.model import build_unet, build_vae
 from ldm.text import build_clip_from_files
@@ -166,6 +166,8 @@ def load_diffusers(folder: str | os.PathLike, *, compute: ComputeSettings | None
         raise DiffusersFolderError(f"{folder}: no {MODEL_INDEX}; not a diffusers model folder")
     unet_config = _json(folder / "unet" / "config.json")
     metadata = _head_metadata(unet_config)
+    if unet_config.get("addition_embed_type") == "text_time" and unet_config.get("addition_time_embed_dim"):
+        metadata[META_SIZE_EMBED] = str(unet_config["addition_time_embed_dim"])  # SDXL's size embeddings
     prediction = _json(folder / "scheduler" / "scheduler_config.json").get("prediction_type")
     if prediction in PREDICTIONS:
         metadata[META_PREDICTION] = "v" if PREDICTIONS[prediction] == "v" else "epsilon"

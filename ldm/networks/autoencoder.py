@@ -1,11 +1,14 @@
-"""The KL-regularised autoencoder of latent diffusion (CompVis ``AutoencoderKL``), names = keys.
+"""The KL-regularised autoencoder of latent diffusion (CompVis ``AutoencoderKL``), names = keys,
+and the encoder/decoder it shares with the VQ autoencoder (:mod:`ldm.networks.vq_autoencoder`).
 
 Encoder: conv_in, per level ``num_res_blocks`` ResnetBlocks (+ single-head attention where the
-config says), a stride-2 Downsample between levels, a middle ResnetBlock-Attention-ResnetBlock,
-GroupNorm-SiLU-conv_out to ``2 * z_channels`` moments. ``quant_conv`` maps them to the mean and
-log-variance of a diagonal Gaussian over the latent. The decoder mirrors it (one more ResnetBlock
-per level, nearest x2 Upsample), after ``post_quant_conv``. Keys are those after
-``first_stage_model.`` in a single-file checkpoint, or of a standalone VAE file.
+config says), a stride-2 Downsample between levels, a middle ResnetBlock-Attention-ResnetBlock
+(the attention left out in CompVis' ``attn_type: none`` models), GroupNorm-SiLU-conv_out to
+``2 * z_channels`` moments (``z_channels`` for VQ: ``double_z: false``). ``quant_conv`` maps them
+to the mean and log-variance of a diagonal Gaussian over the latent. The decoder mirrors it (one
+more ResnetBlock per level, nearest x2 Upsample, attention at the same levels), after
+``post_quant_conv``. Keys are those after ``first_stage_model.`` in a single-file checkpoint, or
+of a standalone VAE file.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ NORM_EPS = 1e-6
 
 
 class VaeConfigError(ValueError):
-    """A state dict does not describe a KL autoencoder this module can build."""
+    """A state dict does not describe an autoencoder this module can build."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class VaeConfig:
     in_channels: int = 3
     out_channels: int = 3
     attn_levels: tuple[bool, ...] = ()  # per level: attention after each ResnetBlock
+    mid_attn: bool = True  # False: CompVis' ``attn_type: none`` (an identity in the middle block)
+    double_z: bool = True  # encoder emits mean and log-variance (KL); False: one latent (VQ)
 
     @property
     def levels(self) -> int:
@@ -124,10 +129,10 @@ class Level(nn.Module):
 
 
 class Middle(nn.Module):
-    def __init__(self, channels: int, ops: Operations):
+    def __init__(self, channels: int, ops: Operations, with_attention: bool = True):
         super().__init__()
         self.block_1 = ResnetBlock(channels, channels, ops)
-        self.attn_1 = AttnBlock(channels, ops)
+        self.attn_1 = AttnBlock(channels, ops) if with_attention else nn.Identity()
         self.block_2 = ResnetBlock(channels, channels, ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,9 +157,10 @@ class Encoder(nn.Module):
             if level != config.levels - 1:
                 stage.downsample = Downsample(block_in, ops)
             self.down.append(stage)
-        self.mid = Middle(block_in, ops)
+        self.mid = Middle(block_in, ops, config.mid_attn)
         self.norm_out = ops.GroupNorm(GROUPS, block_in, eps=NORM_EPS)
-        self.conv_out = ops.Conv2d(block_in, 2 * config.z_channels, 3, padding=1)
+        moments = 2 * config.z_channels if config.double_z else config.z_channels
+        self.conv_out = ops.Conv2d(block_in, moments, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
@@ -171,7 +177,7 @@ class Decoder(nn.Module):
         super().__init__()
         block_in = config.ch * config.ch_mult[-1]
         self.conv_in = ops.Conv2d(config.z_channels, block_in, 3, padding=1)
-        self.mid = Middle(block_in, ops)
+        self.mid = Middle(block_in, ops, config.mid_attn)
         stages: list[Level] = []
         for level in reversed(range(config.levels)):
             block_out = config.ch * config.ch_mult[level]
@@ -201,6 +207,8 @@ class Decoder(nn.Module):
 class AutoencoderKL(nn.Module):
     def __init__(self, config: VaeConfig, ops: Operations = META):
         super().__init__()
+        if not config.double_z:
+            raise VaeConfigError("a KL autoencoder's encoder must emit mean and log-variance (double_z)")
         self.config = config
         self.encoder = Encoder(config, ops)
         self.decoder = Decoder(config, ops)
@@ -212,6 +220,10 @@ class AutoencoderKL(nn.Module):
         moments = self.quant_conv(self.encoder(x))
         mean, logvar = moments.chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
+
+    def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic latent the diffusion model works in: the posterior mean."""
+        return self.encode(x)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images in (about) -1..1 for raw latents ``z`` (not multiplied by the scale factor)."""
@@ -231,6 +243,10 @@ def _indices(state_dict: dict, prefix: str) -> list[int]:
     return sorted({int(k[len(prefix):].split(".", 1)[0]) for k in state_dict if k.startswith(prefix)})
 
 
+def _has_prefix(state_dict: dict, prefix: str) -> bool:
+    return any(k.startswith(prefix) for k in state_dict)
+
+
 def normalize_vae_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Attention projections saved as linear ``[C, C]`` matrices become ``[C, C, 1, 1]`` kernels."""
     out = {}
@@ -244,12 +260,19 @@ def normalize_vae_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torc
 
 
 def vae_config_from_state_dict(state_dict: dict) -> VaeConfig:
-    """The :class:`VaeConfig` of KL-autoencoder weights in CompVis layout (no key prefix)."""
+    """The :class:`VaeConfig` of KL- or VQ-autoencoder weights in CompVis layout (no key prefix).
+
+    Everything is read from keys and shapes: levels and widths from the encoder's blocks, the
+    latent widths from ``post_quant_conv`` ([z_channels, embed_dim]), ``double_z`` from whether the
+    encoder emits two or one ``z_channels``-wide maps, attention from which ``attn`` keys exist.
+    """
     def shape(key: str) -> tuple[int, ...]:
         if key not in state_dict:
             raise VaeConfigError(f"VAE weights lack {key!r}")
         return tuple(state_dict[key].shape)
 
+    if any(".to_qkv." in key for key in state_dict):  # CompVis' attn_type "linear" (LinAttnBlock)
+        raise VaeConfigError("autoencoders with linear attention (attn_type 'linear') are not supported")
     ch, in_channels = shape("encoder.conv_in.weight")[:2]
     levels = _indices(state_dict, "encoder.down.")
     if not levels:
@@ -257,9 +280,14 @@ def vae_config_from_state_dict(state_dict: dict) -> VaeConfig:
     ch_mult = tuple(shape(f"encoder.down.{level}.block.0.conv1.weight")[0] // ch for level in levels)
     num_res_blocks = len(_indices(state_dict, "encoder.down.0.block."))
     attn_levels = tuple(bool(_indices(state_dict, f"encoder.down.{level}.attn.")) for level in levels)
-    z_channels = shape("encoder.conv_out.weight")[0] // 2
-    embed_dim = shape("post_quant_conv.weight")[1]
+    z_channels, embed_dim = shape("post_quant_conv.weight")[:2]
+    encoder_out = shape("encoder.conv_out.weight")[0]
+    if encoder_out not in (z_channels, 2 * z_channels):
+        raise VaeConfigError(f"the encoder emits {encoder_out} channels, neither z_channels = {z_channels} "
+                             f"(VQ) nor 2 x z_channels (KL), as post_quant_conv says")
     out_channels = shape("decoder.conv_out.weight")[0]
     return VaeConfig(ch=ch, ch_mult=ch_mult, num_res_blocks=num_res_blocks, z_channels=z_channels,
                      embed_dim=embed_dim, in_channels=in_channels, out_channels=out_channels,
-                     attn_levels=attn_levels if any(attn_levels) else ())
+                     attn_levels=attn_levels if any(attn_levels) else (),
+                     mid_attn=_has_prefix(state_dict, "encoder.mid.attn_1."),
+                     double_z=encoder_out == 2 * z_channels)

@@ -8,6 +8,12 @@ of its input block by concatenation, Upsample at the end of a level), ``out`` (G
 conv). ``time_embed`` turns the sinusoidal timestep embedding into ``emb``; ``label_emb`` adds a
 class/ADM vector to it (SDXL: pooled text + size embeddings; x4 upscaler: noise level).
 
+The CompVis LDMs of the paper itself build on the same skeleton with ADM's options: attention
+through ADM's ``AttentionBlock`` instead of a SpatialTransformer where there is no cross-attention
+(``legacy_attention``; ``ldm.networks.legacy_attention``), FiLM ResBlocks
+(``use_scale_shift_norm``), and ResBlocks that resample instead of the strided / upsampling convs
+(``resblock_updown``). All three are read off the state dict's keys and shapes.
+
 Every attribute is named after its checkpoint key (after ``model.diffusion_model.``), so
 ``load_state_dict`` is the whole loader; the layers also carry the attribute names ComfyUI's
 classes have (``heads``, ``dim_head``, ``n_heads``, ``d_head``, ``in_channels``, ...), which node
@@ -32,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ldm.networks.legacy_attention import AttentionBlock
 from ldm.networks.ops import META, Operations, SlicedAttention, attention
 from ldm.networks.unet_patches import (WrapperChain, attention_with_heads, diffusion_model_wrappers, entering,
                                        output_block_patched, patched, patched_transformer_block, patching_options,
@@ -40,6 +47,8 @@ from ldm.networks.unet_patches import (WrapperChain, attention_with_heads, diffu
 log = logging.getLogger(__name__)
 
 GROUPS = 32  # every GroupNorm of the CompVis UNet uses 32 groups
+#: SDXL's label embeds each size/crop/score scalar 256 wide (Podell et al. 2023; ``ldm.networks.adm``).
+SIZE_EMBED_DIM = 256
 
 
 class UNetConfigError(ValueError):
@@ -65,6 +74,12 @@ class UNetConfig:
     disable_self_attn: tuple[bool, ...] = ()  # per level: attn1 attends to the context (x4 upscaler)
     disable_middle_self_attn: bool = False
     time_embed_dim: int | None = None  # default 4 * model_channels
+    size_embed_dim: int = SIZE_EMBED_DIM  # SDXL label: width of each size/crop/score embedding
+    # CompVis LDMs without cross-attention: attention layers are ADM's AttentionBlock
+    # (``ldm.networks.legacy_attention``); depth entries are then 0 or 1 (there or not).
+    legacy_attention: bool = False
+    use_scale_shift_norm: bool = False  # ResBlocks apply emb as FiLM: norm(h) * (1 + scale) + shift
+    resblock_updown: bool = False  # levels change resolution in ResBlocks (avg-pool / nearest x2)
 
     @property
     def levels(self) -> int:
@@ -250,31 +265,64 @@ class TimestepBlock(nn.Module):
     which packs test with ``isinstance`` and subclass)."""
 
 
-class ResBlock(TimestepBlock):
-    """GroupNorm-SiLU-conv, plus the projected time embedding, GroupNorm-SiLU-conv, plus the skip."""
+def _resample(x: torch.Tensor, direction: str) -> torch.Tensor:
+    """ADM's parameter-free resampling inside up/down ResBlocks: 2x2 average pool or nearest x2."""
+    if direction == "down":
+        return F.avg_pool2d(x, kernel_size=2, stride=2)
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
-    # ComfyUI's names for what this block always is: no up/down resampling, additive embedding
+
+class ResBlock(TimestepBlock):
+    """GroupNorm-SiLU-conv, plus the projected time embedding, GroupNorm-SiLU-conv, plus the skip.
+
+    Two ADM variants some CompVis LDMs use: ``use_scale_shift_norm`` (the embedding projects to
+    ``2 * out_channels``, a scale and a shift applied after the second GroupNorm) and
+    ``resample`` "down" / "up" (``resblock_updown``: this block halves or doubles the resolution,
+    features and skip alike, between the first SiLU and the first conv).
+    """
+
+    # ComfyUI's names for what this block is (the first two set per instance; packs may read
+    # them off the class)
     updown = False
     use_scale_shift_norm = False
     skip_t_emb = False
     exchange_temb_dims = False
 
-    def __init__(self, channels: int, emb_channels: int, out_channels: int, ops: Operations):
+    def __init__(self, channels: int, emb_channels: int, out_channels: int, ops: Operations, *,
+                 use_scale_shift_norm: bool = False, resample: str | None = None):
         super().__init__()
+        if resample not in (None, "down", "up"):
+            raise ValueError(f"resample must be None, 'down' or 'up', got {resample!r}")
         self.channels = channels
         self.emb_channels = emb_channels
         self.out_channels = out_channels
+        self.use_scale_shift_norm = use_scale_shift_norm
+        self.resample = resample
+        self.updown = resample is not None  # ComfyUI's flag
         self.in_layers = nn.Sequential(ops.GroupNorm(GROUPS, channels), nn.SiLU(),
                                        ops.Conv2d(channels, out_channels, 3, padding=1))
-        self.emb_layers = nn.Sequential(nn.SiLU(), ops.Linear(emb_channels, out_channels))
+        emb_out = 2 * out_channels if use_scale_shift_norm else out_channels
+        self.emb_layers = nn.Sequential(nn.SiLU(), ops.Linear(emb_channels, emb_out))
         self.out_layers = nn.Sequential(ops.GroupNorm(GROUPS, out_channels), nn.SiLU(), nn.Identity(),
                                         ops.Conv2d(out_channels, out_channels, 3, padding=1))
         self.skip_connection = (nn.Identity() if channels == out_channels
                                 else ops.Conv2d(channels, out_channels, 1))
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.in_layers(x).add_(self.emb_layers(emb)[:, :, None, None])
-        return self.out_layers(h).add_(self.skip_connection(x))
+        if self.resample is None:
+            h = self.in_layers(x)
+        else:
+            h = _resample(self.in_layers[1](self.in_layers[0](x)), self.resample)
+            x = _resample(x, self.resample)
+            h = self.in_layers[2](h)
+        emb_out = self.emb_layers(emb)[:, :, None, None]
+        if self.use_scale_shift_norm:
+            scale, shift = emb_out.chunk(2, dim=1)
+            h = torch.addcmul(shift, self.out_layers[0](h), 1 + scale)
+            h = self.out_layers[3](self.out_layers[1](h))
+        else:
+            h = self.out_layers(h.add_(emb_out))
+        return h.add_(self.skip_connection(x))
 
 
 class Downsample(nn.Module):
@@ -366,31 +414,47 @@ def spatial_transformer(config: UNetConfig, channels: int, depth: int, disable_s
                               config.use_linear_in_transformer, disable_self_attn, ops)
 
 
+def attention_layer(config: UNetConfig, channels: int, depth: int, disable_self_attn: bool,
+                    ops: Operations) -> nn.Module:
+    """The attention after a ResBlock: a SpatialTransformer, or ADM's AttentionBlock in the
+    CompVis LDMs without cross-attention (``config.legacy_attention``)."""
+    if config.legacy_attention:
+        return AttentionBlock(channels, config.heads(channels)[0], ops)
+    return spatial_transformer(config, channels, depth, disable_self_attn, ops)
+
+
+def res_block(config: UNetConfig, channels: int, out_channels: int, ops: Operations,
+              resample: str | None = None) -> ResBlock:
+    return ResBlock(channels, config.emb_dim, out_channels, ops,
+                    use_scale_shift_norm=config.use_scale_shift_norm, resample=resample)
+
+
 def encoder_blocks(config: UNetConfig, ops: Operations) -> tuple[nn.ModuleList, UNetBlock, list[int]]:
     """The UNet's ``input_blocks`` and ``middle_block`` (a ControlNet copies both) and the
     channel count after each input block (the skip connections' widths)."""
-    mc, emb_dim = config.model_channels, config.emb_dim
+    mc = config.model_channels
     blocks = nn.ModuleList([UNetBlock(ops.Conv2d(config.in_channels, mc, 3, padding=1))])
     widths = [mc]
     ch, res_index = mc, 0
     for level, mult in enumerate(config.channel_mult):
         for _ in range(config.num_res_blocks[level]):
-            layers: list[nn.Module] = [ResBlock(ch, emb_dim, mult * mc, ops)]
+            layers: list[nn.Module] = [res_block(config, ch, mult * mc, ops)]
             ch = mult * mc
             depth = config.transformer_depth[res_index]
             res_index += 1
             if depth > 0:
-                layers.append(spatial_transformer(config, ch, depth, config.self_attn_disabled(level), ops))
+                layers.append(attention_layer(config, ch, depth, config.self_attn_disabled(level), ops))
             blocks.append(UNetBlock(*layers))
             widths.append(ch)
         if level != config.levels - 1:
-            blocks.append(UNetBlock(Downsample(ch, ch, ops)))
+            down = res_block(config, ch, ch, ops, "down") if config.resblock_updown else Downsample(ch, ch, ops)
+            blocks.append(UNetBlock(down))
             widths.append(ch)
-    middle: list[nn.Module] = [ResBlock(ch, emb_dim, ch, ops)]
+    middle: list[nn.Module] = [res_block(config, ch, ch, ops)]
     if config.transformer_depth_middle > 0:
         depth = config.transformer_depth_middle
-        middle += [spatial_transformer(config, ch, depth, config.disable_middle_self_attn, ops),
-                   ResBlock(ch, emb_dim, ch, ops)]
+        middle += [attention_layer(config, ch, depth, config.disable_middle_self_attn, ops),
+                   res_block(config, ch, ch, ops)]
     return blocks, UNetBlock(*middle), widths
 
 
@@ -413,14 +477,15 @@ class UNetModel(nn.Module):
         out_index = 0
         for level, mult in reversed(list(enumerate(config.channel_mult))):
             for i in range(config.num_res_blocks[level] + 1):
-                layers = [ResBlock(ch + skip_channels.pop(), emb_dim, mult * mc, ops)]
+                layers: list[nn.Module] = [res_block(config, ch + skip_channels.pop(), mult * mc, ops)]
                 ch = mult * mc
                 depth = config.transformer_depth_output[out_index]
                 out_index += 1
                 if depth > 0:
-                    layers.append(spatial_transformer(config, ch, depth, config.self_attn_disabled(level), ops))
+                    layers.append(attention_layer(config, ch, depth, config.self_attn_disabled(level), ops))
                 if level and i == config.num_res_blocks[level]:
-                    layers.append(Upsample(ch, ch, ops))
+                    up = res_block(config, ch, ch, ops, "up") if config.resblock_updown else Upsample(ch, ch, ops)
+                    layers.append(up)
                 self.output_blocks.append(UNetBlock(*layers))
 
         self.out = nn.Sequential(ops.GroupNorm(GROUPS, ch), nn.SiLU(),
@@ -519,12 +584,54 @@ def _transformer_depth(state_dict: dict, prefix: str) -> int:
     return len(_block_indices(state_dict, prefix + "transformer_blocks."))
 
 
+TRANSFORMER = "transformer"
+LEGACY = "legacy"
+
+
+def _attention_at(state_dict: dict, prefix: str) -> tuple[str | None, int]:
+    """``(kind, depth)`` of the attention layer at ``prefix`` (a block's ``.1.``): a
+    SpatialTransformer (depth = its blocks), ADM's AttentionBlock (``qkv``; depth 1) or none."""
+    if prefix + "qkv.weight" in state_dict:
+        return LEGACY, 1
+    depth = _transformer_depth(state_dict, prefix)
+    return (TRANSFORMER, depth) if depth else (None, 0)
+
+
+def _resblock_downsamplers(state_dict: dict, output_indices: list[int]) -> set[int]:
+    """Input-block indices of the down-sampling ResBlocks of a ``resblock_updown`` UNet; empty
+    for a UNet that resamples with convolutions.
+
+    Such a ResBlock looks like a level's own ResBlocks; only its place tells it. The output side
+    shows the levels: each but the last ends in an up-sampling ResBlock (a second ResBlock, at
+    layer 1 or, after an attention layer, 2) and holds ``num_res_blocks + 1`` blocks.
+    """
+    ends = [position for position, i in enumerate(output_indices)
+            if f"output_blocks.{i}.1.in_layers.0.weight" in state_dict
+            or f"output_blocks.{i}.2.in_layers.0.weight" in state_dict]
+    if not ends:
+        return set()
+    sizes, start = [], 0  # output blocks per level, deepest level first
+    for end in ends:
+        sizes.append(end - start + 1)
+        start = end + 1
+    sizes.append(len(output_indices) - start)
+    downsamplers, index = set(), 1
+    for blocks in list(reversed(sizes))[:-1]:  # levels from the top; the last has no downsampler
+        index += blocks - 1
+        downsamplers.add(index)
+        index += 1
+    return downsamplers
+
+
 def unet_config_from_state_dict(state_dict: dict, *, num_heads: int = -1,
                                 num_head_channels: int = -1) -> UNetConfig:
     """The :class:`UNetConfig` of UNet weights keyed as in CompVis' layout (no key prefix).
 
     Head counts are not visible in tensor shapes (q/k/v are ``inner x inner`` for any split), so
-    the caller passes the family's convention (see ``ldm.loading.detect``).
+    the caller passes the family's convention (see ``ldm.loading.detect``). Read from the shapes:
+    the levels, the attention layers (SpatialTransformer with its depth, context width and
+    projection kind, or ADM's AttentionBlock), the label input, FiLM ResBlocks
+    (``use_scale_shift_norm``) and ResBlock resampling (``resblock_updown``).
     """
     def shape(key: str) -> tuple[int, ...]:
         if key not in state_dict:
@@ -542,17 +649,23 @@ def unet_config_from_state_dict(state_dict: dict, *, num_heads: int = -1,
     elif "label_emb.0.0.weight" in state_dict:
         adm_in_channels = shape("label_emb.0.0.weight")[1]
 
+    output_indices = _block_indices(state_dict, "output_blocks.")
+    if output_indices != list(range(len(output_indices))):
+        raise UNetConfigError("the UNet's output blocks are not numbered 0, 1, 2, ...")
+    downsamplers = _resblock_downsamplers(state_dict, output_indices)
+
     channel_mult: list[int] = []
     num_res_blocks: list[int] = []
     transformer_depth: list[int] = []
     disable_self_attn: list[bool] = []
+    attention_kinds: set[str] = set()
     context_dim = None
     use_linear = False
     res_in_level = 0
     level_channels = None
     for index in _block_indices(state_dict, "input_blocks.")[1:]:
         prefix = f"input_blocks.{index}."
-        if prefix + "0.op.weight" in state_dict:  # Downsample closes the level
+        if prefix + "0.op.weight" in state_dict or index in downsamplers:  # closes the level
             if level_channels is None:
                 raise UNetConfigError(f"input block {index} downsamples a level without ResBlocks")
             channel_mult.append(level_channels // model_channels)
@@ -566,13 +679,15 @@ def unet_config_from_state_dict(state_dict: dict, *, num_heads: int = -1,
         if level_channels is None:
             level_channels, disable_self_attn_level = channels, False
         res_in_level += 1
-        depth = _transformer_depth(state_dict, prefix + "1.")
+        kind, depth = _attention_at(state_dict, prefix + "1.")
         transformer_depth.append(depth)
-        if depth:
+        if kind == TRANSFORMER:
             use_linear = len(shape(prefix + "1.proj_in.weight")) == 2
             block = prefix + "1.transformer_blocks.0."
             context_dim = shape(block + "attn2.to_k.weight")[1]
             disable_self_attn_level = shape(block + "attn1.to_k.weight")[1] != channels
+        if kind is not None:
+            attention_kinds.add(kind)
     if level_channels is None:
         raise UNetConfigError("the last resolution level of the UNet has no ResBlock")
     channel_mult.append(level_channels // model_channels)
@@ -580,27 +695,33 @@ def unet_config_from_state_dict(state_dict: dict, *, num_heads: int = -1,
     disable_self_attn.append(disable_self_attn_level)
 
     if "middle_block.1.in_layers.0.weight" in state_dict:
-        raise UNetConfigError("a middle block without a transformer between its ResBlocks is not supported")
-    middle_depth = _transformer_depth(state_dict, "middle_block.1.") or -1
+        raise UNetConfigError("a middle block without attention between its ResBlocks is not supported")
+    middle_kind, middle_depth = _attention_at(state_dict, "middle_block.1.")
     disable_middle = False
-    if middle_depth > 0:
+    if middle_kind == TRANSFORMER:
         mid_channels = shape("middle_block.0.out_layers.3.weight")[0]
         disable_middle = shape("middle_block.1.transformer_blocks.0.attn1.to_k.weight")[1] != mid_channels
 
-    output_depth = [_transformer_depth(state_dict, f"output_blocks.{i}.1.")
-                    for i in _block_indices(state_dict, "output_blocks.")]
+    output_attention = [_attention_at(state_dict, f"output_blocks.{i}.1.") for i in output_indices]
+    attention_kinds |= {kind for kind in [middle_kind] + [kind for kind, _ in output_attention] if kind}
+    if len(attention_kinds) > 1:
+        raise UNetConfigError("the UNet mixes spatial transformers and ADM attention blocks")
     expected_outputs = sum(n + 1 for n in num_res_blocks)
-    if len(output_depth) != expected_outputs:
-        raise UNetConfigError(f"{len(output_depth)} output blocks for {expected_outputs} expected "
+    if len(output_attention) != expected_outputs:
+        raise UNetConfigError(f"{len(output_attention)} output blocks for {expected_outputs} expected "
                               f"from the input side")
+    # FiLM ResBlocks project the embedding to a scale and a shift: twice their width.
+    scale_shift = shape("middle_block.0.emb_layers.1.weight")[0] == 2 * shape("middle_block.0.out_layers.3.weight")[0]
 
     return UNetConfig(
         in_channels=in_channels, out_channels=out_channels, model_channels=model_channels,
         channel_mult=tuple(channel_mult), num_res_blocks=tuple(num_res_blocks),
-        transformer_depth=tuple(transformer_depth), transformer_depth_middle=middle_depth,
-        transformer_depth_output=tuple(output_depth), context_dim=context_dim,
+        transformer_depth=tuple(transformer_depth), transformer_depth_middle=middle_depth or -1,
+        transformer_depth_output=tuple(depth for _, depth in output_attention), context_dim=context_dim,
         use_linear_in_transformer=use_linear, num_heads=num_heads, num_head_channels=num_head_channels,
         adm_in_channels=adm_in_channels, num_classes=num_classes,
         disable_self_attn=tuple(disable_self_attn) if any(disable_self_attn) else (),
         disable_middle_self_attn=disable_middle,
-        time_embed_dim=time_embed_dim if time_embed_dim != 4 * model_channels else None)
+        time_embed_dim=time_embed_dim if time_embed_dim != 4 * model_channels else None,
+        legacy_attention=LEGACY in attention_kinds, use_scale_shift_norm=scale_shift,
+        resblock_updown=bool(downsamplers))

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ldm.control.apply import lend_in_place
+from ldm.networks.adm import SIZE_EMBED_DIM
 from ldm.sampling.denoiser import UNetDenoiser
 from ldm.sampling.guidance import GuidedModel
 from ldm.sampling.model_conds import model_conds_for_family
@@ -50,6 +51,13 @@ class ComputeCast:
         return self.unet(x.to(device=self.device, dtype=self.dtype), timesteps.to(self.device), **kwargs)
 
 
+def _size_embed_dim(handle: Any) -> int:
+    """The width of SDXL's size embeddings in ``handle``'s UNet; handles assembled by hand (test
+    doubles, packs' stand-ins) may carry no UNet config and get the published width."""
+    config = getattr(handle, "config", None)
+    return getattr(config, "size_embed_dim", SIZE_EMBED_DIM)
+
+
 def guided_model(handle: Any, unet: Any) -> GuidedModel:
     """The :class:`GuidedModel` of a handle, running ``unet`` (the engine's, for this run)."""
     sampling = model_sampling_of(handle)
@@ -57,7 +65,8 @@ def guided_model(handle: Any, unet: Any) -> GuidedModel:
     # The engine's UNet lends ControlNets through its memory manager; a bare module runs them in place.
     lend = getattr(unet, "lend", lend_in_place)
     return GuidedModel(apply_model=UNetDenoiser(network, sampling), sampling=sampling,
-                       model_conds=model_conds_for_family(handle.family), hooks=handle.hooks,
+                       model_conds=model_conds_for_family(handle.family, _size_embed_dim(handle)),
+                       hooks=handle.hooks,
                        process_latent_in=handle.latent_format.process_in,
                        process_latent_out=handle.latent_format.process_out,
                        lend=lend, diffusion_model=getattr(unet, "module", unet))

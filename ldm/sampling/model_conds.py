@@ -18,6 +18,7 @@ crop it to an area, repeat it to a batch and concatenate entries into one call (
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -195,24 +196,26 @@ def _size_defaults(entry: dict[str, Any], ctx: CondContext) -> tuple[int, int]:
     return entry.get("width", ctx.noise_shape[-1] * 8), entry.get("height", ctx.noise_shape[-2] * 8)
 
 
-def sdxl_conds(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
+def sdxl_conds(entry: dict[str, Any], ctx: CondContext, size_embed_dim: int = adm.SIZE_EMBED_DIM) -> ModelInputs:
     """SDXL base: ``y`` = pooled text embedding ++ embeddings of (h, w, crop_h, crop_w, target h, w)."""
     out = text_conds(entry, ctx)
     width, height = _size_defaults(entry, ctx)
     out["y"] = RegularInput(adm.sdxl_label(
         _pooled(entry), width=width, height=height, crop_w=entry.get("crop_w", 0), crop_h=entry.get("crop_h", 0),
-        target_width=entry.get("target_width", width), target_height=entry.get("target_height", height)))
+        target_width=entry.get("target_width", width), target_height=entry.get("target_height", height),
+        size_embed_dim=size_embed_dim))
     return out
 
 
-def sdxl_refiner_conds(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
+def sdxl_refiner_conds(entry: dict[str, Any], ctx: CondContext,
+                       size_embed_dim: int = adm.SIZE_EMBED_DIM) -> ModelInputs:
     """SDXL refiner: ``y`` = pooled ++ embeddings of (h, w, crop_h, crop_w, aesthetic score)."""
     out = text_conds(entry, ctx)
     width, height = _size_defaults(entry, ctx)
     default_score = 2.5 if ctx.prompt_type == "negative" else 6.0
     out["y"] = RegularInput(adm.sdxl_refiner_label(
         _pooled(entry), width=width, height=height, crop_w=entry.get("crop_w", 0), crop_h=entry.get("crop_h", 0),
-        aesthetic_score=entry.get("aesthetic_score", default_score)))
+        aesthetic_score=entry.get("aesthetic_score", default_score), size_embed_dim=size_embed_dim))
     return out
 
 
@@ -272,8 +275,17 @@ MODEL_CONDS_BY_FAMILY: dict[str, ModelCondsBuilder] = {
 }
 
 
-def model_conds_for_family(family: str) -> ModelCondsBuilder:
+#: Builders whose label embeds sizes: they take the model's size-embedding width.
+_SIZE_EMBEDDING_BUILDERS = (sdxl_conds, sdxl_refiner_conds)
+
+
+def model_conds_for_family(family: str, size_embed_dim: int = adm.SIZE_EMBED_DIM) -> ModelCondsBuilder:
+    """The family's builder; ``size_embed_dim`` is the UNet's ``config.size_embed_dim`` (SDXL
+    layouts trained with other than the published 256-wide size embeddings)."""
     try:
-        return MODEL_CONDS_BY_FAMILY[family]
+        builder = MODEL_CONDS_BY_FAMILY[family]
     except KeyError:
         raise ValueError(f"no conditioning builder for model family {family!r}")
+    if size_embed_dim != adm.SIZE_EMBED_DIM and builder in _SIZE_EMBEDDING_BUILDERS:
+        return functools.partial(builder, size_embed_dim=size_embed_dim)
+    return builder

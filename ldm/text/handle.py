@@ -15,16 +15,14 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from ldm.loading.merging import stored_weights
 from ldm.lora import patches as lora
-from ldm.model_patching import add_comfy_patches, comfy_key_patches
 from ldm.sampling.weight_hooks import encode_passes
 from ldm.text.chunks import ChunkSpec, PromptChunker
 from ldm.text.clip_model import TORCH_OPERATIONS, build_text_model
 from ldm.text.encode import LayerChoice, encode_chunks
 from ldm.text.families import SD1, SD2, SDXL, SDXL_REFINER, TextFamily, text_family
-from ldm.text.layouts import (HF, KIND_OF_WIDTH, EncoderWeights, TextLayoutError, find_encoder,
-                              read_encoder)
+from ldm.text.handle_base import TextHandleState
+from ldm.text.layouts import HF, KIND_OF_WIDTH, EncoderWeights, TextLayoutError, find_encoder, read_encoder
 from ldm.text.tokenizer import ClipTokenizer
 
 Tokens = dict[str, list[list[tuple]]]
@@ -46,47 +44,22 @@ def weft_clip_key(key: str) -> str:
     return f"{kind}.{rest.removeprefix(COMFY_TOWER)}"
 
 
-class ClipHandle:
+class ClipHandle(TextHandleState):
     def __init__(self, family: TextFamily, encoders: nn.ModuleDict, tokenizer: ClipTokenizer,
                  embedding_dirs: Iterable[str | os.PathLike] = ()):
+        super().__init__(encoders)  # kind ("clip_l" / "clip_h" / "clip_g") -> ClipTextModel
         self.family = family
-        self.encoders = encoders  # kind ("clip_l" / "clip_h" / "clip_g") -> ClipTextModel
         self.tokenizer = tokenizer
         self.embedding_dirs = tuple(embedding_dirs)
-        self.layer_idx: int | None = None  # CLIP skip; None keeps each encoder's default layer
-        self.patches: dict[str, list[lora.WeightPatch]] = {}
-        # SetClipHooks' weight hooks (ldm.sampling.weight_hooks.ClipWeightHooks): patches while
-        # encoding, maybe scheduled, and HOOKS attached to the conditioning.
-        self.weight_hooks = None
-        # SelectCLIPDevice's device for the encoders (a torch.device); None leaves it to the engine.
-        self.compute_device: torch.device | None = None
 
     def clone(self) -> "ClipHandle":
         twin = ClipHandle(self.family, self.encoders, self.tokenizer, self.embedding_dirs)
-        twin.layer_idx = self.layer_idx
-        twin.patches = {key: list(found) for key, found in self.patches.items()}
-        twin.weight_hooks = self.weight_hooks
-        twin.compute_device = self.compute_device
+        self.copy_state_to(twin)
         return twin
 
-    def set_last_layer(self, layer: int) -> None:
-        """Stop at layer ``layer`` (-1 = last, -2 = penultimate …) in every encoder."""
-        if layer > -1:
-            raise ValueError(f"the last layer is given as -1, -2, …; got {layer}")
-        self.layer_idx = layer
-
-    clip_layer = set_last_layer  # ComfyUI's name for it; custom nodes call either
-
-    def add_patches(self, patches: Mapping, strength_patch: float = 1.0, strength_model: float = 1.0) -> list:
-        """ComfyUI's ``CLIP.add_patches``: weight patches by ComfyUI key
-        (``clip_l.transformer.text_model.…``) or by this handle's own (``clip_l.text_model.…``);
-        returns the keys added."""
-        return add_comfy_patches(self.patches, self.encoders.state_dict().keys(), patches, strength_patch,
-                                 strength_model, weft_clip_key)
-
-    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list]:
-        """ComfyUI's ``CLIP.get_key_patches``: ``{clip_l.transformer.…: [(weight,), *patches]}``."""
-        return comfy_key_patches(stored_weights(self.encoders), self.patches, comfy_clip_key, filter_prefix)
+    # Patch keys: ComfyUI's ``clip_l.transformer.text_model.…`` or this handle's ``clip_l.text_model.…``.
+    own_key = staticmethod(weft_clip_key)
+    comfy_key = staticmethod(comfy_clip_key)
 
     def _chunker(self, slot) -> PromptChunker:
         width = self.encoders[slot.kind].config.width

@@ -134,6 +134,8 @@ def openclip_to_hf(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
             out[_OPENCLIP_TOP[key]] = tensor
         elif key == "text_projection":
             out["text_projection.weight"] = tensor.t().contiguous()
+        elif key == "text_projection.weight":  # diffusers' SDXL converter keeps HF's Linear [P, D]
+            out["text_projection.weight"] = tensor
         elif (block := openclip_block_to_hf(key, tensor, "text_model")) is not None:
             out.update(block)
         elif key not in _IGNORED:
