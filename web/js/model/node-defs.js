@@ -16,6 +16,9 @@ export const OTHER_WIDGET_TYPES = new Set(['MARKDOWN', 'COLOR', 'TEXTAREA', 'IMA
 const UPLOAD_OPTIONS = ['image_upload', 'video_upload', 'animated_image_upload'];
 export const CONTROL_MODES = ['fixed', 'increment', 'decrement', 'randomize'];
 const SEED_NAMES = new Set(['seed', 'noise_seed']);
+/** Weft's own editors for a STRING input, chosen by its `weft_widget` option, with the height of their
+ * row. The input stays a STRING (same slot, same value; ComfyUI's frontend shows a text field). */
+const STRING_EDITORS = new Map([['layout_boxes', { height: 250 }]]);
 
 /** Numeric widget limits when the schema leaves them out (ComfyUI's frontend uses the same). */
 export const NUMBER_FALLBACKS = Object.freeze({ min: 0, max: 2048, intStep: 1, floatStep: 0.5 });
@@ -81,7 +84,11 @@ function widgetFor(name, parsed, customWidgets) {
   const widget = { name, kind: type, options, socketType: typeName(type) };
   if (type === 'INT' || type === 'FLOAT') Object.assign(widget, numberOptions(type, options));
   if (type === COMBO) widget.values = values;
-  if (type === 'STRING') widget.multiline = Boolean(options.multiline);
+  if (type === 'STRING') {
+    widget.multiline = Boolean(options.multiline);
+    const editor = STRING_EDITORS.get(options.weft_widget);
+    if (editor) Object.assign(widget, { editor: options.weft_widget, multiline: false, height: editor.height });
+  }
   if (type === 'BOOLEAN') Object.assign(widget, { labelOn: options.label_on ?? 'true', labelOff: options.label_off ?? 'false' });
   widget.default = defaultValue(type, options, values ?? []);
   return widget;
