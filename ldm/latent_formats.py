@@ -23,6 +23,7 @@ class LatentFormat:
     latent_rgb_bias: tuple[float, float, float] | None = None
     taesd_decoder_name: str | None = None
     shift_factor: float = 0.0
+    spatial_downscale_ratio: int = 8  # pixels per latent cell along each side
 
     def process_in(self, latent: torch.Tensor) -> torch.Tensor:
         """Raw VAE latent -> the model's latent space."""
@@ -72,3 +73,21 @@ FAMILY_LATENT_FORMATS = {
     "sdxl": SDXL, "sdxl_refiner": SDXL,
     "sd_x4": SD_X4,
 }
+
+
+def neutral_rgb_factors(channels: int) -> tuple[tuple[float, float, float], ...]:
+    """A preview projection that knows nothing of the autoencoder: channel ``c`` shows as colour
+    ``c % 3``, the channels sharing a colour averaged (3 channels: the identity)."""
+    shares = [sum(1 for c in range(channels) if c % 3 == colour) for colour in range(3)]
+    return tuple(tuple(1.0 / shares[colour] if c % 3 == colour else 0.0 for colour in range(3))
+                 for c in range(channels))
+
+
+def ldm_latent_format(kind: str, channels: int, scale_factor: float, downscale_ratio: int = 8) -> LatentFormat:
+    """The latent space of a CompVis LDM's own first stage (``kind`` "kl" / "vq"): its channel
+    count, downscale factor and the checkpoint's ``scale_factor``; previews use
+    :func:`neutral_rgb_factors` since no fitted projection exists for these autoencoders, and there
+    is no TAESD for them."""
+    return LatentFormat(name=f"LDM_{kind.upper()}{channels}F{downscale_ratio}", channels=channels,
+                        scale_factor=scale_factor, latent_rgb_factors=neutral_rgb_factors(channels),
+                        spatial_downscale_ratio=downscale_ratio)

@@ -16,17 +16,22 @@ import torch
 
 from ldm import text
 from ldm.devices import ComputeSettings, detect_compute
-from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat
+from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat, ldm_latent_format
+from ldm.cond_stage.stages import UnconditionalStage, build_class_stage, build_semantic_stage
 from ldm.loading.checkpoint import load_state_dict
-from ldm.loading.detect import (DetectionError, UNetDetection, checkpoint_structure, detect_unet, find_contents,
-                                with_prediction)
+from ldm.loading.detect import (CLASS_EMBEDDING_KEY, LDM_FAMILIES, DetectionError, UNetDetection,
+                                checkpoint_structure, detect_unet, find_contents, with_prediction)
 from ldm.loading.first_stage import build_first_stage, detect_first_stage
+from ldm.loading.ldm_checkpoint import CHANNEL_MAPPER_KEY, CLASS, SEMANTIC, TEXT, read_ldm_facts
 from ldm.loading.vae_keys import diffusers_vae_to_ldm, is_diffusers_vae
 from ldm.loading.weights import adopt_weights, strip_prefix
 from ldm.model_patching import ModelPatcherMethods
 from ldm.networks.autoencoder import normalize_vae_weights
 from ldm.networks.unet import UNetConfig, UNetModel
 from ldm.sampling.hooks import SamplingHooks
+from ldm.sampling.model_sampling import ScheduleConfig
+from ldm.text.ldm_bert import find_ldm_bert
+from ldm.text.ldm_bert_handle import build_ldm_bert_handle
 from ldm.vae import VaeHandle
 
 log = logging.getLogger(__name__)
@@ -61,11 +66,13 @@ class ModelHandle(ModelPatcherMethods):
     dtype: torch.dtype = torch.float32
     patches: dict = field(default_factory=dict)
     hooks: SamplingHooks = field(default_factory=SamplingHooks)
+    #: The model's own noise schedule (a CompVis LDM's, read from its checkpoint); None: the family's.
+    schedule: ScheduleConfig | None = None
 
     def clone(self) -> "ModelHandle":
         return ModelHandle(
             unet=self.unet, config=self.config, family=self.family, prediction=self.prediction,
-            latent_format=self.latent_format, device=self.device, dtype=self.dtype,
+            latent_format=self.latent_format, device=self.device, dtype=self.dtype, schedule=self.schedule,
             patches={key: list(value) for key, value in self.patches.items()},
             hooks=self.hooks.clone())
 
@@ -76,23 +83,27 @@ def _compute(compute: ComputeSettings | None) -> ComputeSettings:
 
 def build_unet(unet_sd: dict[str, torch.Tensor], detection: UNetDetection, *,
                compute: ComputeSettings | None = None,
-               weight_dtype: torch.dtype | None = None) -> ModelHandle:
-    """A :class:`ModelHandle` whose UNet adopts ``unet_sd`` (keys without prefix)."""
+               weight_dtype: torch.dtype | None = None, latent_format: LatentFormat | None = None,
+               schedule: ScheduleConfig | None = None) -> ModelHandle:
+    """A :class:`ModelHandle` whose UNet adopts ``unet_sd`` (keys without prefix).
+
+    ``latent_format`` / ``schedule`` default to the family's; the CompVis LDM families have none
+    (their latent space is their own first stage's and their schedule differs per model), so
+    only a whole checkpoint, which carries both, loads them (:func:`assemble_checkpoint`)."""
     compute = _compute(compute)
-    if detection.family not in FAMILY_LATENT_FORMATS:
-        # The CompVis LDM UNets are detected and built (ldm.networks.unet), but sampling them needs
-        # their latent formats and noise schedules (betas 0.0015 to 0.0155 ... 0.0205, per model),
-        # not wired yet.
-        raise DetectionError(f"{detection.family} models are recognised but cannot be loaded for sampling "
-                             "yet (no latent format or noise schedule for them)")
+    if latent_format is None:
+        if detection.family not in FAMILY_LATENT_FORMATS:
+            raise DetectionError(f"{detection.family} UNets load only from their whole checkpoint (the first "
+                                 "stage and the schedule buffers in it fix the latent format and the noise "
+                                 "schedule); use CheckpointLoaderSimple")
+        latent_format = FAMILY_LATENT_FORMATS[detection.family]
     if weight_dtype is not None:
         unet_sd = {k: v.to(weight_dtype) if v.is_floating_point() else v for k, v in unet_sd.items()}
     unet = UNetModel(detection.config)
     adopt_weights(unet, unet_sd, what=f"{detection.family} UNet")
     return ModelHandle(unet=unet, config=detection.config, family=detection.family,
-                       prediction=detection.prediction,
-                       latent_format=FAMILY_LATENT_FORMATS[detection.family],
-                       device=compute.device, dtype=compute.dtype)
+                       prediction=detection.prediction, latent_format=latent_format,
+                       device=compute.device, dtype=compute.dtype, schedule=schedule)
 
 
 def build_vae(vae_sd: dict[str, torch.Tensor], *, compute: ComputeSettings | None = None,
@@ -150,13 +161,57 @@ def assemble_checkpoint(state_dict: dict, metadata: dict, path: str | os.PathLik
     detection = detect_unet(unet_sd, metadata, markers=state_dict, structure=checkpoint_structure(state_dict))
     if prediction is not None:
         detection = with_prediction(detection, prediction)
-    model = build_unet(unet_sd, detection, compute=compute)
     vae = build_vae(strip_prefix(state_dict, contents.vae_prefix), compute=compute)
+    if is_compvis_ldm(state_dict, detection.family):
+        model, clip = _assemble_compvis_ldm(state_dict, unet_sd, detection, vae, compute, with_clip)
+        log.info("loaded %s: CompVis LDM, %s", path, describe_ldm(model, vae))
+        return model, clip, vae
+    model = build_unet(unet_sd, detection, compute=compute)
     clip = None
     if with_clip and contents.has_text:
         clip = build_clip(state_dict, detection.family, embedding_dirs)
     log.info("loaded %s: %s (%s-prediction)", path, detection.family, detection.prediction)
     return model, clip, vae
+
+
+def is_compvis_ldm(state_dict: dict, family: str) -> bool:
+    """The paper's own models: the LDM UNet families, or an SD1-shaped UNet beside the LDM BERT
+    text encoder (txt2img-1p4B, detected as ``sd1``: the same UNet with a 1280-wide context)."""
+    return family in LDM_FAMILIES or find_ldm_bert(state_dict) is not None
+
+
+def _assemble_compvis_ldm(state_dict: dict, unet_sd: dict, detection: UNetDetection, vae: VaeHandle,
+                          compute: ComputeSettings, with_clip: bool):
+    """``(ModelHandle, conditioning stage)`` of a CompVis LDM: schedule and latent scale from the
+    checkpoint (:mod:`ldm.loading.ldm_checkpoint`), set on the VAE too; the CLIP socket gets the
+    model's conditioning stage (:mod:`ldm.cond_stage.stages`, or the LDM BERT handle)."""
+    config = detection.config
+    facts = read_ldm_facts(state_dict, detection.family, config.in_channels, config.out_channels, vae.kind)
+    vae.scale_factor = facts.scale_factor
+    channels = vae.config.embed_dim
+    family_format = FAMILY_LATENT_FORMATS.get(detection.family)
+    if (family_format is not None and family_format.channels == channels
+            and family_format.scale_factor == facts.scale_factor):
+        latent_format = family_format  # txt2img's KL-f8 is SD's autoencoder: keep its previews
+    else:
+        latent_format = ldm_latent_format(vae.kind, channels, facts.scale_factor, vae.downscale_ratio)
+    model = build_unet(unet_sd, detection, compute=compute, latent_format=latent_format, schedule=facts.schedule)
+    if not with_clip:
+        return model, None
+    if facts.conditioning == TEXT:
+        return model, build_ldm_bert_handle(state_dict)
+    if facts.conditioning == CLASS:
+        return model, build_class_stage(state_dict[CLASS_EMBEDDING_KEY])
+    if facts.conditioning == SEMANTIC:
+        return model, build_semantic_stage(state_dict[CHANNEL_MAPPER_KEY], vae.downscale_ratio)
+    return model, UnconditionalStage()
+
+
+def describe_ldm(model: ModelHandle, vae: VaeHandle) -> str:
+    schedule = model.schedule
+    betas = "" if schedule is None else f", betas {schedule.linear_start}..{schedule.linear_end}"
+    return (f"{model.family}, {vae.kind.upper()}-f{vae.downscale_ratio} first stage, "
+            f"scale factor {model.latent_format.scale_factor}{betas}")
 
 
 def load_unet(path: str | os.PathLike, *, weight_dtype: str = "default",

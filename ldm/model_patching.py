@@ -214,6 +214,7 @@ class DiffusionModelView:
         # The facts every clone shares, not the handle itself (whose hooks are one clone's).
         self._handle = SimpleNamespace(unet=handle.unet, config=handle.config, family=handle.family,
                                        prediction=handle.prediction, latent_format=handle.latent_format,
+                                       schedule=getattr(handle, "schedule", None),
                                        dtype=handle.dtype, device=handle.device, hooks=SamplingHooks())
 
     @classmethod

@@ -22,6 +22,7 @@ BUILTIN_MODULES = (
     "nodes.custom_sampling",
     "nodes.model_patches",
     "nodes.inpaint",
+    "nodes.ldm_conditioning",
     "nodes.training",
     "nodes.logic",
     "nodes.lists",

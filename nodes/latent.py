@@ -50,7 +50,8 @@ class EmptyLatentImage:
     def generate(self, width, height, batch_size=1):
         shape = (batch_size, 4, height // LATENT_SCALE, width // LATENT_SCALE)
         admit_tensor("EmptyLatentImage: a latent", shape)
-        return ({"samples": torch.zeros(shape, dtype=torch.float32)},)
+        # The ratio it was made for: sampling resizes it for a model whose latent is finer (ComfyUI's key).
+        return ({"samples": torch.zeros(shape, dtype=torch.float32), "downscale_ratio_spacial": LATENT_SCALE},)
 
 
 class LatentUpscale:

@@ -87,8 +87,10 @@ def to_intermediate(latent: dict) -> dict:
 
 
 def with_model_channels(latent: dict, model) -> dict:
-    """The LATENT with an empty latent's channels fitted to the model (ComfyUI does the same)."""
-    samples = fix_empty_latent_channels(latent["samples"], model.latent_format.channels)
+    """The LATENT with an empty latent's channels and size fitted to the model (ComfyUI does the same)."""
+    latent_format = model.latent_format
+    samples = fix_empty_latent_channels(latent["samples"], latent_format.channels,
+                                        latent.get("downscale_ratio_spacial"), latent_format.spatial_downscale_ratio)
     return latent if samples is latent["samples"] else dict(latent, samples=samples)
 
 

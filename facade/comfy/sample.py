@@ -24,8 +24,11 @@ def prepare_noise(latent_image: torch.Tensor, seed: int, noise_inds=None) -> tor
     return _prepare_noise(latent_image, seed, noise_inds)
 
 
-def fix_empty_latent_channels(model, latent_image: torch.Tensor) -> torch.Tensor:
-    return _fit_channels(latent_image, model.latent_format.channels)
+def fix_empty_latent_channels(model, latent_image: torch.Tensor, downscale_ratio_spacial=None,
+                              downscale_ratio_temporal=None) -> torch.Tensor:
+    latent_format = model.latent_format  # Weft's latents have no time axis: the temporal ratio has no use
+    return _fit_channels(latent_image, latent_format.channels, downscale_ratio_spacial,
+                         latent_format.spatial_downscale_ratio)
 
 
 def sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise=1.0,

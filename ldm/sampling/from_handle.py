@@ -31,7 +31,8 @@ def model_sampling_of(handle: Any) -> ModelSampling:
     override = handle.hooks.model_sampling
     if override is not None:
         return override
-    return model_sampling_for_family(handle.family, handle.prediction)
+    # Handles assembled by hand (test doubles, packs' stand-ins) may carry no schedule of their own.
+    return model_sampling_for_family(handle.family, handle.prediction, schedule=getattr(handle, "schedule", None))
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,16 @@ def guided_model(handle: Any, unet: Any) -> GuidedModel:
                        lend=lend, diffusion_model=getattr(unet, "module", unet))
 
 
-def fix_empty_latent_channels(samples: Tensor, channels: int) -> Tensor:
-    """An all-zero latent with the wrong channel count (EmptyLatentImage always makes 4) is
-    widened or cut to the model's ``channels``; a latent with content is left alone."""
-    if samples.shape[1] == channels or torch.count_nonzero(samples) > 0:
+def fix_empty_latent_channels(samples: Tensor, channels: int, made_for_ratio: int | None = None,
+                              model_ratio: int = 8) -> Tensor:
+    """An all-zero latent (EmptyLatentImage always makes 4 channels at 1/8 of the size asked) is
+    fitted to the model: widened or cut to its ``channels`` and, when the latent says which
+    downscale ratio it was made for (ComfyUI's ``downscale_ratio_spacial``), resized to the model's
+    (an f4 model then still makes the picture size asked). A latent with content is left alone."""
+    if torch.count_nonzero(samples) > 0:
         return samples
     shape = list(samples.shape)
     shape[1] = channels
-    return samples.new_zeros(shape)
+    if made_for_ratio and made_for_ratio != model_ratio:
+        shape[-2:] = [round(side * made_for_ratio / model_ratio) for side in shape[-2:]]
+    return samples if list(samples.shape) == shape else samples.new_zeros(shape)

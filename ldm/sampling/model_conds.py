@@ -262,6 +262,31 @@ def unclip_conds(embed_width: int) -> ModelCondsBuilder:
     return build
 
 
+def unconditional_conds(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
+    """The paper's unconditional LDMs: no input besides x and t (the entry's tensor is the empty
+    placeholder their CLIP socket encodes every text to, :mod:`ldm.cond_stage.stages`)."""
+    return {}
+
+
+#: Key of a CONDITIONING entry's concat input for the CompVis concat LDMs: the conditioning the
+#: UNet sees after the latent on channels, already at latent resolution (LDM*Conditioning nodes).
+LDM_CONCAT_KEY = "ldm_concat"
+
+
+def ldm_concat_conds(entry: dict[str, Any], ctx: CondContext) -> ModelInputs:
+    """CompVis concat LDMs (super-resolution, inpainting, semantic synthesis): ``c_concat`` = the
+    entry's ``ldm_concat`` [B, C', h, w], resized to the latent and repeated to its batch; the
+    network then sees ``torch.cat([x, c_concat], 1)`` as CompVis' ``DiffusionWrapper`` builds it."""
+    concat = entry.get(LDM_CONCAT_KEY)
+    if concat is None:
+        raise ValueError("this CompVis LDM is conditioned on an image concatenated to the latent: feed KSampler "
+                         "the conditioning of LDMSuperResolutionConditioning, LDMInpaintConditioning or "
+                         "SemanticMapConditioning (positive and negative)")
+    h, w = ctx.noise_shape[-2:]
+    concat = resize_to_batch_size(resize_center(concat.float(), h, w), ctx.noise_shape[0])
+    return {"c_concat": NoiseShapedInput(concat)}
+
+
 MODEL_CONDS_BY_FAMILY: dict[str, ModelCondsBuilder] = {
     "sd1": text_conds,
     "sd2": text_conds,
@@ -272,6 +297,9 @@ MODEL_CONDS_BY_FAMILY: dict[str, ModelCondsBuilder] = {
     "sdxl_refiner": sdxl_refiner_conds,
     "sd_x4": x4_upscaler_conds,
     **{family: unclip_conds(width) for family, width in UNCLIP_EMBED_WIDTHS.items()},
+    "ldm_uncond": unconditional_conds,
+    "ldm_cin": text_conds,  # the class vector is a one-token cross-attention context
+    "ldm_concat": ldm_concat_conds,
 }
 
 

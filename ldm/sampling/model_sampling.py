@@ -18,6 +18,7 @@ entries; :meth:`DiscreteSchedule.sigma_to_t` offers both.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,6 +39,20 @@ class ScheduleConfig:
     #: Rescale to zero terminal SNR (Lin et al. 2023, "Common Diffusion Noise Schedules and
     #: Sample Steps are Flawed"), for checkpoints trained that way (ComfyUI's ``zsnr``).
     zsnr: bool = False
+    #: An explicit ᾱ table (one value per timestep), as a CompVis checkpoint stores it in its
+    #: ``alphas_cumprod`` buffer; when set it is the schedule and the beta fields only describe it.
+    alphas_cumprod_table: tuple[float, ...] | None = None
+
+
+def schedule_from_alphas_cumprod(table: Tensor, linear_start: float, linear_end: float) -> ScheduleConfig:
+    """The schedule a checkpoint's ``alphas_cumprod`` buffer ``table`` [T] defines (the published
+    ``linear_start`` / ``linear_end`` of the model are kept for description only)."""
+    values = tuple(float(v) for v in table.detach().double().reshape(-1).tolist())
+    if not values or not all(0.0 < v <= 1.0 for v in values):
+        raise ValueError("an alphas_cumprod table must hold values in (0, 1]")
+    if any(b > a for a, b in zip(values, values[1:], strict=False)):
+        raise ValueError("an alphas_cumprod table must not increase")
+    return ScheduleConfig("scaled_linear", linear_start, linear_end, len(values), alphas_cumprod_table=values)
 
 
 #: SD1.x, SD2.x, SDXL (base and refiner).
@@ -62,7 +77,10 @@ def make_betas(config: ScheduleConfig) -> Tensor:
 
 
 def alphas_cumprod(config: ScheduleConfig) -> Tensor:
-    """ᾱ_t = ∏(1 - β_s), float64, shape ``[timesteps]`` (before any zsnr rescale)."""
+    """ᾱ_t = ∏(1 - β_s) (or the config's explicit table), float64, shape ``[timesteps]``
+    (before any zsnr rescale)."""
+    if config.alphas_cumprod_table is not None:
+        return torch.tensor(config.alphas_cumprod_table, dtype=torch.float64)
     return torch.cumprod(1.0 - make_betas(config), dim=0)
 
 
@@ -253,9 +271,10 @@ def model_sampling(prediction: str = "eps", config: ScheduleConfig = SD_SCHEDULE
     return ModelSampling(DiscreteSchedule(config), pred)
 
 
-def model_sampling_for_family(family: str, prediction: str, zsnr: bool = False) -> ModelSampling:
-    """The sampling of a checkpoint family (see docs/engine-contract.md ``ModelHandle.family``)."""
-    base = X4_UPSCALER_SCHEDULE if family == "sd_x4" else SD_SCHEDULE
-    config = ScheduleConfig(base.beta_schedule, base.linear_start, base.linear_end,
-                            base.timesteps, zsnr)
-    return model_sampling(prediction, config)
+def model_sampling_for_family(family: str, prediction: str, zsnr: bool = False,
+                              schedule: ScheduleConfig | None = None) -> ModelSampling:
+    """The sampling of a checkpoint family (see docs/engine-contract.md ``ModelHandle.family``);
+    ``schedule`` is a model's own schedule where the family has none (the CompVis LDMs, whose
+    schedules differ per model: ``ModelHandle.schedule``)."""
+    base = schedule if schedule is not None else X4_UPSCALER_SCHEDULE if family == "sd_x4" else SD_SCHEDULE
+    return model_sampling(prediction, dataclasses.replace(base, zsnr=zsnr))

@@ -68,7 +68,7 @@ def test_combo_choices_match_comfyui():
 
 def test_empty_latent_image():
     (out,) = L.EmptyLatentImage().generate(72, 48, 3)
-    assert set(out) == {"samples"}
+    assert set(out) == {"samples", "downscale_ratio_spacial"} and out["downscale_ratio_spacial"] == 8
     assert out["samples"].shape == (3, 4, 6, 9) and out["samples"].dtype == torch.float32
     assert out["samples"].abs().sum() == 0
 

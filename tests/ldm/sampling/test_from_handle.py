@@ -55,3 +55,12 @@ def test_fix_empty_latent_channels():
     assert widened.shape == (2, 16, 3, 3) and not widened.any()
     content = torch.ones(2, 4, 3, 3)
     assert fix_empty_latent_channels(content, 16) is content  # real latents are never reshaped
+
+
+def test_an_empty_latent_is_fitted_to_the_models_channels_and_ratio():
+    empty = torch.zeros(2, 4, 6, 9)
+    assert fix_empty_latent_channels(empty, 3, 8, 4).shape == (2, 3, 12, 18)  # f8-made, f4 model
+    assert fix_empty_latent_channels(empty, 4, 8, 8) is empty
+    assert fix_empty_latent_channels(empty, 16).shape == (2, 16, 6, 9)  # no ratio said: channels only
+    content = torch.ones(2, 4, 6, 9)
+    assert fix_empty_latent_channels(content, 3, 8, 4) is content  # a latent with content is left alone

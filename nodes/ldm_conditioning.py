@@ -1,0 +1,124 @@
+"""Conditioning nodes of the paper's own LDMs (CompVis latent-diffusion), loaded with
+CheckpointLoaderSimple: its CLIP output is each model's conditioning stage (``ldm.cond_stage.stages``).
+
+- ``ClassConditioning``: the class-conditional ImageNet model's one-token context; class -1 is
+  the unconditional class (cin256-v2's row 1000), the negative for classifier-free guidance;
+- ``LDMSuperResolutionConditioning`` / ``LDMInpaintConditioning`` / ``SemanticMapConditioning``:
+  the image the concat models see beside the latent (``ldm.cond_stage.concat``), added to both
+  conditionings (as InpaintModelConditioning does), with an empty latent of the matching size.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ldm.cond_stage.concat import inpaint_concat, label_map, semantic_concat, super_resolution_concat
+from ldm.cond_stage.stages import ClassStage, SemanticStage
+from ldm.sampling.model_conds import LDM_CONCAT_KEY
+from ldm.text.conditioning import with_values
+
+CATEGORY = "conditioning/latent diffusion"
+#: ImageNet's 1000 classes; -1 is the unconditional class.
+MAX_CLASS_INDEX = 999
+
+
+def _stage(clip, kind: type, model: str):
+    if not isinstance(clip, kind):
+        raise TypeError(f"this node needs the CLIP output of a {model} LDM checkpoint, got {clip!r}")
+    return clip
+
+
+def _with_concat(positive: list, negative: list, concat: torch.Tensor) -> tuple[list, list, dict]:
+    values = {LDM_CONCAT_KEY: concat}
+    latent = {"samples": torch.zeros((concat.shape[0], 3) + tuple(concat.shape[-2:]))}
+    return with_values(positive, values), with_values(negative, values), latent
+
+
+class ClassConditioning:
+    CATEGORY = CATEGORY
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING",)
+    DESCRIPTION = ("The class conditioning of a class-conditional ImageNet LDM (cin256): the class's "
+                   "embedding as a one-token context. Class -1 is the unconditional class, the negative "
+                   "for classifier-free guidance.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "clip": ("CLIP", {"tooltip": "The CLIP output of CheckpointLoaderSimple for a cin256 checkpoint."}),
+            "class_index": ("INT", {"default": 0, "min": -1, "max": MAX_CLASS_INDEX,
+                                    "tooltip": "ImageNet class index; -1 = unconditional."})}}
+
+    def encode(self, clip, class_index):
+        return (_stage(clip, ClassStage, "class-conditional").encode_class(class_index),)
+
+
+class LDMSuperResolutionConditioning:
+    CATEGORY = CATEGORY
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+    DESCRIPTION = ("Conditions the paper's super-resolution LDM (bsr_sr) on a low-res image. The latent "
+                   "has the low-res image's size; its decode is that size times the first stage's factor (4).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+                             "pixels": ("IMAGE", {"tooltip": "The low-resolution image."})}}
+
+    def encode(self, positive, negative, pixels):
+        return _with_concat(positive, negative, super_resolution_concat(pixels))
+
+
+class LDMInpaintConditioning:
+    CATEGORY = CATEGORY
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+    DESCRIPTION = ("Conditions the paper's inpainting LDM on an image and a mask (1 = repaint): the masked "
+                   "image encoded by the model's first stage and the mask at latent size, as CompVis' "
+                   "scripts/inpaint.py builds them.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "vae": ("VAE",),
+                             "pixels": ("IMAGE",), "mask": ("MASK",)}}
+
+    def encode(self, positive, negative, vae, pixels, mask):
+        return _with_concat(positive, negative, inpaint_concat(vae, pixels, mask))
+
+
+class SemanticMapConditioning:
+    CATEGORY = CATEGORY
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+    DESCRIPTION = ("Conditions the paper's semantic-synthesis LDM on a label map: an IMAGE whose first channel "
+                   "holds label/255 (an 8-bit grayscale label PNG), one-hot over the model's classes and "
+                   "rescaled by its SpatialRescaler.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+                             "clip": ("CLIP", {"tooltip": "The CLIP output of CheckpointLoaderSimple for a "
+                                                          "semantic-synthesis checkpoint."}),
+                             "segmentation": ("IMAGE", {"tooltip": "Label map, value = class / 255."})}}
+
+    def encode(self, positive, negative, clip, segmentation):
+        stage = _stage(clip, SemanticStage, "semantic-synthesis")
+        return _with_concat(positive, negative, semantic_concat(stage, label_map(segmentation)))
+
+
+NODE_CLASS_MAPPINGS = {
+    "ClassConditioning": ClassConditioning,
+    "LDMSuperResolutionConditioning": LDMSuperResolutionConditioning,
+    "LDMInpaintConditioning": LDMInpaintConditioning,
+    "SemanticMapConditioning": SemanticMapConditioning,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ClassConditioning": "Class Conditioning (LDM)",
+    "LDMSuperResolutionConditioning": "Super-Resolution Conditioning (LDM)",
+    "LDMInpaintConditioning": "Inpaint Conditioning (LDM)",
+    "SemanticMapConditioning": "Semantic Map Conditioning (LDM)",
+}
