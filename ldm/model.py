@@ -17,12 +17,13 @@ import torch
 from ldm import text
 from ldm.devices import ComputeSettings, detect_compute
 from ldm.latent_formats import FAMILY_LATENT_FORMATS, LatentFormat, ldm_latent_format
+from ldm.cond_stage.layout_stage import build_layout_stage
 from ldm.cond_stage.stages import UnconditionalStage, build_class_stage, build_semantic_stage
 from ldm.loading.checkpoint import load_state_dict
 from ldm.loading.detect import (CLASS_EMBEDDING_KEY, LDM_FAMILIES, DetectionError, UNetDetection,
                                 checkpoint_structure, detect_unet, find_contents, with_prediction)
 from ldm.loading.first_stage import build_first_stage, detect_first_stage
-from ldm.loading.ldm_checkpoint import CHANNEL_MAPPER_KEY, CLASS, SEMANTIC, TEXT, read_ldm_facts
+from ldm.loading.ldm_checkpoint import CHANNEL_MAPPER_KEY, CLASS, LAYOUT, SEMANTIC, TEXT, read_ldm_facts
 from ldm.loading.vae_keys import diffusers_vae_to_ldm, is_diffusers_vae
 from ldm.loading.weights import adopt_weights, strip_prefix
 from ldm.model_patching import ModelPatcherMethods
@@ -184,7 +185,8 @@ def _assemble_compvis_ldm(state_dict: dict, unet_sd: dict, detection: UNetDetect
                           compute: ComputeSettings, with_clip: bool):
     """``(ModelHandle, conditioning stage)`` of a CompVis LDM: schedule and latent scale from the
     checkpoint (:mod:`ldm.loading.ldm_checkpoint`), set on the VAE too; the CLIP socket gets the
-    model's conditioning stage (:mod:`ldm.cond_stage.stages`, or the LDM BERT handle)."""
+    model's conditioning stage (:mod:`ldm.cond_stage.stages`, the layout stage of
+    :mod:`ldm.cond_stage.layout_stage`, or the LDM BERT handle)."""
     config = detection.config
     facts = read_ldm_facts(state_dict, detection.family, config.in_channels, config.out_channels, vae.kind)
     vae.scale_factor = facts.scale_factor
@@ -202,6 +204,8 @@ def _assemble_compvis_ldm(state_dict: dict, unet_sd: dict, detection: UNetDetect
         return model, build_ldm_bert_handle(state_dict)
     if facts.conditioning == CLASS:
         return model, build_class_stage(state_dict[CLASS_EMBEDDING_KEY])
+    if facts.conditioning == LAYOUT:
+        return model, build_layout_stage(state_dict)
     if facts.conditioning == SEMANTIC:
         return model, build_semantic_stage(state_dict[CHANNEL_MAPPER_KEY], vae.downscale_ratio)
     return model, UnconditionalStage()

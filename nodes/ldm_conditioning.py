@@ -2,7 +2,10 @@
 CheckpointLoaderSimple: its CLIP output is each model's conditioning stage (``ldm.cond_stage.stages``).
 
 - ``ClassConditioning``: the class-conditional ImageNet model's one-token context; class -1 is
-  the unconditional class (cin256-v2's row 1000), the negative for classifier-free guidance;
+  the unconditional class (cin256-v2's row 1000), the negative for classifier-free guidance; an
+  ImageNet class name (``ldm.cond_stage.imagenet_classes``) may stand in for the index;
+- ``LayoutConditioning``: the layout-to-image model's context from labelled boxes drawn in the
+  editor's layout widget (``ldm.cond_stage.layout_stage``); the empty layout ``[]`` is the negative;
 - ``LDMSuperResolutionConditioning`` / ``LDMInpaintConditioning`` / ``SemanticMapConditioning``:
   the image the concat models see beside the latent (``ldm.cond_stage.concat``), added to both
   conditionings (as InpaintModelConditioning does), with an empty latent of the matching size.
@@ -13,9 +16,12 @@ from __future__ import annotations
 import torch
 
 from ldm.cond_stage.concat import inpaint_concat, label_map, semantic_concat, super_resolution_concat
+from ldm.cond_stage.imagenet_classes import imagenet_class_index
+from ldm.cond_stage.layout_stage import LAYOUT_DATASET, LayoutStage
 from ldm.cond_stage.stages import ClassStage, SemanticStage
 from ldm.sampling.model_conds import LDM_CONCAT_KEY
 from ldm.text.conditioning import with_values
+from ldm.text.layout_tokens import class_names
 
 CATEGORY = "conditioning/latent diffusion"
 #: ImageNet's 1000 classes; -1 is the unconditional class.
@@ -40,17 +46,46 @@ class ClassConditioning:
     RETURN_TYPES = ("CONDITIONING",)
     DESCRIPTION = ("The class conditioning of a class-conditional ImageNet LDM (cin256): the class's "
                    "embedding as a one-token context. Class -1 is the unconditional class, the negative "
-                   "for classifier-free guidance.")
+                   "for classifier-free guidance. A class name, when given, overrides the index.")
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "clip": ("CLIP", {"tooltip": "The CLIP output of CheckpointLoaderSimple for a cin256 checkpoint."}),
             "class_index": ("INT", {"default": 0, "min": -1, "max": MAX_CLASS_INDEX,
-                                    "tooltip": "ImageNet class index; -1 = unconditional."})}}
+                                    "tooltip": "ImageNet class index; -1 = unconditional."})},
+            "optional": {
+                "class_name": ("STRING", {"default": "", "multiline": False,
+                                          "tooltip": "An ImageNet class name (e.g. 'golden retriever', any "
+                                                     "case); when not empty it overrides class_index."})}}
 
-    def encode(self, clip, class_index):
+    def encode(self, clip, class_index, class_name=""):
+        if class_name.strip():
+            class_index = imagenet_class_index(class_name)
         return (_stage(clip, ClassStage, "class-conditional").encode_class(class_index),)
+
+
+class LayoutConditioning:
+    CATEGORY = CATEGORY
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING",)
+    DESCRIPTION = ("The conditioning of the paper's layout-to-image LDM (layout2img-openimages256): labelled "
+                   "boxes, drawn on the layout widget, encoded by the model's layout encoder into a "
+                   "92-token context. Labels are OpenImages class names or class ids (\"12\"). The empty "
+                   "layout [] is the negative for classifier-free guidance.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "clip": ("CLIP", {"tooltip": "The CLIP output of CheckpointLoaderSimple for a layout-to-image "
+                                         "checkpoint."}),
+            "layout": ("STRING", {"default": "[]", "weft_widget": "layout_boxes", "multiline": False,
+                                  "labels": class_names(LAYOUT_DATASET),
+                                  "tooltip": "JSON [{label, x, y, w, h}] in 0..1 of the image, origin "
+                                             "top-left; [] = the empty layout."})}}
+
+    def encode(self, clip, layout):
+        return (_stage(clip, LayoutStage, "layout-to-image").encode_layout_json(layout),)
 
 
 class LDMSuperResolutionConditioning:
@@ -111,6 +146,7 @@ class SemanticMapConditioning:
 
 NODE_CLASS_MAPPINGS = {
     "ClassConditioning": ClassConditioning,
+    "LayoutConditioning": LayoutConditioning,
     "LDMSuperResolutionConditioning": LDMSuperResolutionConditioning,
     "LDMInpaintConditioning": LDMInpaintConditioning,
     "SemanticMapConditioning": SemanticMapConditioning,
@@ -118,6 +154,7 @@ NODE_CLASS_MAPPINGS = {
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "ClassConditioning": "Class Conditioning (LDM)",
+    "LayoutConditioning": "Layout Conditioning (LDM)",
     "LDMSuperResolutionConditioning": "Super-Resolution Conditioning (LDM)",
     "LDMInpaintConditioning": "Inpaint Conditioning (LDM)",
     "SemanticMapConditioning": "Semantic Map Conditioning (LDM)",

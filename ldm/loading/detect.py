@@ -28,6 +28,9 @@ File names are never consulted. The rules (documented in docs/models.md):
     (``cond_stage_model.embedding.weight`` [classes, width]) is the class-conditional ImageNet
     LDM ``ldm_cin`` (the class vector is a one-token context; a cin UNet without its checkpoint
     looks like SD 1.x and is detected as such);
+  - spatial transformers beside an LDM BERT whose vocabulary is not WordPiece's (the layout
+    encoder, :mod:`ldm.cond_stage.layout_encoder`) as wide as the context is the layout-to-image
+    LDM ``ldm_layout`` (OpenImages);
   - otherwise linear transformer projections mean SD 2.x and 1x1-conv projections SD 1.x, with
     9 input channels for the inpainting variants.
 * Prediction: explicit markers win (a ``v_pred`` key, safetensors metadata
@@ -49,6 +52,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ldm.cond_stage.layout_encoder import layout_encoder_width
 from ldm.networks.unet import SIZE_EMBED_DIM, UNetConfig, UNetConfigError, unet_config_from_state_dict
 from ldm.text.layouts import HF, find_encoder
 
@@ -77,8 +81,9 @@ FAMILIES = ("sd1", "sd1_inpaint", "sd2", "sd2_v", "sd2_inpaint", "sdxl", "sdxl_r
 #: files are written by ``ldm.vision.tiny``.
 UNCLIP_FAMILIES = {1536: "sd2_unclip_l", 2048: "sd2_unclip_h"}
 #: The CompVis latent-diffusion UNets of the paper (Rombach et al. 2022): unconditional,
-#: class-conditional (ImageNet, cross-attention on the class vector), concat-conditioned.
-LDM_FAMILIES = ("ldm_uncond", "ldm_cin", "ldm_concat")
+#: class-conditional (ImageNet, cross-attention on the class vector), concat-conditioned,
+#: layout-to-image (cross-attention on the layout encoder's output).
+LDM_FAMILIES = ("ldm_uncond", "ldm_cin", "ldm_concat", "ldm_layout")
 #: Head splits of the published CompVis LDM UNets that do not use 32 channels per head, keyed by
 #: (model_channels, channel_mult, in_channels, out_channels, context_dim) -> (num_heads,
 #: num_head_channels), from ``models/ldm/*/config.yaml`` and ``configs/latent-diffusion/*.yaml``.
@@ -118,6 +123,7 @@ class CheckpointStructure:
 
     sdxl_text: tuple[TextTower, ...] = ()  # the encoders under conditioner.embedders.N, in order
     class_embedding: tuple[int, int] | None = None  # LDM ClassEmbedder [classes, width]
+    layout_context: int | None = None  # width of an LDM layout encoder (ldm.cond_stage.layout_encoder)
 
 
 @dataclass(frozen=True)
@@ -185,7 +191,8 @@ def checkpoint_structure(state_dict: dict) -> CheckpointStructure:
     class_embedding = None
     if embedding is not None and embedding.ndim == 2:
         class_embedding = (int(embedding.shape[0]), int(embedding.shape[1]))
-    return CheckpointStructure(sdxl_text=towers, class_embedding=class_embedding)
+    return CheckpointStructure(sdxl_text=towers, class_embedding=class_embedding,
+                               layout_context=layout_encoder_width(state_dict))
 
 
 def _norm_bias_suggests_v(unet_sd: dict, config: UNetConfig) -> bool:
@@ -285,6 +292,16 @@ def _class_conditional(config: UNetConfig, embedding: tuple[int, int]) -> str:
     return "ldm_cin"
 
 
+def _layout_conditional(config: UNetConfig, width: int) -> str:
+    if config.context_dim != width:
+        raise DetectionError(f"the checkpoint's {width}-wide layout encoder does not fit the UNet's "
+                             f"{config.context_dim}-wide cross-attention context")
+    if config.use_linear_in_transformer or config.in_channels != config.out_channels:
+        raise DetectionError("a layout encoder beside a UNet that is not a CompVis LDM one (linear "
+                             "transformer projections or concatenated inputs) is not supported")
+    return "ldm_layout"
+
+
 def _family(config: UNetConfig, structure: CheckpointStructure, metadata: dict) -> tuple[str, UNetConfig]:
     """The family and the config with what the family fixes beyond shapes (SDXL's size width)."""
     c = config
@@ -311,6 +328,8 @@ def _family(config: UNetConfig, structure: CheckpointStructure, metadata: dict) 
         return family, dataclasses.replace(c, size_embed_dim=size)
     if structure.class_embedding is not None:
         return _class_conditional(c, structure.class_embedding), c
+    if structure.layout_context is not None:
+        return _layout_conditional(c, structure.layout_context), c
     base = "sd2" if c.use_linear_in_transformer else "sd1"
     if c.in_channels == 4:
         return base, c

@@ -9,7 +9,8 @@ schedule, betas evenly spaced in sqrt space, 1000 steps).
 
 ``scale_factor`` is a buffer only for models trained with ``scale_by_std`` (LSUN churches, KL-f8);
 otherwise it is a config value: 0.18215 for the KL-f8 text-to-image model
-(``txt2img-1p4B-eval.yaml``), LatentDiffusion's default 1.0 for every VQ model and the rest.
+(``txt2img-1p4B-eval.yaml``), LatentDiffusion's default 1.0 for every VQ model and the rest
+(layout2img-openimages256's config sets none: 1.0).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ SCALE_FACTOR_KEY = "scale_factor"
 CHANNEL_MAPPER_KEY = "cond_stage_model.channel_mapper.weight"
 
 #: How the UNet is conditioned, from the checkpoint's contents.
-TEXT, CLASS, UNCONDITIONAL, SUPER_RESOLUTION, INPAINT, SEMANTIC = (
-    "text", "class", "unconditional", "super_resolution", "inpaint", "semantic")
+TEXT, CLASS, UNCONDITIONAL, SUPER_RESOLUTION, INPAINT, SEMANTIC, LAYOUT = (
+    "text", "class", "unconditional", "super_resolution", "inpaint", "semantic", "layout")
 
 #: (linear_start, linear_end) of the released models (``models/ldm/*/config.yaml``,
 #: ``configs/latent-diffusion/*.yaml``), by conditioning (and first stage where they differ).
@@ -42,6 +43,7 @@ PUBLISHED_SCHEDULES = {
     SUPER_RESOLUTION: (0.0015, 0.0155),    # bsr_sr
     INPAINT: (0.0015, 0.0205),         # inpainting_big
     SEMANTIC: (0.0015, 0.0205),        # semantic_synthesis256 / 512
+    LAYOUT: (0.0015, 0.0205),          # layout2img-openimages256 (VQ-f4)
 }
 #: ``scale_factor`` of the text-to-image KL-f8 model's config; every other release without the buffer keeps 1.0.
 TXT2IMG_SCALE_FACTOR = 0.18215
@@ -58,6 +60,8 @@ class LDMFacts:
 
 def conditioning_kind(state_dict: dict, family: str, in_channels: int, out_channels: int) -> str:
     """Which of the paper's conditionings the checkpoint's model takes."""
+    if family == "ldm_layout":
+        return LAYOUT
     if find_ldm_bert(state_dict) is not None:
         return TEXT
     if CLASS_EMBEDDING_KEY in state_dict:

@@ -19,6 +19,8 @@ layout         like                 1st stage  UNet                             
 ``sr``         bsr_sr               VQ-f4      6 -> 3                                     none (identity)
 ``inpaint``    inpainting_big       VQ-f4      7 -> 3                                     the first stage
 ``semantic``   semantic_synthesis   VQ-f4      6 -> 3                                     SpatialRescaler 182 -> 3
+``layout``     layout2img-oi256     VQ-f4      3 -> 3, cross-attention on the encoder     layout BERT (tiny),
+                                               width                                      8192 ids × 92
 =============  ===================  =========  ========================================  ==============
 
 ``python -m ldm.loading.tiny_ldm OUT_DIR`` writes them into ``OUT_DIR/checkpoints``.
@@ -38,12 +40,13 @@ from pathlib import Path
 import torch
 
 from ldm.loading.detect import CLASS_EMBEDDING_KEY, UNET_PREFIX, VAE_PREFIX
-from ldm.loading.ldm_checkpoint import (CHANNEL_MAPPER_KEY, CLASS, INPAINT, PUBLISHED_SCHEDULES, SEMANTIC,
-                                        SUPER_RESOLUTION, TEXT, UNCONDITIONAL)
+from ldm.loading.ldm_checkpoint import (CHANNEL_MAPPER_KEY, CLASS, INPAINT, LAYOUT, PUBLISHED_SCHEDULES,
+                                        SEMANTIC, SUPER_RESOLUTION, TEXT, UNCONDITIONAL)
 from ldm.loading.tiny_first_stage import tiny_first_stage_state_dict
 from ldm.loading.weights import random_weights
 from ldm.networks.unet import UNetConfig, UNetModel
 from ldm.sampling.model_sampling import ScheduleConfig, make_betas
+from ldm.text.layout_handle import TINY_LAYOUT_BERT, tiny_layout_bert_state_dict
 from ldm.text.tiny_ldm_bert import TINY_LDM_BERT, tiny_ldm_bert_state_dict
 
 #: The semantic-synthesis models one-hot encode COCO-Stuff's 182 classes.
@@ -96,6 +99,8 @@ TINY_LDM_LAYOUTS: dict[str, TinyLDMLayout] = {
     "sr": TinyLDMLayout(SUPER_RESOLUTION, "vq-f4", _ldm_unet(6, 3)),
     "inpaint": TinyLDMLayout(INPAINT, "vq-f4", _ldm_unet(7, 3)),
     "semantic": TinyLDMLayout(SEMANTIC, "vq-f4", _ldm_unet(6, 3)),
+    # the real one: 128 channels, 32 per head (its config's num_head_channels), context 512
+    "layout": TinyLDMLayout(LAYOUT, "vq-f4", _cross_attention_unet(3, TINY_LAYOUT_BERT.width, num_head_channels=32)),
 }
 
 
@@ -136,6 +141,10 @@ def tiny_ldm_state_dict(layout: str, seed: int = 0) -> dict[str, torch.Tensor]:
         # The unused vocabulary-sized output head (to_logits) that real files carry is left out
         # for size; the loader's skipping of it is tested with ldm.text.
         state.update({k: v.to(WEIGHT_DTYPE) for k, v in tiny_ldm_bert_state_dict(seed).items()
+                      if not k.endswith(("to_logits.weight", "to_logits.bias"))})
+    elif spec.conditioning == LAYOUT:
+        # to_logits left out for size, as for txt2img (8192 x width: a tenth of the file)
+        state.update({k: v.to(WEIGHT_DTYPE) for k, v in tiny_layout_bert_state_dict(seed).items()
                       if not k.endswith(("to_logits.weight", "to_logits.bias"))})
     elif spec.conditioning == SEMANTIC:
         state[CHANNEL_MAPPER_KEY] = (torch.randn(spec.unet.out_channels, SEMANTIC_CLASSES, 1, 1, generator=generator)

@@ -300,6 +300,7 @@ MODEL_CONDS_BY_FAMILY: dict[str, ModelCondsBuilder] = {
     "ldm_uncond": unconditional_conds,
     "ldm_cin": text_conds,  # the class vector is a one-token cross-attention context
     "ldm_concat": ldm_concat_conds,
+    "ldm_layout": text_conds,  # the layout encoder's [B, 92, 512] output is the context
 }
 
 

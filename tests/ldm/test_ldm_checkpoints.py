@@ -9,8 +9,9 @@ import pickle
 import pytest
 import torch
 
-from ldm.devices import detect_compute
+from ldm.cond_stage.layout_stage import LayoutStage
 from ldm.cond_stage.stages import ClassStage, SemanticStage, UnconditionalStage
+from ldm.devices import detect_compute
 from ldm.loading.checkpoint import load_state_dict
 from ldm.loading.detect import DetectionError
 from ldm.loading.tiny_ldm import TINY_CHURCHES_SCALE_FACTOR, TINY_LDM_LAYOUTS, write_tiny_ldm_checkpoint
@@ -32,6 +33,7 @@ EXPECTED = {
     "sr": ("ldm_concat", 3, 1.0, (0.0015, 0.0155), UnconditionalStage),
     "inpaint": ("ldm_concat", 3, 1.0, (0.0015, 0.0205), UnconditionalStage),
     "semantic": ("ldm_concat", 3, 1.0, (0.0015, 0.0205), SemanticStage),
+    "layout": ("ldm_layout", 3, 1.0, (0.0015, 0.0205), LayoutStage),
 }
 
 
@@ -48,7 +50,7 @@ def test_every_layout_has_an_expectation():
 @pytest.mark.parametrize("layout", sorted(EXPECTED))
 def test_files_are_lightning_pickles_weights_only_refuses(checkpoints, layout):
     path = checkpoints[layout]
-    assert path.stat().st_size < 7e6
+    assert path.stat().st_size < (5e6 if layout == "layout" else 7e6)
     with pytest.raises(pickle.UnpicklingError, match="ModelCheckpoint"):
         torch.load(path, weights_only=True)
 
@@ -121,3 +123,31 @@ def test_class_stage_tokens():
         build_class_stage(torch.randn(1000, 8)).encode_class(-1)
     cond = stage.encode_class(3)[0][0]
     torch.testing.assert_close(cond, stage.embedder.embedding.weight[3].reshape(1, 1, 8))
+
+
+def test_layout_encoder_is_told_from_the_text_encoder_by_its_vocabulary(checkpoints):
+    from ldm.cond_stage.layout_encoder import layout_encoder_width
+    layout_sd, _ = load_state_dict(checkpoints["layout"])
+    text_sd, _ = load_state_dict(checkpoints["txt2img"])
+    assert layout_sd["cond_stage_model.transformer.token_emb.weight"].shape[0] == 8192
+    assert layout_sd["cond_stage_model.transformer.pos_emb.emb.weight"].shape[0] == 92
+    assert layout_encoder_width(layout_sd) == 32
+    assert layout_encoder_width(text_sd) is None
+    assert layout_encoder_width(load_state_dict(checkpoints["cin"])[0]) is None
+
+
+def test_layout_stage_reads_json_layouts_and_refuses_prose(checkpoints):
+    from ldm.text.layout_tokens import OPENIMAGES_LAYOUT, class_ids, layout_tokens
+    _, clip, _ = load_checkpoint(checkpoints["layout"], compute=FP32_CPU)
+    cat = class_ids("openimages")["Cat"]
+    layout = ('[{"label": "cat", "x": 0.1, "y": 0.2, "w": 0.5, "h": 0.6}, '
+              '{"label": "12", "x": 0, "y": 0, "w": 1, "h": 1}]')
+    expected = layout_tokens([(cat, 0.1, 0.2, 0.5, 0.6), (12, 0.0, 0.0, 1.0, 1.0)], OPENIMAGES_LAYOUT)
+    assert [token for token, _ in clip.tokenize(layout)["layout"][0]] == expected
+    empty = [token for token, _ in clip.tokenize("")["layout"][0]]
+    assert empty == [token for token, _ in clip.tokenize("[]")["layout"][0]] == layout_tokens([], OPENIMAGES_LAYOUT)
+    with pytest.raises(ValueError, match="LayoutConditioning"):
+        clip.tokenize("a cat on a sofa")
+    with pytest.raises(ValueError, match=r"'Catt'.*OpenImages class names"):
+        clip.tokenize('[{"label": "Catt", "x": 0, "y": 0, "w": 1, "h": 1}]')
+    assert clip.clone().encode(layout).shape == (1, 92, 32)

@@ -1,5 +1,5 @@
 """The paper's LDM checkpoints through the nodes users wire: CheckpointLoaderSimple -> text /
-class / concat conditioning -> KSampler (euler, ddim_eta, plms) -> VAEDecode, on the tiny
+class / layout / concat conditioning -> KSampler (euler, ddim_eta, plms) -> VAEDecode, on the tiny
 Lightning ``.ckpt`` files of ``ldm.loading.tiny_ldm``; and the conditioning the UNet receives,
 checked against the paper's definitions computed here."""
 
@@ -9,11 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ldm.loading.checkpoint import load_state_dict
 from ldm.loading.tiny_ldm import write_tiny_ldm_checkpoint
+from ldm.text.layout_handle import build_layout_handle
+from ldm.text.layout_tokens import OPENIMAGES_LAYOUT, class_ids, layout_tokens
 from nodes.conditioning import CLIPTextEncode
 from nodes.latent import EmptyLatentImage
-from nodes.ldm_conditioning import (ClassConditioning, LDMInpaintConditioning, LDMSuperResolutionConditioning,
-                                    SemanticMapConditioning)
+from nodes.ldm_conditioning import (ClassConditioning, LayoutConditioning, LDMInpaintConditioning,
+                                    LDMSuperResolutionConditioning, SemanticMapConditioning)
 from nodes.loaders import CheckpointLoaderSimple
 from nodes.sampling import KSampler
 from nodes.vae import VAEDecode
@@ -190,3 +193,76 @@ def test_class_node_refuses_another_models_clip(runner):
     _, clip, _ = _load(runner, "uncond")
     with pytest.raises(TypeError, match="class-conditional"):
         ClassConditioning().encode(clip, 3)
+
+
+def test_class_conditioning_by_name(runner):
+    _, clip, _ = _load(runner, "cin")
+    (by_index,) = runner(ClassConditioning().encode, clip, 207)
+    (by_name,) = runner(ClassConditioning().encode, clip, 0, "Golden Retriever")
+    torch.testing.assert_close(by_name[0][0], by_index[0][0])
+    (blank,) = runner(ClassConditioning().encode, clip, 207, "  ")  # empty: the index decides
+    torch.testing.assert_close(blank[0][0], by_index[0][0])
+    with pytest.raises(ValueError, match="'golden retreiver' is not an ImageNet class name"):
+        ClassConditioning().encode(clip, 0, "golden retreiver")
+
+
+LAYOUT = ('[{"label": "Cat", "x": 0.1, "y": 0.2, "w": 0.5, "h": 0.6}, '
+          '{"label": "tree", "x": 0.6, "y": 0.0, "w": 0.4, "h": 1.0}]')
+
+
+def test_layout_node_declares_the_widget_with_the_openimages_labels():
+    options = LayoutConditioning.INPUT_TYPES()["required"]["layout"][1]
+    assert options["weft_widget"] == "layout_boxes" and options["default"] == "[]" and not options["multiline"]
+    assert len(options["labels"]) == 340 and options["labels"][class_ids("openimages")["Cat"]] == "Cat"
+
+
+@pytest.mark.parametrize("sampler", ["euler", "plms"])
+def test_layout_conditioning_samples_an_image(runner, sampler):
+    model, clip, vae = _load(runner, "layout")
+    (positive,) = runner(LayoutConditioning().encode, clip, LAYOUT)
+    (negative,) = runner(LayoutConditioning().encode, clip, "[]")
+    assert positive[0][0].shape == negative[0][0].shape == (1, 92, 32)
+    (latent,) = runner(EmptyLatentImage().generate, 64, 48, 1)
+    image = _decode(runner, vae, _sample(runner, model, positive, negative, latent, sampler))
+    assert image.shape == (1, 48, 64, 3)
+
+
+def test_layout_context_is_the_encoders_output_for_the_boxes_tokens(runner):
+    model, clip, _ = _load(runner, "layout")
+    # the expected contexts from the file's own weights and taming's token rules, apart from the node
+    folder = runner.services.folders.model_roots("checkpoints")[0]
+    handle = build_layout_handle(load_state_dict(folder / "tiny-ldm-layout.ckpt")[0])
+    ids = class_ids("openimages")
+    boxes = [(ids["Cat"], 0.1, 0.2, 0.5, 0.6), (ids["Tree"], 0.6, 0.0, 0.4, 1.0)]
+    expected_positive = handle.encode_tokens([layout_tokens(boxes, OPENIMAGES_LAYOUT)])
+    expected_negative = handle.encode_tokens([layout_tokens([], OPENIMAGES_LAYOUT)])
+    (positive,) = runner(LayoutConditioning().encode, clip, LAYOUT)
+    (negative,) = runner(LayoutConditioning().encode, clip, "[]")
+    torch.testing.assert_close(positive[0][0], expected_positive)
+    torch.testing.assert_close(negative[0][0], expected_negative)
+    # CLIPTextEncode reads the same JSON, and refuses prose naming the layout node
+    torch.testing.assert_close(runner(CLIPTextEncode().encode, clip, LAYOUT)[0][0][0], expected_positive)
+    with pytest.raises(ValueError, match="LayoutConditioning"):
+        CLIPTextEncode().encode(clip, "a cat under a tree")
+    spy = UNetInputs(model.unet)
+    try:
+        (latent,) = runner(EmptyLatentImage().generate, 32, 32, 1)
+        _sample(runner, model, positive, negative, latent, "euler", cfg=3.0)
+    finally:
+        spy.close()
+    contexts = torch.cat([context for _, context in spy.calls]).float()
+    assert contexts.shape[1:] == (92, 32)
+    for row in contexts:
+        assert (torch.allclose(row, expected_positive[0], atol=1e-5)
+                or torch.allclose(row, expected_negative[0], atol=1e-5))
+    assert any(torch.allclose(row, expected_positive[0], atol=1e-5) for row in contexts)
+    assert any(torch.allclose(row, expected_negative[0], atol=1e-5) for row in contexts)
+
+
+def test_layout_node_names_unknown_labels_and_refuses_another_models_clip(runner):
+    _, clip, _ = _load(runner, "layout")
+    with pytest.raises(ValueError, match=r"unknown layout label\(s\) 'Unicorn'.*label list"):
+        LayoutConditioning().encode(clip, '[{"label": "Unicorn", "x": 0, "y": 0, "w": 1, "h": 1}]')
+    _, cin_clip, _ = _load(runner, "cin")
+    with pytest.raises(TypeError, match="layout-to-image"):
+        LayoutConditioning().encode(cin_clip, "[]")
