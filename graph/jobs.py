@@ -185,6 +185,12 @@ class JobStore:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM jobs WHERE state='pending'").fetchone()[0]
 
+    def count_unfinished(self) -> int:
+        """Jobs queued or running: each counts from its submission until its history entry is
+        written (what ComfyUI's ``queue_remaining`` means to clients that then read /history)."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+
     def delete_pending(self, prompt_ids: list[str]) -> int:
         with self._lock, self._tx():
             deleted = 0

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .jobs import MAX_ATTEMPTS, Job, JobStore
-from .worker import BROADCAST_EVENTS, Send, history_entry
+from .worker import BROADCAST_EVENTS, Send, ends_job, history_entry
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class WorkerSlot:
     models: frozenset[str] = frozenset()  # model files of the last job it ran
     pending_free: tuple[bool, bool] = (False, False)
     assigned: Job | None = None
+    held_events: list = field(default_factory=list)  # the running job's last message, sent after its history
     affinity: bool = False
     info: dict = field(default_factory=dict)
 
@@ -221,7 +222,9 @@ class WorkerPool:
                 self._apply_free(slot)
 
     def queue_remaining(self) -> int:
-        return self.store.count_pending() + len(self.running())
+        # From the store, not the slots: a job claimed but not yet handed to its worker's thread,
+        # or run but not yet written to the history, still counts.
+        return self.store.count_unfinished()
 
     def status_message(self) -> dict:
         return {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}}
@@ -336,7 +339,8 @@ class WorkerPool:
             reason = slot.channel.exit_reason()
             log.error("worker %d ended while running job %s: %s", slot.id, job.prompt_id, reason)
             slot.restarts += 1
-            entry = self._after_crash(job, reason)
+            slot.held_events = []  # what the lost worker said last is superseded by the crash rule
+            entry = self._after_crash(slot, job, reason)
         except _Stopped as stopped:
             slot.channel.kill()
             slot.restarts += 1
@@ -344,6 +348,10 @@ class WorkerPool:
         if entry is not None:
             entry["weft"] = {"worker": slot.id, "model_affinity": slot.affinity}
             self._record(job, entry)
+        for event, data in slot.held_events:  # the job's last message, once /history has it
+            self._emit(job, event, data)
+        slot.held_events = []
+        if entry is not None:
             # One line per job in the server log (and the log panels that follow it), as ComfyUI's.
             log.info("job %s: %s in %.2f s (worker %d)", job.prompt_id, entry["status"]["status_str"],
                      time.monotonic() - slot.started, slot.id)
@@ -367,7 +375,10 @@ class WorkerPool:
                 if kind == "event":
                     if message[1] == "executing":
                         slot.node = message[2].get("node")
-                    self._emit(job, message[1], message[2])
+                    if ends_job(message[1], message[2]):
+                        slot.held_events.append((message[1], message[2]))
+                    else:
+                        self._emit(job, message[1], message[2])
                 elif kind == "hub" and self._hub_call is not None:
                     self._hub_call(message[1], tuple(message[2]))
                 elif kind == "done":
@@ -390,20 +401,25 @@ class WorkerPool:
                 raise _Stopped(self._interrupted_entry(job, slot))
 
     # -- entries for jobs that did not end by themselves --------------------------------------------
+    @staticmethod
+    def _hold_job_end(slot: WorkerSlot, job: Job) -> None:
+        """The job's last message, sent by ``_run`` once its history entry is written."""
+        slot.held_events = [("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id})]
+
     def _stopped_entry(self, job: Job, slot: WorkerSlot, kind: str, message: str) -> dict:
         data = _error_data(job, message, kind, slot.node)
         self._emit(job, "execution_error", data)
-        self._emit(job, "executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id})
+        self._hold_job_end(slot, job)
         return history_entry(job, "error", {}, [["execution_error", data]], {})
 
     def _interrupted_entry(self, job: Job, slot: WorkerSlot) -> dict:
         data: dict[str, Any] = {"prompt_id": job.prompt_id, "node_id": slot.node,
                                 "node_type": _class_of(job, slot.node), "executed": [], "timestamp": _now_ms()}
         self._emit(job, "execution_interrupted", data)
-        self._emit(job, "executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id})
+        self._hold_job_end(slot, job)
         return history_entry(job, "interrupted", {}, [["execution_interrupted", data]], {})
 
-    def _after_crash(self, job: Job, reason: str) -> dict | None:
+    def _after_crash(self, slot: WorkerSlot, job: Job, reason: str) -> dict | None:
         """The crash rule: back in the queue once; failed the second time. None when requeued."""
         if job.attempts < MAX_ATTEMPTS:
             self.store.release(job.prompt_id)
@@ -412,7 +428,7 @@ class WorkerPool:
                    "it was not retried again.")
         entry = _crash_entry(job, message, "WeftWorkerLost")
         self._emit(job, "execution_error", entry["status"]["messages"][0][1])
-        self._emit(job, "executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id})
+        self._hold_job_end(slot, job)
         return entry
 
     def _record(self, job: Job, entry: dict) -> None:

@@ -24,6 +24,12 @@ Send = Callable[[str, dict, "str | None"], None]
 BROADCAST_EVENTS = ("execution_interrupted",)
 
 
+def ends_job(event: str, data: dict) -> bool:
+    """The job's last message (``executing`` with no node): clients read /history when it comes,
+    so it is sent only after the history entry is written, as ComfyUI orders them."""
+    return event == "executing" and data.get("node") is None
+
+
 def history_entry(job: Job, status: str, outputs: dict, messages: list, meta: dict) -> dict:
     return {"prompt": job.queue_item(), "outputs": outputs,
             "status": {"status_str": "success" if status == "success" else "error",
@@ -79,7 +85,7 @@ class Worker:
             self._apply_free()
 
     def queue_remaining(self) -> int:
-        return self.store.count_pending() + (1 if self.current_job is not None else 0)
+        return self.store.count_unfinished()
 
     def status_message(self) -> dict:
         return {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}}
@@ -111,9 +117,14 @@ class Worker:
         self.current_job = job
         self.broadcast_status()
 
+        held: list[tuple[str, dict]] = []
+
         def emit(event: str, data: dict) -> None:
             if event == "executing":
                 self.current_node = data.get("node")
+            if ends_job(event, data):
+                held.append((event, data))
+                return
             self._send(event, data, None if event in BROADCAST_EVENTS else job.client_id)
 
         started = time.monotonic()
@@ -128,6 +139,8 @@ class Worker:
                 "prompt_id": job.prompt_id, "exception_message": str(exc),
                 "exception_type": type(exc).__name__}]], {})
         self.store.finish(job.prompt_id, entry)
+        for event, data in held:
+            self._send(event, data, job.client_id)
         self.current_job = None
         self.current_node = None
         self.broadcast_status()

@@ -133,3 +133,42 @@ def test_a_history_write_that_keeps_failing_becomes_the_jobs_error_and_the_pool_
         assert _wait_done(store, ["next"])["next"]["status"]["status_str"] == "success"
     finally:
         pool.stop()
+
+
+class EndingChannel(FakeChannel):
+    """A fake worker that, like the real one, says ``executing`` with no node before ``done``."""
+
+    def _serve(self):
+        while self.running:
+            message = self.to_worker.get()
+            if message[0] == "run":
+                job = message[1]
+                time.sleep(self.seconds)
+                self.from_worker.put(("event", "executing", {"node": None, "prompt_id": job["prompt_id"]}))
+                time.sleep(0.05)  # the window a client reading /history at once would fall into
+                self.from_worker.put(("done", {"status": "success", "outputs": {}, "messages": [], "meta": {}}))
+            elif message[0] == "stop":
+                self.running = False
+
+
+def test_a_jobs_end_is_announced_only_once_its_history_is_written(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    seen: list[tuple[bool, int]] = []
+    pool: WorkerPool
+
+    def send(event, data, client_id):
+        if event == "executing" and data.get("node") is None:  # what clients wait for, then read /history
+            seen.append((store.history_entry(data["prompt_id"]) is not None, pool.queue_remaining()))
+
+    pool = WorkerPool(store, send, lambda i: EndingChannel(i, 0.05), size=1)
+    pool.start()
+    try:
+        store.submit("job", store.next_number(), _prompt("a.safetensors", 0), {}, ["1"])
+        assert pool.queue_remaining() == 1  # counted from submission ...
+        _wait_done(store, ["job"])
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == [(True, 0)]  # ... until its history entry exists, which the end message follows
+    finally:
+        pool.stop()
