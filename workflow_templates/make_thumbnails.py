@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from ldm.data.shapes import Scene, grid_centre, render_scene  # noqa: E402
 
 SCALE = 4
+LDM_TEMPLATE_PREFIX = "weft_ldm_"
 #: The pictures the templates load (LoadImage), drawn by the starter model's own scene renderer.
 #: A ``hole`` (x0, y0, x1, y1) is made transparent: LoadImage's MASK output is that area.
 INPUT_PICTURES = {
@@ -127,7 +128,10 @@ def thumbnail(images: list[Image.Image]) -> Image.Image:
 
 def main() -> None:
     draw_inputs(HERE)
-    names = [t["name"] for category in json.loads((HERE / "index.json").read_text()) for t in category["templates"]]
+    # The templates of the paper's models need checkpoints that are not shipped: make_ldm_media.py
+    # draws their thumbnails.
+    names = [t["name"] for category in json.loads((HERE / "index.json").read_text()) for t in category["templates"]
+             if not t["name"].startswith(LDM_TEMPLATE_PREFIX)]
     with tempfile.TemporaryDirectory(prefix="weft-thumbnails-") as folder:
         base = Path(folder)
         (base / "input").mkdir()

@@ -24,7 +24,16 @@ from .conftest import REPO, ServerProcess
 WEFT_TEMPLATES = REPO / "workflow_templates"
 COMFYUI_TEMPLATES = Path(next(iter(importlib.util.find_spec("comfyui_workflow_templates_json")
                                    .submodule_search_locations))) / "templates"
-WEFT_NAMES = ["weft_text_to_image", "weft_image_to_image", "weft_inpainting", "weft_seed_variations"]
+STARTER_NAMES = ["weft_text_to_image", "weft_image_to_image", "weft_inpainting", "weft_seed_variations"]
+#: The paper's models' templates and the checkpoint each names (not in this server's folders).
+LDM_CHECKPOINTS = {
+    "weft_ldm_text_to_image": "ldm-txt2img-f8-large.ckpt", "weft_ldm_unconditional": "ldm-celeba256.ckpt",
+    "weft_ldm_class_conditional": "ldm-cin256-v2.ckpt", "weft_ldm_super_resolution": "ldm-bsr-sr.ckpt",
+    "weft_ldm_inpainting": "ldm-inpainting-big.ckpt", "weft_ldm_semantic_synthesis": "ldm-semantic-synthesis256.ckpt",
+    "weft_ldm_semantic_synthesis_512x1024": "ldm-semantic-synthesis256.ckpt",
+    "weft_ldm_layout_to_image": "ldm-layout2img-openimages256.ckpt",
+}
+WEFT_NAMES = STARTER_NAMES + list(LDM_CHECKPOINTS)
 
 #: A pack example with a subgraph: an unknown node inside it, a Note and the subgraph instance
 #: beside it, and a loader widget naming a model file nobody has.
@@ -168,7 +177,9 @@ def test_catalogue_says_what_each_template_lacks(templates_server):
     weft = [entry for entry in catalogue.values() if entry["source"] == "weft"]
     assert [entry["name"] for entry in weft] == WEFT_NAMES
     for entry in weft:
-        assert entry["missing_nodes"] == [] and entry["missing_models"] == [], entry
+        missing = ([{"name": LDM_CHECKPOINTS[entry["name"]], "directory": "checkpoints"}]
+                   if entry["name"] in LDM_CHECKPOINTS else [])
+        assert entry["missing_nodes"] == [] and entry["missing_models"] == missing, entry
         assert entry["category"] == "Weft" and entry["thumbnail"] == f"/templates/{entry['name']}-1.webp"
         assert templates_server.get(entry["workflow"])[0] == 200
     assert catalogue["weft/weft_inpainting"]["inputs"] == [

@@ -69,7 +69,9 @@ def test_weft_templates_show_with_thumbnails_and_search_filters(editor):
 
     editor.page.fill(".templates-search", "")
     editor.page.select_option(".templates-source", "weft")
-    assert _visible_ids(editor) == [f"weft/{name}" for name in WEFT]
+    weft_only = _visible_ids(editor)  # the starter model's templates, then those of the paper's models
+    assert weft_only[:len(WEFT)] == [f"weft/{name}" for name in WEFT]
+    assert all(v.startswith("weft/weft_ldm_") for v in weft_only[len(WEFT):])
     editor.page.select_option(".templates-source", "")
     editor.page.check(".templates-ready")
     ready = _visible_ids(editor)
