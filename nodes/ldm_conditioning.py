@@ -15,9 +15,17 @@ from __future__ import annotations
 
 import torch
 
-from ldm.cond_stage.concat import inpaint_concat, label_map, semantic_concat, super_resolution_concat
+from ldm.cond_stage.coco_stuff import coco_stuff_label
+from ldm.cond_stage.concat import (
+    inpaint_concat,
+    label_map,
+    label_map_from_masks,
+    semantic_concat,
+    super_resolution_concat,
+)
 from ldm.cond_stage.imagenet_classes import imagenet_class_index
 from ldm.cond_stage.layout_stage import LAYOUT_DATASET, LayoutStage
+from ldm.cond_stage.palette import labels_from_colours
 from ldm.cond_stage.stages import ClassStage, SemanticStage
 from ldm.sampling.model_conds import LDM_CONCAT_KEY
 from ldm.text.conditioning import with_values
@@ -26,6 +34,10 @@ from ldm.text.layout_tokens import class_names
 CATEGORY = "conditioning/latent diffusion"
 #: ImageNet's 1000 classes; -1 is the unconditional class.
 MAX_CLASS_INDEX = 999
+#: How SemanticMapConditioning reads its segmentation image; the first is the node's original reading.
+MAP_KINDS = ("label values", "palette colours")
+#: COCO-Stuff's sky-other: the commonest backdrop of the landscape model's maps.
+DEFAULT_BACKGROUND_CLASS = 156
 
 
 def _stage(clip, kind: type, model: str):
@@ -128,20 +140,52 @@ class SemanticMapConditioning:
     FUNCTION = "encode"
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
     RETURN_NAMES = ("positive", "negative", "latent")
-    DESCRIPTION = ("Conditions the paper's semantic-synthesis LDM on a label map: an IMAGE whose first channel "
-                   "holds label/255 (an 8-bit grayscale label PNG), one-hot over the model's classes and "
-                   "rescaled by its SpatialRescaler.")
+    DESCRIPTION = ("Conditions the paper's semantic-synthesis LDM on a label map of COCO-Stuff classes, one-hot "
+                   "over the model's classes and rescaled by its SpatialRescaler. The map is the segmentation "
+                   "image read as label values (first channel = class / 255, an 8-bit grey label PNG) or as "
+                   "palette colours (`python -m ldm.cond_stage.palette OUT.png` draws the legend), or it is "
+                   "painted from a mask set: background_class, then each mask (> 0.5) with its class.")
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
                              "clip": ("CLIP", {"tooltip": "The CLIP output of CheckpointLoaderSimple for a "
-                                                          "semantic-synthesis checkpoint."}),
-                             "segmentation": ("IMAGE", {"tooltip": "Label map, value = class / 255."})}}
+                                                          "semantic-synthesis checkpoint."})},
+                "optional": {
+                    "segmentation": ("IMAGE", {"tooltip": "The label map, read as map_kind says; not needed "
+                                                          "when masks are given."}),
+                    "map_kind": (list(MAP_KINDS), {"default": MAP_KINDS[0],
+                                                   "tooltip": "label values: value = class / 255 (grey label "
+                                                              "PNG); palette colours: each pixel's nearest "
+                                                              "palette colour (exact colours expected, JPEG "
+                                                              "noise tolerated)."}),
+                    "masks": ("MASK", {"tooltip": "A mask set [N, H, W]; used instead of segmentation."}),
+                    "mask_classes": ("STRING", {"default": "", "multiline": False,
+                                                "tooltip": "One class per mask, comma-separated: ids or "
+                                                           "COCO-Stuff names ('sea, mountain, 105')."}),
+                    "background_class": ("INT", {"default": DEFAULT_BACKGROUND_CLASS, "min": 0, "max": 255,
+                                                 "tooltip": "The class where no mask is set (156 = sky-other)."})}}
 
-    def encode(self, positive, negative, clip, segmentation):
+    def encode(self, positive, negative, clip, segmentation=None, map_kind=MAP_KINDS[0], masks=None,
+               mask_classes="", background_class=DEFAULT_BACKGROUND_CLASS):
         stage = _stage(clip, SemanticStage, "semantic-synthesis")
-        return _with_concat(positive, negative, semantic_concat(stage, label_map(segmentation)))
+        labels = _semantic_labels(stage.n_classes, segmentation, map_kind, masks, mask_classes, background_class)
+        return _with_concat(positive, negative, semantic_concat(stage, labels))
+
+
+def _semantic_labels(n_classes: int, segmentation, map_kind: str, masks, mask_classes: str,
+                     background_class: int) -> torch.Tensor:
+    """The label map [B, H, W] SemanticMapConditioning's inputs describe."""
+    if masks is not None:
+        classes = [coco_stuff_label(part, n_classes) for part in mask_classes.split(",") if part.strip()]
+        return label_map_from_masks(masks, classes, coco_stuff_label(str(background_class), n_classes))
+    if segmentation is None:
+        raise ValueError("SemanticMapConditioning needs a segmentation image or a mask set (masks + mask_classes)")
+    if map_kind == "palette colours":
+        return labels_from_colours(segmentation, n_classes)
+    if map_kind != "label values":
+        raise ValueError(f"unknown map_kind {map_kind!r}; one of {list(MAP_KINDS)}")
+    return label_map(segmentation)
 
 
 NODE_CLASS_MAPPINGS = {

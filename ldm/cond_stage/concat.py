@@ -7,7 +7,8 @@
   image ``(1 - mask)·image``; both mapped to [-1, 1]; ``c = [first_stage.encode(masked) (3),
   mask resized (nearest) to the latent (1)]`` — the encoder's raw output, not scaled;
 - semantic synthesis: a label map one-hot over the model's classes, through its
-  ``SpatialRescaler`` (:class:`ldm.cond_stage.stages.SemanticStage`).
+  ``SpatialRescaler`` (:class:`ldm.cond_stage.stages.SemanticStage`); the map from label values,
+  from palette colours (:mod:`ldm.cond_stage.palette`) or painted from a mask set.
 
 Images are ComfyUI's ``IMAGE`` [B, H, W, C] in 0..1 and ``MASK`` [B, H, W] (1 = repaint).
 """
@@ -54,6 +55,19 @@ def label_map(segmentation: torch.Tensor) -> torch.Tensor:
     8-bit grayscale label PNGs of COCO-Stuff and similar store them) or a MASK [B, H, W]."""
     values = segmentation[..., 0] if segmentation.ndim == 4 else segmentation
     return (values.float() * 255.0).round().long()
+
+
+def label_map_from_masks(masks: torch.Tensor, classes: list[int], background: int) -> torch.Tensor:
+    """Labels [1, H, W] (long) painted from a mask set: ``background`` everywhere, then each mask
+    [N, H, W] where it is > 0.5 with its class, later masks over earlier ones."""
+    masks = masks.reshape((-1,) + tuple(masks.shape[-2:]))
+    if masks.shape[0] != len(classes):
+        raise ValueError(f"{masks.shape[0]} mask(s) but {len(classes)} class(es) in mask_classes: give one class "
+                         "per mask, in the masks' order")
+    labels = torch.full((1,) + tuple(masks.shape[-2:]), background, dtype=torch.long)
+    for mask, label in zip(masks, classes, strict=True):
+        labels[0][mask > 0.5] = label
+    return labels
 
 
 def semantic_concat(stage: SemanticStage, labels: torch.Tensor) -> torch.Tensor:
