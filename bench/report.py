@@ -36,12 +36,18 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, label: str, results: dict) -> None:
-    start, end = f"<!-- results:{label} -->", f"<!-- /results:{label} -->"
-    block = f"{start}\n{table(results)}\n{end}"
+def replace_block(readme: Path, marker: str, body: str, heading: str) -> None:
+    """Put ``body`` between ``<!-- marker -->`` and ``<!-- /marker -->`` in ``readme``; where the markers
+    are missing, append them under ``heading``."""
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    block = f"{start}\n{body}\n{end}"
     text = readme.read_text() if readme.exists() else ""
     if start in text and end in text:
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
-        text = text.rstrip() + f"\n\n### {label}\n\n{block}\n"
+        text = text.rstrip() + f"\n\n{heading}\n\n{block}\n"
     readme.write_text(text)
+
+
+def update_readme(readme: Path, label: str, results: dict) -> None:
+    replace_block(readme, f"results:{label}", table(results), heading=f"### {label}")

@@ -2,8 +2,10 @@
 
     python -m bench.run                 # the plan for this device (CPU: SD1.5 at 256²; GPU: SD1.5 + SDXL)
     python -m bench.run --quick         # a fast pass of the same code (tiny sizes; checks the script)
+    python -m bench.run --no-roofline   # without the per-op-class roofline that follows the plan
 
-Writes ``bench/results/<device>.json`` and the table for that device in ``bench/README.md``.
+Writes ``bench/results/<device>.json`` and the table for that device in ``bench/README.md``; then
+``bench.roofline`` writes ``bench/results/roofline-<device>.json`` and its table.
 Timings are the minimum over repeats after a warm-up, Weft and diffusers interleaved so load from
 other processes falls on both; memory comes from fresh processes (``bench.probe``).
 """
@@ -235,12 +237,23 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
                 results.notes.append(f"{name} {side} {mode} probe failed: {found['error']}")
 
 
+def roofline(quick: bool, out: str, readme: bool) -> None:
+    """The per-op-class roofline of one UNet step (``bench.roofline``), in a fresh process so the
+    plan's loaded models and allocator state do not weigh on it."""
+    command = [sys.executable, "-m", "bench.roofline", "--out", out] + (["--quick"] if quick else []) \
+        + ([] if readme else ["--no-readme"])
+    done = subprocess.run(command, cwd=HERE.parent)
+    if done.returncode:
+        print(f"roofline failed with exit status {done.returncode}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, numbers meaningless")
     parser.add_argument("--families", nargs="*", default=None, choices=sorted(FAMILIES))
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")
+    parser.add_argument("--no-roofline", action="store_true", help="skip the per-op-class roofline after the plan")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     plan = QUICK_PLAN if args.quick else (GPU_PLAN if device.type == "cuda" else CPU_PLAN)
@@ -258,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"done in {time.perf_counter() - started:.0f} s → {out / (label + '.json')}")
     if not args.no_readme and not args.quick:
         update_readme(HERE / "README.md", label, asdict(results))
+    if not args.no_roofline:
+        roofline(args.quick, args.out, readme=not args.no_readme and not args.quick)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,7 @@ from ldm.loading.checkpoint import load_state_dict
 from ldm.memory import MemoryOptions, VramMode
 from ldm.model import load_checkpoint
 from ldm.networks.adm import sdxl_label
-from ldm.sampling.denoiser import UNetDenoiser
-from ldm.sampling.guidance import GuidedModel
-from ldm.sampling.model_conds import model_conds_for_family
-from ldm.sampling.model_sampling import model_sampling_for_family
+from ldm.sampling.from_handle import guided_model
 from ldm.sampling.sample import common_ksampler
 
 PROMPT = "a photograph of an astronaut riding a horse on the moon, detailed, 35mm"
@@ -113,14 +110,9 @@ class WeftSide:
             add = {"width": size, "height": size} if self.family.xl else None
             positive = self.engine.encode_tokens(self.clip, self.clip.tokenize(PROMPT), add)
             negative = self.engine.encode_tokens(self.clip, self.clip.tokenize(NEGATIVE), add)
-            sampling = model_sampling_for_family(self.model.family, self.model.prediction)
             empty = {"samples": torch.zeros(1, 4, latent, latent)}
             with self.engine.use_unet(self.model, latent_shape=(1, 4, latent, latent)) as unet:
-                guided = GuidedModel(apply_model=UNetDenoiser(unet, sampling), sampling=sampling,
-                                     model_conds=model_conds_for_family(self.model.family),
-                                     options=self.model.options,
-                                     process_latent_in=self.model.latent_format.process_in,
-                                     process_latent_out=self.model.latent_format.process_out)
+                guided = guided_model(self.model, unet)  # the public path KSampler takes
                 out = common_ksampler(guided, seed, steps, 7.5, "euler", "normal", positive, negative, empty,
                                       device=self.device)
             samples = out["samples"].to(self.engine.intermediate_device)
