@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .jobs import MAX_ATTEMPTS, Job, JobStore
-from .worker import BROADCAST_EVENTS, Send, ends_job, history_entry
+from .worker import BROADCAST_EVENTS, QueueStatus, Send, ends_job, history_entry
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class WorkerSlot:
                 "where": self.channel.description if self.channel else None, **self.info}
 
 
-class WorkerPool:
+class WorkerPool(QueueStatus):
     """The server's workers (the interface of graph.worker.Worker, which runs jobs in-process)."""
 
     def __init__(self, store: JobStore, send: Send, launcher: Launcher, *, size: int = 1,
@@ -220,17 +220,6 @@ class WorkerPool:
             slot.pending_free = (unload or unload_models, free or free_memory)
             if slot.state == "idle":
                 self._apply_free(slot)
-
-    def queue_remaining(self) -> int:
-        # From the store, not the slots: a job claimed but not yet handed to its worker's thread,
-        # or run but not yet written to the history, still counts.
-        return self.store.count_unfinished()
-
-    def status_message(self) -> dict:
-        return {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}}
-
-    def broadcast_status(self) -> None:
-        self._send("status", self.status_message(), None)
 
     def workers(self) -> list[dict]:
         return [slot.as_json() for slot in self.slots]

@@ -30,6 +30,24 @@ def ends_job(event: str, data: dict) -> bool:
     return event == "executing" and data.get("node") is None
 
 
+class QueueStatus:
+    """ComfyUI's ``status`` message, for the runners (``Worker`` here, ``graph.pool.WorkerPool``):
+    ``queue_remaining`` counts a job from its submission until its history entry is written (from
+    the store, so a job claimed but not yet running, or run but not yet recorded, still counts)."""
+
+    store: JobStore
+    _send: Send
+
+    def queue_remaining(self) -> int:
+        return self.store.count_unfinished()
+
+    def status_message(self) -> dict:
+        return {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}}
+
+    def broadcast_status(self) -> None:
+        self._send("status", self.status_message(), None)
+
+
 def history_entry(job: Job, status: str, outputs: dict, messages: list, meta: dict) -> dict:
     return {"prompt": job.queue_item(), "outputs": outputs,
             "status": {"status_str": "success" if status == "success" else "error",
@@ -37,7 +55,7 @@ def history_entry(job: Job, status: str, outputs: dict, messages: list, meta: di
             "meta": meta}
 
 
-class Worker:
+class Worker(QueueStatus):
     def __init__(self, store: JobStore, executor: Executor, send: Send,
                  on_free: Callable[[bool, bool], None] | None = None) -> None:
         self.store = store
@@ -83,15 +101,6 @@ class Worker:
             self._free_request = (old_unload or unload_models, old_free or free_memory)
         if self.current_job is None:
             self._apply_free()
-
-    def queue_remaining(self) -> int:
-        return self.store.count_unfinished()
-
-    def status_message(self) -> dict:
-        return {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}}
-
-    def broadcast_status(self) -> None:
-        self._send("status", self.status_message(), None)
 
     # -- the loop ----------------------------------------------------------------------------------
     def _apply_free(self) -> None:

@@ -19,17 +19,16 @@ import torch
 from torch import nn
 
 from ldm.cond_stage.layout_json import parse_layout
-from ldm.text.handle_base import TextHandleState
+from ldm.cond_stage.stages import ConditioningStage, Tokens
 from ldm.text.layout_handle import LayoutHandle, build_layout_handle
 from ldm.text.layout_tokens import class_names
 from ldm.text.ldm_bert import CHECKPOINT_PREFIX
 
-Tokens = dict[str, list[list[tuple]]]
 #: The class list of the released layout model (taming's OpenImages builder numbering).
 LAYOUT_DATASET = "openimages"
 
 
-class LayoutStage(TextHandleState):
+class LayoutStage(ConditioningStage):
     TOKENS_KEY = "layout"
     ENCODER_NAME = "transformer"
 
@@ -63,18 +62,9 @@ class LayoutStage(TextHandleState):
         boxes = parse_layout(layout, self.class_names)
         return {self.TOKENS_KEY: [[(token, 1.0) for token in self.handle.tokens(boxes)]]}
 
-    def encode_from_tokens(self, tokens: Tokens, return_pooled: bool = False, return_dict: bool = False):
+    def context(self, tokens: Tokens) -> torch.Tensor:
         rows = [[int(token) for token, _ in chunk] for chunk in tokens[self.TOKENS_KEY]]
-        cond = self.handle.encode_tokens(rows)
-        if return_dict:
-            return {"cond": cond, "pooled_output": None}
-        return (cond, None) if return_pooled else cond
-
-    def encode_from_tokens_scheduled(self, tokens: Tokens, add_dict: Mapping | None = None) -> list:
-        return [[self.encode_from_tokens(tokens), {"pooled_output": None, **(add_dict or {})}]]
-
-    def encode(self, text: str) -> torch.Tensor:
-        return self.encode_from_tokens(self.tokenize(text))
+        return self.handle.encode_tokens(rows)
 
     def encode_layout_json(self, layout: str) -> list:
         """CONDITIONING ``[[context [1, 92, width], {...}]]`` of a widget value (``"[]"``: the empty layout)."""

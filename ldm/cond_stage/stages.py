@@ -31,16 +31,15 @@ Tokens = dict[str, list[list[tuple]]]
 PLACEHOLDER_WIDTH = 1
 
 
-class _NoTextStage(TextHandleState):
-    """A stage whose text is ignored: every prompt is the empty conditioning."""
+class ConditioningStage(TextHandleState):
+    """The CLIP handle's encode interface over a stage that has no pooled output: a subclass
+    says how tokens become the context (:meth:`context`)."""
 
-    TOKENS_KEY = "none"
-
-    def tokenize(self, text: str, return_word_ids: bool = False, **options) -> Tokens:
-        return {self.TOKENS_KEY: [[]]}
+    def context(self, tokens: Tokens) -> torch.Tensor:
+        raise NotImplementedError
 
     def encode_from_tokens(self, tokens: Tokens, return_pooled: bool = False, return_dict: bool = False):
-        cond = torch.zeros(1, 1, PLACEHOLDER_WIDTH)
+        cond = self.context(tokens)
         if return_dict:
             return {"cond": cond, "pooled_output": None}
         return (cond, None) if return_pooled else cond
@@ -50,6 +49,18 @@ class _NoTextStage(TextHandleState):
 
     def encode(self, text: str) -> torch.Tensor:
         return self.encode_from_tokens(self.tokenize(text))
+
+
+class _NoTextStage(ConditioningStage):
+    """A stage whose text is ignored: every prompt is the empty conditioning."""
+
+    TOKENS_KEY = "none"
+
+    def tokenize(self, text: str, return_word_ids: bool = False, **options) -> Tokens:
+        return {self.TOKENS_KEY: [[]]}
+
+    def context(self, tokens: Tokens) -> torch.Tensor:
+        return torch.zeros(1, 1, PLACEHOLDER_WIDTH)
 
 
 class UnconditionalStage(_NoTextStage):
@@ -65,7 +76,7 @@ class UnconditionalStage(_NoTextStage):
         return "UnconditionalStage()"
 
 
-class ClassStage(TextHandleState):
+class ClassStage(ConditioningStage):
     """The class embedder of an ImageNet LDM; tokens are ``{"class": [[(label, 1.0)]]}``."""
 
     TOKENS_KEY = "class"
@@ -111,17 +122,11 @@ class ClassStage(TextHandleState):
                              "use the ClassConditioning node") from None
         return {self.TOKENS_KEY: [[(self.label(index), 1.0)]]}
 
-    def encode_from_tokens(self, tokens: Tokens, return_pooled: bool = False, return_dict: bool = False):
+    def context(self, tokens: Tokens) -> torch.Tensor:
         label = int(tokens[self.TOKENS_KEY][0][0][0])
         weight = self.embedder.embedding.weight
         with torch.no_grad():
-            cond = self.embedder(torch.tensor([label], device=weight.device)).float().cpu()
-        if return_dict:
-            return {"cond": cond, "pooled_output": None}
-        return (cond, None) if return_pooled else cond
-
-    def encode_from_tokens_scheduled(self, tokens: Tokens, add_dict: Mapping | None = None) -> list:
-        return [[self.encode_from_tokens(tokens), {"pooled_output": None, **(add_dict or {})}]]
+            return self.embedder(torch.tensor([label], device=weight.device)).float().cpu()
 
     def encode_class(self, class_index: int) -> list:
         """CONDITIONING ``[[context [1, 1, width], {}]]`` of a class (-1: unconditional)."""

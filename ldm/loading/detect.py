@@ -281,25 +281,26 @@ def _ldm_without_cross_attention(config: UNetConfig) -> str:
                          "one (more in than out)")
 
 
-def _class_conditional(config: UNetConfig, embedding: tuple[int, int]) -> str:
-    classes, width = embedding
+def _cross_attention_ldm(config: UNetConfig, family: str, stage: str, described: str, width: int) -> str:
+    """``family`` when the checkpoint's conditioning ``stage`` (``described`` with its shape) gives
+    the UNet's context width and the UNet is a CompVis LDM one (conv projections, as many input as
+    output channels)."""
     if config.context_dim != width:
-        raise DetectionError(f"the checkpoint's class embedding [{classes}, {width}] does not fit the UNet's "
+        raise DetectionError(f"the checkpoint's {described} does not fit the UNet's "
                              f"{config.context_dim}-wide cross-attention context")
     if config.use_linear_in_transformer or config.in_channels != config.out_channels:
-        raise DetectionError("a class embedding beside a UNet that is not a CompVis LDM one (linear "
+        raise DetectionError(f"a {stage} beside a UNet that is not a CompVis LDM one (linear "
                              "transformer projections or concatenated inputs) is not supported")
-    return "ldm_cin"
+    return family
+
+
+def _class_conditional(config: UNetConfig, embedding: tuple[int, int]) -> str:
+    classes, width = embedding
+    return _cross_attention_ldm(config, "ldm_cin", "class embedding", f"class embedding [{classes}, {width}]", width)
 
 
 def _layout_conditional(config: UNetConfig, width: int) -> str:
-    if config.context_dim != width:
-        raise DetectionError(f"the checkpoint's {width}-wide layout encoder does not fit the UNet's "
-                             f"{config.context_dim}-wide cross-attention context")
-    if config.use_linear_in_transformer or config.in_channels != config.out_channels:
-        raise DetectionError("a layout encoder beside a UNet that is not a CompVis LDM one (linear "
-                             "transformer projections or concatenated inputs) is not supported")
-    return "ldm_layout"
+    return _cross_attention_ldm(config, "ldm_layout", "layout encoder", f"{width}-wide layout encoder", width)
 
 
 def _family(config: UNetConfig, structure: CheckpointStructure, metadata: dict) -> tuple[str, UNetConfig]:

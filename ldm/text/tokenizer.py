@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import gzip
 import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from re import Pattern
 
 import regex
 
@@ -41,6 +43,21 @@ MERGE_COUNT = 49152 - 256 - 2
 _PIECE = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+""")
 _WHITESPACE = regex.compile(r"\s+")
 _SPECIAL = regex.compile(regex.escape(BOS_TEXT) + "|" + regex.escape(EOS_TEXT))
+_SPECIAL_IDS = {BOS_TEXT: BOS_ID, EOS_TEXT: EOS_ID}
+
+
+def split_special_tokens(text: str, specials: Pattern[str] | regex.Pattern, special_ids: Mapping[str, int],
+                         tokenize_plain: Callable[[str], list[int]]) -> list[int]:
+    """Ids of ``text`` where the special tokens ``specials`` matches are written out: each becomes
+    its id from ``special_ids``, the text between them goes to ``tokenize_plain`` (CLIP and the
+    paper's BERT tokenizer both read them so)."""
+    ids: list[int] = []
+    start = 0
+    for special in specials.finditer(text):
+        ids += tokenize_plain(text[start:special.start()])
+        ids.append(special_ids[special.group()])
+        start = special.end()
+    return ids + tokenize_plain(text[start:])
 
 
 def _printable_bytes() -> list[int]:
@@ -117,14 +134,7 @@ class ClipTokenizer:
         return self.tokenize(text)
 
     def tokenize(self, text: str) -> list[int]:
-        ids: list[int] = []
-        start = 0
-        for special in _SPECIAL.finditer(text):
-            ids += self._tokenize_plain(text[start:special.start()])
-            ids.append(BOS_ID if special.group() == BOS_TEXT else EOS_ID)
-            start = special.end()
-        ids += self._tokenize_plain(text[start:])
-        return ids
+        return split_special_tokens(text, _SPECIAL, _SPECIAL_IDS, self._tokenize_plain)
 
     def encode(self, text: str) -> list[int]:
         """``[BOS] + tokenize(text) + [EOS]``."""

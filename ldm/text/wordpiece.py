@@ -40,6 +40,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ldm.text.tokenizer import split_special_tokens
+
 VOCAB_FILE = Path(__file__).with_name("bert_base_uncased_vocab.txt.gz")
 
 VOCAB_SIZE = 30522
@@ -153,14 +155,7 @@ class WordPieceTokenizer:
         return self.tokenize(text)
 
     def tokenize(self, text: str) -> list[int]:
-        ids: list[int] = []
-        start = 0
-        for special in _SPECIAL.finditer(text):
-            ids += self._tokenize_plain(text[start:special.start()])
-            ids.append(_SPECIAL_IDS[special.group()])
-            start = special.end()
-        ids += self._tokenize_plain(text[start:])
-        return ids
+        return split_special_tokens(text, _SPECIAL, _SPECIAL_IDS, self._tokenize_plain)
 
     def encode(self, text: str, max_length: int = MAX_LENGTH) -> list[int]:
         """``[CLS] ids[:max_length - 2] [SEP] [PAD]…``, ``max_length`` long (CompVis' layout)."""

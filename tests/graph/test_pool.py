@@ -13,13 +13,16 @@ from graph.pool import WorkerPool, job_models
 
 
 class FakeChannel:
-    """A worker in a thread: each job takes ``seconds``, then succeeds with its prompt's text."""
+    """A worker in a thread: each job takes ``seconds``, then succeeds with its prompt's text. With
+    ``announces_end`` it says ``executing`` with no node before ``done``, as the real worker does,
+    and pauses between the two (the window a client reading /history at once would fall into)."""
 
-    def __init__(self, worker_id: int, seconds: float = 0.05) -> None:
+    def __init__(self, worker_id: int, seconds: float = 0.05, announces_end: bool = False) -> None:
         self.description = f"fake {worker_id}"
         self.to_worker: queue.Queue = queue.Queue()
         self.from_worker: queue.Queue = queue.Queue()
         self.seconds = seconds
+        self.announces_end = announces_end
         self.running = True
         self.from_worker.put(("ready", {"pid": 1000 + worker_id}))
         threading.Thread(target=self._serve, daemon=True).start()
@@ -31,6 +34,9 @@ class FakeChannel:
                 job = message[1]
                 time.sleep(self.seconds)
                 self.from_worker.put(("event", "executing", {"node": "1", "prompt_id": job["prompt_id"]}))
+                if self.announces_end:
+                    self.from_worker.put(("event", "executing", {"node": None, "prompt_id": job["prompt_id"]}))
+                    time.sleep(0.05)
                 self.from_worker.put(("done", {"status": "success", "outputs": {"1": {"text": ["ok"]}},
                                                "messages": [], "meta": {}}))
             elif message[0] == "stop":
@@ -135,22 +141,6 @@ def test_a_history_write_that_keeps_failing_becomes_the_jobs_error_and_the_pool_
         pool.stop()
 
 
-class EndingChannel(FakeChannel):
-    """A fake worker that, like the real one, says ``executing`` with no node before ``done``."""
-
-    def _serve(self):
-        while self.running:
-            message = self.to_worker.get()
-            if message[0] == "run":
-                job = message[1]
-                time.sleep(self.seconds)
-                self.from_worker.put(("event", "executing", {"node": None, "prompt_id": job["prompt_id"]}))
-                time.sleep(0.05)  # the window a client reading /history at once would fall into
-                self.from_worker.put(("done", {"status": "success", "outputs": {}, "messages": [], "meta": {}}))
-            elif message[0] == "stop":
-                self.running = False
-
-
 def test_a_jobs_end_is_announced_only_once_its_history_is_written(tmp_path):
     store = JobStore(tmp_path / "jobs.sqlite3")
     seen: list[tuple[bool, int]] = []
@@ -160,7 +150,7 @@ def test_a_jobs_end_is_announced_only_once_its_history_is_written(tmp_path):
         if event == "executing" and data.get("node") is None:  # what clients wait for, then read /history
             seen.append((store.history_entry(data["prompt_id"]) is not None, pool.queue_remaining()))
 
-    pool = WorkerPool(store, send, lambda i: EndingChannel(i, 0.05), size=1)
+    pool = WorkerPool(store, send, lambda i: FakeChannel(i, 0.05, announces_end=True), size=1)
     pool.start()
     try:
         store.submit("job", store.next_number(), _prompt("a.safetensors", 0), {}, ["1"])

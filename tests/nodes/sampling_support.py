@@ -94,3 +94,14 @@ def make_runner(base: Path, engine=None, **options) -> NodeRunner:
     options.setdefault("preview_method", "latent2rgb")
     services = Services(folders=folders, options=NodeOptions(**options), engine=engine or Engine(FP32_CPU))
     return NodeRunner(services)
+
+
+def load_tiny_ldm(runner: NodeRunner, layout: str):
+    """CheckpointLoaderSimple's ``(MODEL, CLIP, VAE)`` of the tiny Lightning-style ``.ckpt`` of one of the
+    paper's layouts (``ldm.loading.tiny_ldm``), written into the runner's checkpoints folder."""
+    from ldm.loading.tiny_ldm import write_tiny_ldm_checkpoint
+    from nodes.loaders import CheckpointLoaderSimple
+
+    name = f"tiny-ldm-{layout}.ckpt"
+    write_tiny_ldm_checkpoint(runner.services.folders.model_roots("checkpoints")[0] / name, layout)
+    return runner(CheckpointLoaderSimple().load_checkpoint, name)

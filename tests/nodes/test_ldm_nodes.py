@@ -10,17 +10,20 @@ import torch
 import torch.nn.functional as F
 
 from ldm.loading.checkpoint import load_state_dict
-from ldm.loading.tiny_ldm import write_tiny_ldm_checkpoint
 from ldm.text.layout_handle import build_layout_handle
 from ldm.text.layout_tokens import OPENIMAGES_LAYOUT, class_ids, layout_tokens
 from nodes.conditioning import CLIPTextEncode
 from nodes.latent import EmptyLatentImage
-from nodes.ldm_conditioning import (ClassConditioning, LayoutConditioning, LDMInpaintConditioning,
-                                    LDMSuperResolutionConditioning, SemanticMapConditioning)
-from nodes.loaders import CheckpointLoaderSimple
+from nodes.ldm_conditioning import (
+    ClassConditioning,
+    LayoutConditioning,
+    LDMInpaintConditioning,
+    LDMSuperResolutionConditioning,
+    SemanticMapConditioning,
+)
 from nodes.sampling import KSampler
 from nodes.vae import VAEDecode
-from tests.nodes.sampling_support import make_runner, one_torch_thread  # noqa: F401 (fixture)
+from tests.nodes.sampling_support import load_tiny_ldm, make_runner, one_torch_thread  # noqa: F401 (fixture)
 
 SAMPLERS = ("euler", "ddim_eta", "plms")
 
@@ -28,12 +31,6 @@ SAMPLERS = ("euler", "ddim_eta", "plms")
 @pytest.fixture
 def runner(tmp_path):
     return make_runner(tmp_path)
-
-
-def _load(runner, layout):
-    folder = runner.services.folders.model_roots("checkpoints")[0]
-    write_tiny_ldm_checkpoint(folder / f"tiny-ldm-{layout}.ckpt", layout)
-    return runner(CheckpointLoaderSimple().load_checkpoint, f"tiny-ldm-{layout}.ckpt")
 
 
 def _sample(runner, model, positive, negative, latent, sampler, cfg=2.0):
@@ -64,7 +61,7 @@ class UNetInputs:
 @pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("layout", ["uncond", "churches", "txt2img"])
 def test_text_graph_samples_an_image(runner, layout, sampler):
-    model, clip, vae = _load(runner, layout)
+    model, clip, vae = load_tiny_ldm(runner, layout)
     (positive,) = runner(CLIPTextEncode().encode, clip, "a church in the mountains")
     (negative,) = runner(CLIPTextEncode().encode, clip, "")
     (latent,) = runner(EmptyLatentImage().generate, 64, 64, 1)
@@ -76,7 +73,7 @@ def test_text_graph_samples_an_image(runner, layout, sampler):
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_class_conditioning_samples_an_image(runner, sampler):
-    model, clip, vae = _load(runner, "cin")
+    model, clip, vae = load_tiny_ldm(runner, "cin")
     (positive,) = runner(ClassConditioning().encode, clip, 207)
     (negative,) = runner(ClassConditioning().encode, clip, -1)
     (latent,) = runner(EmptyLatentImage().generate, 32, 32, 1)
@@ -85,7 +82,7 @@ def test_class_conditioning_samples_an_image(runner, sampler):
 
 
 def test_class_context_is_the_embedding_row(runner):
-    model, clip, _ = _load(runner, "cin")
+    model, clip, _ = load_tiny_ldm(runner, "cin")
     table = clip.embedder.embedding.weight.detach().float()
     (positive,) = runner(ClassConditioning().encode, clip, 207)
     (negative,) = runner(ClassConditioning().encode, clip, -1)
@@ -124,7 +121,7 @@ def _run_concat(runner, model, vae, positive, negative, latent, expected):
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_super_resolution_samples_four_times_the_input(runner, sampler):
-    model, clip, vae = _load(runner, "sr")
+    model, clip, vae = load_tiny_ldm(runner, "sr")
     (empty,) = runner(CLIPTextEncode().encode, clip, "")
     low_res = _image(16, 16)
     positive, negative, latent = runner(LDMSuperResolutionConditioning().encode, empty, empty, low_res)
@@ -133,7 +130,7 @@ def test_super_resolution_samples_four_times_the_input(runner, sampler):
 
 
 def test_super_resolution_concatenates_the_low_res_image(runner):
-    model, clip, vae = _load(runner, "sr")
+    model, clip, vae = load_tiny_ldm(runner, "sr")
     (empty,) = runner(CLIPTextEncode().encode, clip, "")
     low_res = _image(16, 16)
     positive, negative, latent = runner(LDMSuperResolutionConditioning().encode, empty, empty, low_res)
@@ -143,7 +140,7 @@ def test_super_resolution_concatenates_the_low_res_image(runner):
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_inpainting_samples_and_concatenates_masked_latent_then_mask(runner, sampler):
-    model, clip, vae = _load(runner, "inpaint")
+    model, clip, vae = load_tiny_ldm(runner, "inpaint")
     (empty,) = runner(CLIPTextEncode().encode, clip, "")
     image = _image(64, 64, seed=1)
     mask = torch.zeros(1, 64, 64)
@@ -163,7 +160,7 @@ def test_inpainting_samples_and_concatenates_masked_latent_then_mask(runner, sam
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_semantic_map_samples_and_concatenates_the_rescaled_one_hot(runner, sampler):
-    model, clip, vae = _load(runner, "semantic")
+    model, clip, vae = load_tiny_ldm(runner, "semantic")
     (empty,) = runner(CLIPTextEncode().encode, clip, "")
     labels = torch.randint(0, 182, (1, 32, 32), generator=torch.Generator().manual_seed(2))
     segmentation = (labels.float() / 255.0)[..., None].expand(1, 32, 32, 3)
@@ -182,7 +179,7 @@ def test_semantic_map_samples_and_concatenates_the_rescaled_one_hot(runner, samp
 
 
 def test_concat_model_without_its_conditioning_says_which_node(runner):
-    model, clip, _ = _load(runner, "sr")
+    model, clip, _ = load_tiny_ldm(runner, "sr")
     (empty,) = runner(CLIPTextEncode().encode, clip, "")
     (latent,) = runner(EmptyLatentImage().generate, 32, 32, 1)
     with pytest.raises(Exception, match="LDMSuperResolutionConditioning"):
@@ -190,13 +187,13 @@ def test_concat_model_without_its_conditioning_says_which_node(runner):
 
 
 def test_class_node_refuses_another_models_clip(runner):
-    _, clip, _ = _load(runner, "uncond")
+    _, clip, _ = load_tiny_ldm(runner, "uncond")
     with pytest.raises(TypeError, match="class-conditional"):
         ClassConditioning().encode(clip, 3)
 
 
 def test_class_conditioning_by_name(runner):
-    _, clip, _ = _load(runner, "cin")
+    _, clip, _ = load_tiny_ldm(runner, "cin")
     (by_index,) = runner(ClassConditioning().encode, clip, 207)
     (by_name,) = runner(ClassConditioning().encode, clip, 0, "Golden Retriever")
     torch.testing.assert_close(by_name[0][0], by_index[0][0])
@@ -218,7 +215,7 @@ def test_layout_node_declares_the_widget_with_the_openimages_labels():
 
 @pytest.mark.parametrize("sampler", ["euler", "plms"])
 def test_layout_conditioning_samples_an_image(runner, sampler):
-    model, clip, vae = _load(runner, "layout")
+    model, clip, vae = load_tiny_ldm(runner, "layout")
     (positive,) = runner(LayoutConditioning().encode, clip, LAYOUT)
     (negative,) = runner(LayoutConditioning().encode, clip, "[]")
     assert positive[0][0].shape == negative[0][0].shape == (1, 92, 32)
@@ -228,7 +225,7 @@ def test_layout_conditioning_samples_an_image(runner, sampler):
 
 
 def test_layout_context_is_the_encoders_output_for_the_boxes_tokens(runner):
-    model, clip, _ = _load(runner, "layout")
+    model, clip, _ = load_tiny_ldm(runner, "layout")
     # the expected contexts from the file's own weights and taming's token rules, apart from the node
     folder = runner.services.folders.model_roots("checkpoints")[0]
     handle = build_layout_handle(load_state_dict(folder / "tiny-ldm-layout.ckpt")[0])
@@ -260,9 +257,9 @@ def test_layout_context_is_the_encoders_output_for_the_boxes_tokens(runner):
 
 
 def test_layout_node_names_unknown_labels_and_refuses_another_models_clip(runner):
-    _, clip, _ = _load(runner, "layout")
+    _, clip, _ = load_tiny_ldm(runner, "layout")
     with pytest.raises(ValueError, match=r"unknown layout label\(s\) 'Unicorn'.*label list"):
         LayoutConditioning().encode(clip, '[{"label": "Unicorn", "x": 0, "y": 0, "w": 1, "h": 1}]')
-    _, cin_clip, _ = _load(runner, "cin")
+    _, cin_clip, _ = load_tiny_ldm(runner, "cin")
     with pytest.raises(TypeError, match="layout-to-image"):
         LayoutConditioning().encode(cin_clip, "[]")

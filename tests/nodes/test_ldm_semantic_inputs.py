@@ -11,7 +11,6 @@ import torch
 from ldm.cond_stage.coco_stuff import coco_stuff_label, coco_stuff_names
 from ldm.cond_stage.palette import MAX_COLOUR_DISTANCE, palette_colours
 from ldm.cond_stage.palette import main as write_legend
-from ldm.loading.tiny_ldm import write_tiny_ldm_checkpoint
 from nodes.conditioning import CLIPTextEncode
 from nodes.custom_sampling import (
     BasicScheduler,
@@ -23,10 +22,9 @@ from nodes.custom_sampling import (
 )
 from nodes.latent import EmptyLatentImage
 from nodes.ldm_conditioning import ClassConditioning, LDMSuperResolutionConditioning, SemanticMapConditioning
-from nodes.loaders import CheckpointLoaderSimple
 from nodes.sampling import KSampler
 from nodes.vae import VAEDecode
-from tests.nodes.sampling_support import make_runner, one_torch_thread  # noqa: F401 (fixture)
+from tests.nodes.sampling_support import load_tiny_ldm, make_runner, one_torch_thread  # noqa: F401 (fixture)
 
 SEA, MOUNTAIN, CLOUDS, SKY = 154, 134, 105, 156
 
@@ -34,12 +32,6 @@ SEA, MOUNTAIN, CLOUDS, SKY = 154, 134, 105, 156
 @pytest.fixture
 def runner(tmp_path):
     return make_runner(tmp_path)
-
-
-def _load(runner, layout):
-    folder = runner.services.folders.model_roots("checkpoints")[0]
-    write_tiny_ldm_checkpoint(folder / f"tiny-ldm-{layout}.ckpt", layout)
-    return runner(CheckpointLoaderSimple().load_checkpoint, f"tiny-ldm-{layout}.ckpt")
 
 
 def _random_labels(seed=2, size=32):
@@ -77,7 +69,7 @@ def test_legend_is_written(tmp_path):
 
 
 def test_palette_map_gives_the_label_value_maps_concat(runner):
-    _, clip, _ = _load(runner, "semantic")
+    _, clip, _ = load_tiny_ldm(runner, "semantic")
     labels = _random_labels()
     expected, _, expected_latent = _concat(runner, clip, segmentation=_label_values(labels))
     positive, negative, latent = _concat(runner, clip, segmentation=_palette_image(labels),
@@ -92,7 +84,7 @@ def test_palette_map_gives_the_label_value_maps_concat(runner):
 
 
 def test_mask_set_gives_the_label_maps_concat(runner):
-    _, clip, _ = _load(runner, "semantic")
+    _, clip, _ = load_tiny_ldm(runner, "semantic")
     labels = torch.full((1, 32, 32), SKY)
     masks = torch.zeros(3, 32, 32)
     masks[0, 20:, :] = 0.9  # sea below row 20
@@ -112,7 +104,7 @@ def test_mask_set_gives_the_label_maps_concat(runner):
 
 
 def test_semantic_input_errors(runner):
-    _, clip, _ = _load(runner, "semantic")
+    _, clip, _ = load_tiny_ldm(runner, "semantic")
     (empty,) = runner(CLIPTextEncode().encode, clip, "")
     node = SemanticMapConditioning()
     masks = torch.ones(2, 16, 16)
@@ -141,7 +133,7 @@ def _decode(runner, vae, samples):
 
 
 def test_sampler_custom_drives_the_class_conditional_model_as_ksampler_does(runner):
-    model, clip, vae = _load(runner, "cin")
+    model, clip, vae = load_tiny_ldm(runner, "cin")
     (positive,) = runner(ClassConditioning().encode, clip, 207)
     (negative,) = runner(ClassConditioning().encode, clip, -1)
     (latent,) = runner(EmptyLatentImage().generate, 32, 32, 1)
@@ -157,7 +149,7 @@ def test_sampler_custom_drives_the_class_conditional_model_as_ksampler_does(runn
 
 
 def test_sampler_custom_advanced_drives_the_super_resolution_model_with_its_concat(runner):
-    model, clip, vae = _load(runner, "sr")
+    model, clip, vae = load_tiny_ldm(runner, "sr")
     (empty,) = runner(CLIPTextEncode().encode, clip, "")
     low_res = torch.rand(1, 16, 16, 3, generator=torch.Generator().manual_seed(4))
     positive, negative, latent = runner(LDMSuperResolutionConditioning().encode, empty, empty, low_res)

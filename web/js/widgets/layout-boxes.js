@@ -5,13 +5,13 @@
 // writes the JSON value (layout-boxes-model.js) into the document, so it is queued and saved like
 // any STRING. All geometry is in graph units, so it works at every zoom.
 
-import { paintRow, roundRect, fitText } from './paint.js';
+import { paintButton, paintRow, fitText } from './paint.js';
 import {
   widgetParts, parseLayout, serializeLayout, aspectFrom, inside, toImage, boxAt, movedBox, spannedBox,
   cornerPoint, oppositeCorner, labelColor,
 } from './layout-boxes-model.js';
 import { isTyping } from '../ui/dom.js';
-import { ERROR, FONT, TEXT, TEXT_DIM, WIDGET_BORDER } from '../view/theme.js';
+import { ERROR, FONT, TEXT_DIM, WIDGET_BORDER } from '../view/theme.js';
 
 const AREA_BG = '#141417';
 const GUIDE = '#26262c';
@@ -55,7 +55,7 @@ export class LayoutBoxesWidget {
     const caption = selected >= 0 ? 'box label' : 'new boxes';
     const label = selected >= 0 ? boxes[selected].label : this.#labelFor(w.node.id, w.index, boxes, w.def);
     paintRow(ctx, { ...w, rect: offset(parts.picker, w.rect.x, w.rect.y), label: caption, hover: false }, { value: `${label} ▾` });
-    this.#drawClear(ctx, w, offset(parts.clear, w.rect.x, w.rect.y));
+    paintButton(ctx, offset(parts.clear, w.rect.x, w.rect.y), 'clear', { lowDetail: w.lowDetail });
     const area = offset(parts.area, w.rect.x, w.rect.y);
     ctx.save();
     ctx.fillStyle = AREA_BG;
@@ -78,18 +78,6 @@ export class LayoutBoxesWidget {
     ctx.strokeStyle = WIDGET_BORDER;
     ctx.lineWidth = 1;
     ctx.strokeRect(area.x, area.y, area.w, area.h);
-  }
-
-  #drawClear(ctx, w, rect) {
-    roundRect(ctx, rect.x, rect.y, rect.w, rect.h, rect.h / 2);
-    ctx.fillStyle = '#2f333c';
-    ctx.fill();
-    if (w.lowDetail) return;
-    ctx.font = FONT;
-    ctx.fillStyle = TEXT;
-    ctx.textAlign = 'center';
-    ctx.textBaseline = 'middle';
-    ctx.fillText('clear', rect.x + rect.w / 2, rect.y + rect.h / 2);
   }
 
   #drawGuides(ctx, area) {

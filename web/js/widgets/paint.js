@@ -10,6 +10,19 @@ export function roundRect(ctx, x, y, w, h, r) {
   ctx.roundRect(x, y, w, h, r);
 }
 
+/** A pill-shaped button with a centred label in `rect` (the upload button, the layout editor's clear). */
+export function paintButton(ctx, rect, label, { hover = false, lowDetail = false } = {}) {
+  roundRect(ctx, rect.x, rect.y, rect.w, rect.h, rect.h / 2);
+  ctx.fillStyle = hover ? '#3a3f4a' : '#2f333c';
+  ctx.fill();
+  if (lowDetail) return;
+  ctx.font = FONT;
+  ctx.fillStyle = TEXT;
+  ctx.textAlign = 'center';
+  ctx.textBaseline = 'middle';
+  ctx.fillText(label, rect.x + rect.w / 2, rect.y + rect.h / 2);
+}
+
 /** Cut `text` with an ellipsis so it fits `maxWidth`. */
 export function fitText(ctx, text, maxWidth) {
   if (maxWidth <= 0) return '';

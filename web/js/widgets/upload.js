@@ -1,21 +1,11 @@
 // The image upload button that follows an `image_upload` combo (LoadImage): pick a file, send it to
 // POST /upload/image, select it in the combo. The node shows the selected image as a thumbnail.
 
-import { roundRect } from './paint.js';
-import { FONT, TEXT } from '../view/theme.js';
+import { paintButton } from './paint.js';
 
 export const uploadWidget = {
   draw(ctx, w) {
-    const { x, y, w: width, h } = w.rect;
-    roundRect(ctx, x, y, width, h, h / 2);
-    ctx.fillStyle = w.hover ? '#3a3f4a' : '#2f333c';
-    ctx.fill();
-    if (w.lowDetail) return;
-    ctx.font = FONT;
-    ctx.fillStyle = TEXT;
-    ctx.textAlign = 'center';
-    ctx.textBaseline = 'middle';
-    ctx.fillText('Choose an image to upload…', x + width / 2, y + h / 2);
+    paintButton(ctx, w.rect, 'Choose an image to upload…', { hover: w.hover, lowDetail: w.lowDetail });
   },
 
   // The file chooser opens on release: browsers allow it only with a user activation, which a
