@@ -68,9 +68,15 @@ _CLASS_OF = {**{n: CONVOLUTION for n in _CONVOLUTION_OPS}, **{n: LINEAR for n in
              **{n: ELEMENTWISE for n in _ELEMENTWISE_OPS}}
 
 
+#: Ops outside ``aten``: oneDNN's convolution and linear with packed weights (``ldm.networks.onednn``).
+_OTHER_NAMESPACE_OPS = {"mkldnn::_convolution_pointwise": CONVOLUTION, "mkldnn::_linear_pointwise": LINEAR}
+
+
 def op_class(name: str) -> str | None:
     """The class of an aten op by name; None for ops that only take the class of their caller
     (views, allocations, anything unlisted) — those count as "other" where nothing calls them."""
+    if name in _OTHER_NAMESPACE_OPS:
+        return _OTHER_NAMESPACE_OPS[name]
     if not name.startswith("aten::"):
         return None
     return _CLASS_OF.get(name.removeprefix("aten::"))
@@ -166,7 +172,7 @@ def moved_bytes(name: str, shapes: Sequence, element_size: int, upsampled: Seque
 def op_work(name: str, shapes: Sequence, concrete: Sequence | None, element_size: int) -> tuple[int, int]:
     """(FLOPs, bytes moved) of one outermost op of a class, from its recorded input shapes and
     concrete scalar/list arguments (``concrete`` may be None: defaults are assumed)."""
-    op = name.removeprefix("aten::")
+    op = name.removeprefix("aten::").removeprefix("mkldnn::")
     concrete = list(concrete or []) + [None] * 10
     kind = op_class(name)
 
@@ -177,11 +183,11 @@ def op_work(name: str, shapes: Sequence, concrete: Sequence | None, element_size
         return conv_flops(shapes[0], shapes[1], arg(3, 1), arg(4, 0), arg(5, 1)), 0
     if op in ("convolution", "_convolution", "cudnn_convolution"):  # (x, w, b, stride, padding, dilation, transposed)
         return conv_flops(shapes[0], shapes[1], arg(3, 1), arg(4, 0), arg(5, 1), bool(arg(6, False))), 0
-    if op == "mkldnn_convolution":  # (x, w, b, padding, stride, dilation, groups)
+    if op in ("mkldnn_convolution", "_convolution_pointwise"):  # (x, w, b, padding, stride, dilation, groups)
         return conv_flops(shapes[0], shapes[1], arg(4, 1), arg(3, 0), arg(5, 1)), 0
     if op == "conv_transpose2d":
         return conv_flops(shapes[0], shapes[1], transposed=True), 0
-    if op == "linear":
+    if op in ("linear", "_linear_pointwise"):  # (x, w, b, ...)
         return linear_flops(shapes[0], shapes[1]), 0
     if op in ("matmul", "mm", "bmm"):
         return matmul_flops(shapes[0], shapes[1]), 0

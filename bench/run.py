@@ -47,7 +47,7 @@ class Plan:
     diffusers_channels_last: bool = False
 
 
-CPU_PLAN = Plan(families=("sd15",), size={"sd15": 256}, steps=4, repeats=2, t2i_repeats=2, fp32_repeats=1,
+CPU_PLAN = Plan(families=("sd15",), size={"sd15": 256}, steps=4, repeats=5, t2i_repeats=2, fp32_repeats=1,
                 probe_steps=1, probe_modes=("normalvram",), diffusers_channels_last=True)
 GPU_PLAN = Plan(families=("sd15", "sdxl"), size={"sd15": 512, "sdxl": 1024}, steps=20, repeats=10, t2i_repeats=2,
                 fp32_repeats=0, probe_steps=8, probe_modes=("normalvram", "lowvram", "novram"),
@@ -158,13 +158,22 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
     weft.unet_step(latent), theirs.unet_step(latent)  # warm-up (allocator, oneDNN/cuDNN plans)
     ours, base = interleaved(lambda: weft.unet_step(latent), lambda: theirs.unet_step(latent), plan.repeats)
     results.add(name, "UNet CFG step", ours, base, "s", f"{size}², batch 2, {dtype}")
+    theirs_best = base
     if plan.diffusers_channels_last:
         theirs.set_channels_last(True)
         theirs.unet_step(latent)
-        cl = best(lambda: theirs.unet_step(latent), plan.repeats)
-        results.add(name, "UNet CFG step", ours, cl, "s",
-                    f"{size}², batch 2, {dtype}, diffusers channels-last")
+        ours_again, cl = interleaved(lambda: weft.unet_step(latent), lambda: theirs.unet_step(latent),
+                                     plan.repeats)
         theirs.set_channels_last(False)
+        results.add(name, "UNet CFG step", ours_again, cl, "s",
+                    f"{size}², batch 2, {dtype}, diffusers channels-last")
+        # Each side's fastest of all its calls (2 × repeats); diffusers' from either layout.
+        label = "channels-last" if cl.seconds < base.seconds else "default layout"
+        ours, theirs_best = Best.of([ours, ours_again]), Best.of([base, cl])
+        results.add(name, "UNet CFG step", ours, theirs_best, "s",
+                    f"{size}², batch 2, {dtype}, diffusers' best configuration (fastest: {label})")
+    if device.type == "cpu":
+        packing_lever(weft, latent, plan, results, name, f"{size}², batch 2, {dtype}", theirs_best)
 
     weft.vae_decode(latent), theirs.vae_decode(latent)
     ours_vae, base_vae = interleaved(lambda: weft.vae_decode(latent), lambda: theirs.vae_decode(latent),
@@ -187,6 +196,8 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
         ours32, base32 = interleaved(lambda: weft.unet_step(latent), lambda: theirs.unet_step(latent),
                                      plan.fp32_repeats)
         results.add(name, "UNet CFG step", ours32, base32, "s", f"{size}², batch 2, float32")
+        packing_lever(weft, latent, plan, results, name, f"{size}², batch 2, float32", base32,
+                      repeats=plan.fp32_repeats)
         results.add(name, f"{dtype} speed-up over float32 (wall)", round(ours32.seconds / ours.seconds, 2),
                     round(base32.seconds / base.seconds, 2), "×", "UNet CFG step time fp32 / default")
         results.add(name, f"{dtype} speed-up over float32 (CPU time)",
@@ -206,7 +217,8 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
         results.add(name, "steps per second", round(1 / fast.seconds, 1), round(1 / base.seconds, 1), "it/s",
                     f"Weft --compile {mode}")
     weft.engine.set_compile(None)
-    results.add(name, "steps per second", round(1 / ours.seconds, 2), round(1 / base.seconds, 2), "it/s", "eager")
+    results.add(name, "steps per second", round(1 / ours.seconds, 2), round(1 / theirs_best.seconds, 2), "it/s",
+                "eager, each side's best configuration")
     weft.release()
     theirs.release()
     del weft, theirs
@@ -235,6 +247,22 @@ def bench_family(name: str, plan: Plan, device: torch.device, results: Results, 
         for side, found in (("weft", ours_probe), ("diffusers", base_probe)):
             if "error" in found:
                 results.notes.append(f"{name} {side} {mode} probe failed: {found['error']}")
+
+
+def packing_lever(weft: WeftSide, latent: int, plan: Plan, results: Results, name: str, setting: str,
+                  theirs: Best, repeats: int | None = None) -> None:
+    """Weft's step with plain weights (``F.conv2d`` / ``F.linear``, the path before packing) beside
+    the packed default, and how far apart their outputs are (relative L2 norm of the difference)."""
+    packed_out = weft.unet_step(latent).value.float()
+    weft.set_packing(False)
+    plain_out = weft.unet_step(latent).value.float()  # also the warm-up of the plain path
+    plain = best(lambda: weft.unet_step(latent), repeats or plan.repeats)
+    weft.set_packing(True)
+    weft.unet_step(latent)
+    results.add(name, "UNet CFG step", plain, theirs, "s", f"{setting}, Weft with plain weights (packing off)")
+    difference = float(f"{((packed_out - plain_out).norm() / plain_out.norm()).item():.3g}")
+    results.add(name, "relative difference, packed vs plain weights", difference, None, "",
+                f"{setting}: ‖packed − plain‖ / ‖plain‖ of the UNet output")
 
 
 def roofline(quick: bool, out: str, readme: bool) -> None:

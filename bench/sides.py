@@ -86,6 +86,11 @@ class WeftSide:
         self.engine.compute = replace(self.compute, dtype=dtype, vae_dtype=dtype)
         self.vae.dtype = dtype
 
+    def set_packing(self, on: bool) -> None:
+        """oneDNN-packed conv weights on (the default on the CPU) or off (plain ``F.conv2d``)."""
+        self.engine.unload_all()
+        self.engine.compute = replace(self.compute, pack_weights=on)
+
     def _label(self, pooled, size: int):
         return sdxl_label(pooled, width=size, height=size) if pooled is not None else None
 

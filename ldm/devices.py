@@ -64,6 +64,7 @@ class ComputeSettings:
     vae_device: torch.device | None = None  # None = ``device``
     vae_fallback_dtype: torch.dtype = torch.float32  # a non-finite VAE result is redone in this
     channels_last: bool = False  # conv weights and activations in NHWC memory layout
+    pack_weights: bool = True  # on the CPU, conv and linear weights in oneDNN's layout (ldm.networks.onednn)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", torch.device(self.device))

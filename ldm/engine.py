@@ -32,6 +32,7 @@ from ldm.devices import ComputeSettings, detect_compute, total_memory_bytes
 from ldm.memory import MemoryManager, MemoryOptions, Placement, VramMode, admission
 from ldm.memory.plan import unet_inference_bytes
 from ldm.memory.text_cache import TextEncodeCache
+from ldm.networks import onednn
 from ldm.networks.ops import SlicedAttention
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class Engine:
         if memory is None:
             memory = MemoryOptions(mode=VramMode.CPU if self.compute.device.type == "cpu" else VramMode.NORMAL)
         self.memory = manager if manager is not None else MemoryManager(memory)
+        self._packing_works: dict[torch.dtype, bool] = {}  # checked once per dtype (onednn.packing_works)
         self.set_compile(compile_mode)
         self.text_cache = TextEncodeCache(text_cache_entries)
 
@@ -152,11 +154,27 @@ class Engine:
             return dtype == torch.bfloat16
         return self.compute.channels_last or (self.compile_mode is not None and device.type == "cuda")
 
-    def unet_placement(self, module: torch.nn.Module | None = None, device: torch.device | None = None) -> Placement:
-        """Where a UNet runs: ``device`` (a MODEL's own choice) or the compute device."""
+    def _pack_weights(self, device: torch.device, weight_dtype: torch.dtype | None) -> bool:
+        """Conv and linear weights packed for oneDNN (``ldm.networks.onednn``): on the CPU, in bf16 or fp32
+        weights, where this PyTorch build was checked to compute them right; not under
+        ``torch.compile``, which traces the plain layers."""
+        if (device.type != "cpu" or not self.compute.pack_weights or self.compile_mode is not None
+                or weight_dtype not in onednn.PACKABLE_DTYPES):
+            return False
+        if weight_dtype not in self._packing_works:
+            self._packing_works[weight_dtype] = onednn.packing_works(weight_dtype)
+        return self._packing_works[weight_dtype]
+
+    def unet_placement(self, module: torch.nn.Module | None = None, device: torch.device | None = None, *,
+                       compiled: bool = False, compute_dtype: torch.dtype | None = None) -> Placement:
+        """Where a UNet runs: ``device`` (a MODEL's own choice) or the compute device. Weights are
+        packed only where they are computed in their own dtype (a packed weight cast per call would
+        be unpacked per call)."""
         device = self.compute.device if device is None else torch.device(device)
         dtype = self._unet_weight_dtype(module)
-        return Placement(device, dtype, self._channels_last(device, self.compute.dtype))
+        computes_in = compute_dtype or self.compute.dtype
+        return Placement(device, dtype, self._channels_last(device, self.compute.dtype),
+                         pack_weights=not compiled and dtype == computes_in and self._pack_weights(device, dtype))
 
     def _unet_weight_dtype(self, module: torch.nn.Module | None) -> torch.dtype:
         """``--fp8_*-unet`` storage if asked; fp8 weights (an fp8 file, or UNETLoader's
@@ -180,8 +198,10 @@ class Engine:
         own ``torch.compile`` settings (ComfyUI's ``model_options["torch_compile_kwargs"]``).
         """
         hooks = model.hooks
-        placement = self.unet_placement(model.unet, hooks.compute_device)
+        compiled = self._compiled_for(model.unet, hooks.extra.get(TORCH_COMPILE_KWARGS))
         compute_dtype = hooks.compute_dtype or self.compute.dtype
+        placement = self.unet_placement(model.unet, hooks.compute_device, compiled=compiled is not None,
+                                        compute_dtype=compute_dtype)
         dtype_size = torch.empty((), dtype=self.compute.dtype).element_size()
         inference = (unet_inference_bytes(latent_shape, dtype_size, USAGE_FACTORS.get(model.family, 1.0))
                      if latent_shape is not None else 0)
@@ -189,7 +209,6 @@ class Engine:
             self.admit(inference, f"the {model.family} UNet's activations on latents "
                                   f"{admission.describe_tensor(latent_shape, self.compute.dtype)}",
                        placement.device)
-        compiled = self._compiled_for(model.unet, hooks.extra.get(TORCH_COMPILE_KWARGS))
         with self.memory.use(model.unet, placement, patches=model.patches, inference_bytes=inference,
                              name=f"{model.family} UNet", force_full=self.options.mode is VramMode.GPU_ONLY) as entry:
             set_attention_slicing(model.unet, self._attention_slice_bytes(placement.device, inference))

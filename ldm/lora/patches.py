@@ -33,6 +33,8 @@ from typing import Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
+from ldm.networks.onednn import pack_weight
+
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- adapters
@@ -345,28 +347,56 @@ def patched_weight(weight: torch.Tensor, patches: Iterable[WeightPatch]) -> torc
     return total.to(weight.dtype)
 
 
-def _tensor(module: nn.Module, key: str) -> torch.Tensor:
+def _owner(module: nn.Module, key: str) -> tuple[nn.Module | None, str]:
     owner_name, _, name = key.rpartition(".")
     try:
-        owner = module.get_submodule(owner_name) if owner_name else module
+        return (module.get_submodule(owner_name) if owner_name else module), name
     except AttributeError:
-        owner = None
+        return None, name
+
+
+def _tensor(module: nn.Module, key: str) -> torch.Tensor:
+    owner, name = _owner(module, key)
     found = getattr(owner, name, None)
     if not isinstance(found, torch.Tensor):
         raise KeyError(f"{key!r} is not a weight of {type(module).__name__}")
     return found
 
 
-def apply_patches(module: nn.Module, patches: Patches) -> dict[str, torch.Tensor]:
-    """Write the patches into ``module``'s weights in place; returns backups of the touched ones."""
-    backups: dict[str, torch.Tensor] = {}
+def _packed(module: nn.Module, key: str) -> tuple[nn.Module, torch.Tensor] | None:
+    """The layer and its oneDNN-packed weight when ``key`` is a weight the layer computes with in
+    packed form (a resident CPU convolution, ``ldm.networks.onednn``); None otherwise."""
+    owner, name = _owner(module, key)
+    packed = getattr(owner, "packed_weight", None) if name == "weight" else None
+    return (owner, packed) if packed is not None else None
+
+
+@dataclass(frozen=True)
+class PackedBackup:
+    """A packed weight replaced while patches are applied (the object itself: it is never written)."""
+
+    packed: torch.Tensor
+
+
+def apply_patches(module: nn.Module, patches: Patches) -> dict[str, torch.Tensor | PackedBackup]:
+    """Write the patches into ``module``'s weights in place; returns backups of the touched ones.
+
+    A packed convolution weight is patched by packing the patched values anew (its stored
+    ``weight`` is not what the layer computes with, and is left alone)."""
+    backups: dict[str, torch.Tensor | PackedBackup] = {}
     try:
         for key, found in patches.items():
             if not found:
                 continue
-            tensor = _tensor(module, key)
-            backups[key] = tensor.detach().clone()
+            packed = _packed(module, key)
             with torch.no_grad():
+                if packed is not None:
+                    layer, weight = packed
+                    backups[key] = PackedBackup(weight)
+                    layer.packed_weight = pack_weight(layer, patched_weight(weight.to_dense(), found))
+                    continue
+                tensor = _tensor(module, key)
+                backups[key] = tensor.detach().clone()
                 tensor.copy_(patched_weight(tensor, found))
     except BaseException:
         restore_weights(module, backups)
@@ -374,11 +404,15 @@ def apply_patches(module: nn.Module, patches: Patches) -> dict[str, torch.Tensor
     return backups
 
 
-def restore_weights(module: nn.Module, backups: Mapping[str, torch.Tensor]) -> None:
-    """Copy backed-up weights back, bit for bit."""
+def restore_weights(module: nn.Module, backups: Mapping[str, torch.Tensor | PackedBackup]) -> None:
+    """Copy backed-up weights back, bit for bit (packed ones: put the original packed tensor back)."""
     with torch.no_grad():
         for key, saved in backups.items():
-            _tensor(module, key).copy_(saved)
+            if isinstance(saved, PackedBackup):
+                owner, _ = _owner(module, key)
+                owner.packed_weight = saved.packed
+            else:
+                _tensor(module, key).copy_(saved)
 
 
 @contextlib.contextmanager

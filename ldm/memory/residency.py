@@ -31,7 +31,8 @@ from torch import nn
 from ldm.lora.patches import DiffAdapter, LoraAdapter, WeightPatch, patched_weight
 from ldm.memory.pages import file_mappings, release_file_pages
 from ldm.memory.plan import LoadPlan, UnitSize
-from ldm.networks.ops import StreamableLayer
+from ldm.networks import onednn
+from ldm.networks.ops import PackableLayer, StreamableLayer, computes_with_packed
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Placement:
     device: torch.device
     dtype: torch.dtype | None = None  # floating weights become this; None keeps their stored dtype
     channels_last: bool = False  # 4-D (conv) weights in NHWC layout
+    pack_weights: bool = False  # resident k×k conv and linear weights in oneDNN's layout (CPU; ldm.networks.onednn)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", torch.device(self.device))
@@ -91,6 +93,11 @@ def _get_tensor(layer: nn.Module, name: str) -> torch.Tensor:
     return found if found is not None else layer._buffers[name]
 
 
+def _drop_packed(layer: nn.Module) -> None:
+    if isinstance(layer, PackableLayer):
+        layer.set_packed(None)
+
+
 #: The attribute on a managed module that points (weakly) back at its :class:`LoadedModel`.
 _ENTRY_ATTRIBUTE = "_weft_loaded_model"
 
@@ -117,6 +124,12 @@ class LoadedModel:
         self._by_name = {u.name: u for u in self.units}
         self.originals: dict[str, torch.Tensor] = {
             key: _get_tensor(u.layer, local) for u in self.units for local, key in zip(u.local, u.keys)}
+        # Weights a resident unit keeps only in packed form (conv and linear, ldm.networks.onednn):
+        # the layer's ``weight`` is then the original again and its ``packed_weight`` the one copy.
+        self.packed_keys = frozenset(
+            u.keys[u.local.index("weight")] for u in self.units
+            if placement.pack_weights and "weight" in u.local and computes_with_packed(u.layer)
+            and onednn.packable(u.layer))
         # Code that holds only the module (a MODEL's get_key_patches, the savers) finds the stored
         # weights behind the device copies through this; weak, so a copied module stays copyable.
         model.__dict__[_ENTRY_ATTRIBUTE] = weakref.ref(self)
@@ -143,7 +156,7 @@ class LoadedModel:
         """True when the prepared tensor would be the original itself (costs no device memory)."""
         original = self.originals[key]
         return (original.device == self.placement.device and original.dtype == self._target_dtype(original)
-                and not self.patches.get(key)
+                and not self.patches.get(key) and key not in self.packed_keys
                 and not (self.placement.channels_last and original.ndim == 4
                          and not original.is_contiguous(memory_format=torch.channels_last)))
 
@@ -246,8 +259,7 @@ class LoadedModel:
             for local, key in zip(unit.local, unit.keys):
                 wanted = _signature(patches.get(key))
                 if self._applied.get(key, ()) != wanted:
-                    with torch.no_grad():
-                        _set_tensor(unit.layer, local, self.prepared(key))
+                    self._install(unit, local, key)
                     self._applied[key] = wanted
                     changed.append(key)
         self.repatched_keys += len(changed)
@@ -255,11 +267,21 @@ class LoadedModel:
             self.release_copied_originals()
         return changed
 
-    def _make_resident(self, unit: Unit) -> None:
+    def _install(self, unit: Unit, local: str, key: str) -> None:
+        """Put the prepared tensor of ``key`` on its layer (packed, for the keys that are)."""
         with torch.no_grad():
-            for local, key in zip(unit.local, unit.keys):
-                _set_tensor(unit.layer, local, self.prepared(key))
-                self._applied[key] = _signature(self.patches.get(key))
+            prepared = self.prepared(key)
+            packed = onednn.pack_weight(unit.layer, prepared) if key in self.packed_keys else None
+            if packed is not None:
+                prepared = self.originals[key]
+            _set_tensor(unit.layer, local, prepared)
+            if packed is not None:
+                unit.layer.set_packed(packed)
+
+    def _make_resident(self, unit: Unit) -> None:
+        for local, key in zip(unit.local, unit.keys):
+            self._install(unit, local, key)
+            self._applied[key] = _signature(self.patches.get(key))
         if isinstance(unit.layer, StreamableLayer):
             unit.layer.weight_stream = None
         unit.resident = True
@@ -270,6 +292,7 @@ class LoadedModel:
         for local, key in zip(unit.local, unit.keys):
             _set_tensor(unit.layer, local, self.stream_source(key) if self._pin else self.originals[key])
             self._applied.pop(key, None)
+        _drop_packed(unit.layer)
         unit.layer.weight_stream = self.stream
         unit.resident = False
 
@@ -290,9 +313,10 @@ class LoadedModel:
         self.stream.reset(relearn=set(self.streamed_units) != streamed_before)
 
     def _copied_originals(self, units) -> list[torch.Tensor]:
-        """Originals that another tensor stands in for (a resident copy, or a pinned host copy)."""
+        """Originals that another tensor stands in for (a resident or packed copy, a pinned host copy)."""
         return [self.originals[key] for unit in units for local, key in zip(unit.local, unit.keys)
-                if _get_tensor(unit.layer, local) is not self.originals[key]]
+                if _get_tensor(unit.layer, local) is not self.originals[key]
+                or (unit.resident and key in self.packed_keys)]
 
     def release_copied_originals(self) -> int:
         """Drop the file pages of originals that a copy stands in for (memory-mapped checkpoint
@@ -320,6 +344,7 @@ class LoadedModel:
         for unit in self.units:
             for local, key in zip(unit.local, unit.keys):
                 _set_tensor(unit.layer, local, self.originals[key])
+            _drop_packed(unit.layer)
             if isinstance(unit.layer, StreamableLayer):
                 unit.layer.weight_stream = None
             unit.resident = False

@@ -15,11 +15,14 @@ Nothing is monkeypatched: a model built with another ``Operations`` gets other l
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ldm.networks.onednn import packed_conv, packed_linear
 
 
 def cast_like(tensor: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
@@ -51,20 +54,56 @@ class StreamableLayer:
         return cast_like(weight, x), cast_like(bias, x)
 
 
-class Linear(StreamableLayer, nn.Linear):
+class PackableLayer(StreamableLayer):
+    """A layer that may compute with a oneDNN-packed copy of its weight (``ldm.networks.onednn``).
+
+    The memory manager sets ``packed_weight`` on resident CPU layers; while set (and while
+    ``weight`` is still the parameter it was set beside) it is the weight the layer computes with.
+    """
+
+    packed_weight: torch.Tensor | None = None
+    _packed_beside: weakref.ref | None = None  # the ``weight`` parameter it was set beside
+
+    def set_packed(self, packed: torch.Tensor | None) -> None:
+        self.packed_weight = packed
+        self._packed_beside = None if packed is None else weakref.ref(self._parameters["weight"])
+
+    def current_packed(self) -> torch.Tensor | None:
+        """The packed weight to compute with, or None: never packed, or ``weight`` is not the
+        parameter it was set beside — someone replaced it (ComfyUI's ``set_attr_param``, a training
+        wrapper), and their weight counts until the parameter is put back."""
+        if self.packed_weight is None or self._packed_beside is None:
+            return None
+        return self.packed_weight if self._packed_beside() is self._parameters.get("weight") else None
+
+
+class Linear(PackableLayer, nn.Linear):
     def reset_parameters(self) -> None:  # weights come from a checkpoint
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packed = self.current_packed()
+        if packed is not None:
+            return packed_linear(packed, self.bias, x)
         return F.linear(x, *self.weights_like(x))
 
 
-class Conv2d(StreamableLayer, nn.Conv2d):
+class Conv2d(PackableLayer, nn.Conv2d):
     def reset_parameters(self) -> None:
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packed = self.current_packed()
+        if packed is not None:
+            return packed_conv(self, packed, self.bias, x)
         return self._conv_forward(x, *self.weights_like(x))
+
+
+def computes_with_packed(layer: nn.Module) -> bool:
+    """True for Weft's own Linear / Conv2d whose ``forward`` no subclass replaced: only those read
+    ``packed_weight``. A subclass with its own forward (ComfyUI's ``manual_cast`` layers, a pack's
+    layer) reads ``weight`` itself, so its weight must stay a plain resident tensor."""
+    return type(layer).forward in (Linear.forward, Conv2d.forward)
 
 
 class GroupNorm(StreamableLayer, nn.GroupNorm):

@@ -15,6 +15,8 @@ CPU = torch.device("cpu")
 def test_ops_are_classified_by_aten_name():
     assert r.op_class("aten::conv2d") == r.CONVOLUTION
     assert r.op_class("aten::mkldnn_convolution") == r.CONVOLUTION
+    assert r.op_class("mkldnn::_convolution_pointwise") == r.CONVOLUTION  # packed weights (ldm.networks.onednn)
+    assert r.op_class("mkldnn::_linear_pointwise") == r.LINEAR
     assert r.op_class("aten::addmm") == r.LINEAR and r.op_class("aten::linear") == r.LINEAR
     assert r.op_class("aten::scaled_dot_product_attention") == r.ATTENTION
     assert r.op_class("aten::bmm") == r.ATTENTION and r.op_class("aten::softmax") == r.ATTENTION
@@ -74,6 +76,26 @@ def test_one_profiled_call_is_split_by_class_with_exact_work():
     assert totals[r.NORMALISATION].bytes == 2 * 2 * 16 * 8 * 8 * 4
     assert totals[r.CONVOLUTION].calls == totals[r.LINEAR].calls == totals[r.ATTENTION].calls == 1
     assert all(totals[kind].seconds > 0 for kind in r.COMPUTE_CLASSES + r.MEMORY_CLASSES)
+
+
+def test_layers_with_packed_weights_count_the_same_work():
+    from ldm.networks import onednn
+    from ldm.networks.ops import Operations
+
+    ops = Operations(dtype=torch.float32)
+    conv, linear = ops.Conv2d(8, 16, 3, stride=2, padding=1), ops.Linear(16, 32)
+    with torch.no_grad():
+        for layer in (conv, linear):
+            layer.weight.normal_()
+            layer.bias.zero_()
+            layer.set_packed(onednn.pack_weight(layer, layer.weight))
+    x = torch.randn(2, 8, 16, 16)
+    with torch.inference_mode():
+        totals = r.breakdown(r.profile_call(lambda: linear(conv(x).flatten(2).transpose(1, 2)), CPU),
+                             element_size=4, device_time=False)
+    assert totals[r.CONVOLUTION].calls == 1 and totals[r.LINEAR].calls == 1
+    assert totals[r.CONVOLUTION].flops == 2 * 2 * 16 * 8 * 8 * 8 * 9
+    assert totals[r.LINEAR].flops == 2 * (2 * 64) * 32 * 16
 
 
 def _quick_results() -> dict:

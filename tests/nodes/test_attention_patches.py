@@ -204,7 +204,9 @@ def test_torch_compile_model_runs_the_compiled_unet(setup):
     patched.hooks.extra["torch_compile_kwargs"]["backend"] = recording_backend
     torch._dynamo.reset()
     try:
-        torch.testing.assert_close(sample(patched, steps=1), sample(model, steps=1), atol=1e-5, rtol=1e-5)
+        # A compiled UNet computes its convolutions from plain weights, the eager one from oneDNN-packed
+        # ones (ldm.networks.onednn): the same sums, rounded to the compute dtype at other points.
+        torch.testing.assert_close(sample(patched, steps=1), sample(model, steps=1), atol=1e-2, rtol=1e-2)
     finally:
         torch._dynamo.reset()
     assert compiled_graphs

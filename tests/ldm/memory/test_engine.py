@@ -36,8 +36,10 @@ def test_use_unet_runs_in_the_compute_dtype_and_returns_in_the_callers():
     bf16 = detect_compute("cpu", force_dtype=torch.bfloat16)
     with cpu_engine(bf16).use_unet(handle) as unet:
         out = unet(x, t, context=context)
-        weight = unet.module.input_blocks[0][0].weight
-        assert weight.dtype == torch.bfloat16 and weight.is_contiguous(memory_format=torch.channels_last)
+        conv = unet.module.input_blocks[0][0]  # a 3×3 conv: its one bf16 copy is the oneDNN-packed one
+        assert conv.packed_weight is not None and conv.packed_weight.dtype == torch.bfloat16
+        norm = unet.module.out[0]  # a GroupNorm: a plain bf16 copy
+        assert norm.weight.dtype == torch.bfloat16
     assert out.dtype == torch.float32 and out.is_contiguous()
     with torch.no_grad():
         reference = handle.unet(x.bfloat16(), t, context.bfloat16()).float()
