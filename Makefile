@@ -62,12 +62,23 @@ gl-deps:
 	  fi; \
 	fi
 
+# Two passes. Tests that mostly wait on real server processes, sockets and timeouts run three at a
+# time (pytest-xdist; tests/api took 230 s one at a time and 126 s so on 2 cores); the tests that
+# assert latency under load, and everything else (CPU-bound, or one shared browser), one at a time.
+WAITING_TESTS := tests/api tests/workers tests/clients
+LATENCY_TESTS := tests/api/test_slow_clients.py tests/api/test_serving.py
+# Every other test folder and top-level test file (tests/web, alphabetically last of the folders,
+# stays after the rest).
+SERIAL_TESTS := $(LATENCY_TESTS) $(filter-out $(WAITING_TESTS) tests/__pycache__,$(patsubst %/,%,$(wildcard tests/*/))) \
+	$(wildcard tests/test_*.py)
 test: $(VENV)/.dev-installed browser-deps gl-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3 $(WAITING_TESTS) $(addprefix --ignore=,$(LATENCY_TESTS))
+	$(PY) -m pytest -q $(SERIAL_TESTS)
 
 # The suite without the browser tests, for a quick loop while coding.
 test-fast: $(VENV)/.dev-installed gl-deps
-	$(PY) -m pytest -q -m "not browser"
+	$(PY) -m pytest -q -n 3 -m "not browser" $(WAITING_TESTS) $(addprefix --ignore=,$(LATENCY_TESTS))
+	$(PY) -m pytest -q -m "not browser" $(SERIAL_TESTS)
 
 # The shipped starter model, retrained from scratch (resumable: rerun to continue), and its scores.
 starter-model: $(VENV)/.runtime-installed

@@ -7,6 +7,7 @@ A real server.py on a throw-away base folder with the tiny random checkpoints of
 - overhead: ``TRIVIAL`` jobs that do nothing (a string shown by PreviewAny) queued at once; the same
   clock, per job: HTTP, validation, the durable queue, dispatch, the worker's round trip and the
   history write. ``--workers 0`` (jobs in a thread of the server) is measured beside it.
+``--ray`` measures 1 and 2 workers as Ray actors instead (``--ray auto``; bench/results/throughput-ray.json).
 Timings are wall clock on whatever machine runs it, so only the ratios within one run mean much.
 """
 
@@ -52,8 +53,8 @@ def _trivial(count: int, offset: int = 0) -> list[dict]:
              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}} for n in range(count)]
 
 
-def measure(base: Path, workers: int, jobs: int, trivial: int) -> dict:
-    server = ServerProcess(base, ["--workers", str(workers)]).start(timeout=300)
+def measure(base: Path, workers: int, jobs: int, trivial: int, ray: bool = False) -> dict:
+    server = ServerProcess(base, ["--workers", str(workers)] + (["--ray", "auto"] if ray else [])).start(timeout=300)
     try:
         _queue(server, _txt2img(2, 10_000))  # warm: models loaded, first-call costs paid
         _queue(server, _trivial(5, 10_000))
@@ -61,7 +62,7 @@ def measure(base: Path, workers: int, jobs: int, trivial: int) -> dict:
         overhead = _queue(server, _trivial(trivial))
     finally:
         server.stop()
-    return {"workers": workers, "jobs": jobs, "seconds": round(txt2img, 2),
+    return {"workers": workers, "ray": ray, "jobs": jobs, "seconds": round(txt2img, 2),
             "jobs_per_minute": round(60 * jobs / txt2img, 1),
             "trivial_jobs": trivial, "overhead_ms_per_job": round(1000 * overhead / trivial, 1)}
 
@@ -70,15 +71,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=16)
     parser.add_argument("--trivial", type=int, default=100)
-    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "throughput.json"))
+    parser.add_argument("--ray", action="store_true",
+                        help="workers as Ray actors (--ray auto), 1 and 2 of them; writes throughput-ray.json")
+    parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    out = args.out or str(REPO / "bench" / "results" / ("throughput-ray.json" if args.ray else "throughput.json"))
     base = Path(tempfile.mkdtemp(prefix="weft-throughput-"))
     subprocess.run([sys.executable, "-m", "ldm.tiny", str(base / "models")], cwd=REPO, check=True,
                    capture_output=True)
-    rows = [measure(base, workers, args.jobs, args.trivial) for workers in (0, 1, 2)]
+    counts = (1, 2) if args.ray else (0, 1, 2)
+    rows = [measure(base, workers, args.jobs, args.trivial, args.ray) for workers in counts]
     result = {"cpu_count": os.cpu_count(), "rows": rows, "when": time.strftime("%Y-%m-%d %H:%M")}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

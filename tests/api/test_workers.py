@@ -178,3 +178,16 @@ def test_oversized_latent_and_multi_frame_tiff_are_job_errors(server, base_dir):
     assert entry["status"]["status_str"] == "error" and "GB" in _error_of(entry)["exception_message"]
     assert _worker(server)["restarts"] == restarts  # refused before allocating: the worker never ended
     assert _run(server, preview_prompt("alive"))["outputs"] == {"2": {"text": ["alive"]}}
+
+
+def test_sigterm_ends_the_server_and_its_worker_gracefully(fresh_base_dir):
+    # The suite's teardowns kill servers (ServerProcess.stop); this is the path a user's Ctrl-C or
+    # a service manager's SIGTERM takes: the worker is told to stop and both processes end cleanly.
+    import psutil
+
+    server = ServerProcess(fresh_base_dir).start()
+    worker = psutil.Process(server.get("/system_stats")[1]["workers"][0]["pid"])
+    assert server.shutdown(timeout=30) == 0, server.log()
+    worker.wait(10)  # not the server's child: psutil gives no exit status, only TimeoutExpired if it lingers
+    assert not worker.is_running()
+    assert "Traceback" not in server.log()
