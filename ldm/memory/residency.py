@@ -217,7 +217,8 @@ class LoadedModel:
         if patches:
             tensor = patched_weight(tensor, [dataclasses.replace(p, adapter=self._device_adapter(p.adapter))
                                              for p in patches])
-        if self.placement.channels_last and tensor.ndim == 4:
+        # A weight about to be packed is laid out by the packing itself: no NHWC copy first.
+        if self.placement.channels_last and tensor.ndim == 4 and key not in self.packed_keys:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
 
